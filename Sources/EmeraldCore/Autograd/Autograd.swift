@@ -1,0 +1,85 @@
+/// One recorded op: its inputs and how to push an output gradient into them.
+final class GradFn {
+    let inputs: [Tensor]
+    /// Receives the output's gradient; accumulates into the inputs' grads.
+    let backward: (Tensor) -> Void
+    init(_ inputs: [Tensor], _ backward: @escaping (Tensor) -> Void) {
+        self.inputs = inputs
+        self.backward = backward
+    }
+}
+
+/// Global autograd switch (the engine records from one thread).
+public enum Autograd {
+    /// False inside `withNoGrad`: ops record nothing.
+    public nonisolated(unsafe) static var isEnabled = true
+}
+
+/// Runs `body` without recording a graph (evaluation, sampling).
+public func withNoGrad<R>(_ body: () throws -> R) rethrows -> R {
+    let saved = Autograd.isEnabled
+    Autograd.isEnabled = false
+    defer { Autograd.isEnabled = saved }
+    return try body()
+}
+
+extension Tensor {
+    /// Attaches a backward rule when any input needs gradients.
+    @discardableResult
+    func record(_ inputs: [Tensor], _ backward: @escaping (Tensor) -> Void) -> Tensor {
+        if Autograd.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
+            requiresGrad = true
+            gradFn = GradFn(inputs, backward)
+        }
+        return self
+    }
+
+    /// Adds `g` into this tensor's gradient (allocating it on first use).
+    public func accumulateGrad(_ g: Tensor) {
+        precondition(g.count == count, "gradient shape \(g.shape) does not match \(shape)")
+        guard requiresGrad else { return }
+        if let grad {
+            Kernels.add(grad.data, g.data, into: grad.data, count: count)
+        } else {
+            let c = Tensor(uninitialized: shape)
+            c.data.update(from: g.data, count: count)
+            grad = c
+        }
+    }
+
+    /// Adds `g` into the gradient, allocating a zeroed one if needed, and lets
+    /// `body` write into it directly (avoids a temporary for scatter-style rules).
+    func withGrad(_ body: (UnsafeMutablePointer<Float>) -> Void) {
+        guard requiresGrad else { return }
+        if grad == nil { grad = .zeros(shape) }
+        body(grad!.data)
+    }
+
+    /// Reverse-mode differentiation from this scalar (or from `seed` for non-scalars).
+    public func backward(seed: Tensor? = nil) {
+        precondition(seed != nil || count == 1, "backward() without a seed needs a scalar, shape is \(shape)")
+        // Topological order by iterative DFS (graphs are thousands of nodes deep).
+        var order: [Tensor] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(Tensor, Bool)] = [(self, false)]
+        while let (t, expanded) = stack.popLast() {
+            if expanded { order.append(t); continue }
+            if !visited.insert(ObjectIdentifier(t)).inserted { continue }
+            stack.append((t, true))
+            for p in t.gradFn?.inputs ?? [] where p.requiresGrad && !visited.contains(ObjectIdentifier(p)) {
+                stack.append((p, false))
+            }
+        }
+        accumulateGrad(seed ?? .ones(shape))
+        for t in order.reversed() {
+            guard let fn = t.gradFn, let g = t.grad else { continue }
+            fn.backward(g)
+            // Intermediate gradients are not needed once propagated.
+            t.grad = nil
+            t.gradFn = nil
+        }
+    }
+
+    /// Drops the gradient.
+    public func zeroGrad() { grad = nil }
+}

@@ -1,0 +1,122 @@
+/// Broadcast shape of two shapes (NumPy rules), or nil if incompatible.
+public func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
+    let n = max(a.count, b.count)
+    var out = [Int](repeating: 1, count: n)
+    for i in 0..<n {
+        let da = i < n - a.count ? 1 : a[i - (n - a.count)]
+        let db = i < n - b.count ? 1 : b[i - (n - b.count)]
+        if da != db && da != 1 && db != 1 { return nil }
+        out[i] = da == 1 ? db : da
+    }
+    return out
+}
+
+/// Element strides of `shape` seen inside `outShape` (0 along broadcast dims).
+func broadcastStrides(_ shape: [Int], in outShape: [Int]) -> [Int] {
+    var strides = [Int](repeating: 0, count: outShape.count)
+    var s = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+        let o = i + outShape.count - shape.count
+        strides[o] = shape[i] == 1 ? 0 : s
+        s *= shape[i]
+    }
+    return strides
+}
+
+/// Calls `body(outIndex, srcIndex)` for every element of `outShape`.
+@inline(__always)
+func forEachBroadcast(_ outShape: [Int], _ strides: [Int], _ body: (Int, Int) -> Void) {
+    let n = outShape.reduce(1, *)
+    if n == 0 { return }
+    var idx = [Int](repeating: 0, count: outShape.count)
+    var src = 0
+    for o in 0..<n {
+        body(o, src)
+        var d = outShape.count - 1
+        while d >= 0 {
+            idx[d] += 1
+            src += strides[d]
+            if idx[d] < outShape[d] { break }
+            src -= strides[d] * idx[d]
+            idx[d] = 0
+            d -= 1
+        }
+    }
+}
+
+extension Tensor {
+    /// Materialises this tensor broadcast to `outShape`.
+    public func expand(to outShape: [Int]) -> Tensor {
+        if shape == outShape { return self }
+        precondition(broadcastShape(shape, outShape) == outShape, "cannot broadcast \(shape) to \(outShape)")
+        let out = Tensor(uninitialized: outShape)
+        let src = data, dst = out.data
+        if count == 1 {
+            dst.update(repeating: src[0], count: out.count)
+        } else if Array(outShape.suffix(rank)) == shape {
+            for r in 0..<(out.count / count) { (dst + r * count).update(from: src, count: count) }
+        } else {
+            forEachBroadcast(outShape, broadcastStrides(shape, in: outShape)) { o, s in dst[o] = src[s] }
+        }
+        return out.record([self]) { g in self.accumulateGrad(g.sum(toShape: self.shape)) }
+    }
+
+    /// Sums a broadcast gradient back down to `target` (inverse of `expand`).
+    public func sum(toShape target: [Int]) -> Tensor {
+        if shape == target { return self }
+        let out = Tensor.zeros(target)
+        let src = data, dst = out.data
+        let tCount = out.count
+        if Array(shape.suffix(target.count)) == target && target.reduce(1, *) == tCount {
+            for r in 0..<(count / tCount) { Kernels.axpy(1, src + r * tCount, dst, tCount) }
+        } else {
+            forEachBroadcast(shape, broadcastStrides(target, in: shape)) { o, t in dst[t] += src[o] }
+        }
+        return out.record([self]) { g in self.accumulateGrad(g.expand(to: self.shape)) }
+    }
+
+    /// Elementwise op with broadcasting; `da`/`db` give each side's gradient
+    /// before reduction, from (a, b, g) at the broadcast shape.
+    func binary(_ other: Tensor, _ f: (F16, F16) -> F16,
+                da: @escaping (F16, F16, F16) -> F16, db: @escaping (F16, F16, F16) -> F16) -> Tensor {
+        guard let outShape = broadcastShape(shape, other.shape) else {
+            preconditionFailure("shapes \(shape) and \(other.shape) do not broadcast")
+        }
+        let a = withNoGrad { self.expand(to: outShape) }
+        let b = withNoGrad { other.expand(to: outShape) }
+        let out = Tensor(uninitialized: outShape)
+        Kernels.zip(a.data, b.data, out.data, out.count, f)
+        return out.record([self, other]) { g in
+            if self.requiresGrad {
+                let d = Tensor(uninitialized: outShape)
+                Kernels.zip3(a.data, b.data, g.data, d.data, d.count, da)
+                self.accumulateGrad(withNoGrad { d.sum(toShape: self.shape) })
+            }
+            if other.requiresGrad {
+                let d = Tensor(uninitialized: outShape)
+                Kernels.zip3(a.data, b.data, g.data, d.data, d.count, db)
+                other.accumulateGrad(withNoGrad { d.sum(toShape: other.shape) })
+            }
+        }
+    }
+
+    /// a + b (broadcasting).
+    public static func + (a: Tensor, b: Tensor) -> Tensor {
+        a.binary(b, { $0 + $1 }, da: { _, _, g in g }, db: { _, _, g in g })
+    }
+
+    /// a − b (broadcasting).
+    public static func - (a: Tensor, b: Tensor) -> Tensor {
+        a.binary(b, { $0 - $1 }, da: { _, _, g in g }, db: { _, _, g in -g })
+    }
+
+    /// a · b elementwise (broadcasting).
+    public static func * (a: Tensor, b: Tensor) -> Tensor {
+        a.binary(b, { $0 * $1 }, da: { _, b, g in g * b }, db: { a, _, g in g * a })
+    }
+
+    /// a / b elementwise (broadcasting).
+    public static func / (a: Tensor, b: Tensor) -> Tensor {
+        a.binary(b, { $0 / $1 }, da: { _, b, g in g / b }, db: { a, b, g in -g * a / (b * b) })
+    }
+}

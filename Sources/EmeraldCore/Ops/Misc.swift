@@ -1,0 +1,68 @@
+extension Tensor {
+    /// Replaces elements where `mask` is non-zero by `value`. `mask`'s shape
+    /// must equal this tensor's trailing dimensions (e.g. a `[T, T]` causal
+    /// mask over `[B, H, T, T]` scores).
+    public func maskedFill(_ mask: Tensor, _ value: Float) -> Tensor {
+        precondition(Array(shape.suffix(mask.rank)) == mask.shape, "mask \(mask.shape) does not fit \(shape)")
+        let out = copy()
+        let m = mask.count
+        for r in 0..<(count / Swift.max(m, 1)) {
+            for i in 0..<m where mask.data[i] != 0 { out.data[r * m + i] = value }
+        }
+        return out.record([self]) { g in
+            let dx = g.copy()
+            for r in 0..<(self.count / Swift.max(m, 1)) {
+                for i in 0..<m where mask.data[i] != 0 { dx.data[r * m + i] = 0 }
+            }
+            self.accumulateGrad(dx)
+        }
+    }
+
+    /// Inverted dropout: zeroes each element with probability `p` and scales
+    /// the rest by 1/(1−p). Identity when `p == 0`.
+    public func dropout(_ p: Float, using rng: inout RandomGenerator) -> Tensor {
+        precondition(p >= 0 && p < 1, "dropout probability must be in [0, 1), got \(p)")
+        if p == 0 { return self }
+        let keep = Tensor(uninitialized: shape)
+        let scale = 1 / (1 - p)
+        for i in 0..<count { keep.data[i] = rng.nextFloat() < p ? 0 : scale }
+        let out = Tensor(uninitialized: shape)
+        Kernels.zip(data, keep.data, out.data, count) { $0 * $1 }
+        return out.record([self]) { g in
+            let dx = Tensor(uninitialized: self.shape)
+            Kernels.zip(g.data, keep.data, dx.data, self.count) { $0 * $1 }
+            self.accumulateGrad(dx)
+        }
+    }
+
+    /// Causal mask: 1 above the diagonal (positions a query may not see).
+    public static func causalMask(_ n: Int) -> Tensor {
+        let t = zeros([n, n])
+        for i in 0..<n { for j in (i + 1)..<Swift.max(n, i + 1) { t.data[i * n + j] = 1 } }
+        return t
+    }
+}
+
+/// Sampling helpers on a probability or logit row (no autograd).
+public enum Sampling {
+    /// Indices and values of the `k` largest entries, largest first.
+    public static func topK(_ row: [Float], _ k: Int) -> [(index: Int, value: Float)] {
+        precondition(k > 0, "top-k needs k > 0")
+        return row.enumerated().map { (index: $0.offset, value: $0.element) }
+            .sorted { $0.value > $1.value || ($0.value == $1.value && $0.index < $1.index) }
+            .prefix(k).map { $0 }
+    }
+
+    /// Draws an index with probability proportional to `weights` (non-negative).
+    public static func multinomial(_ weights: [Float], using rng: inout RandomGenerator) -> Int {
+        let total = weights.reduce(0.0) { $0 + Double($1) }
+        precondition(total > 0, "multinomial needs positive total weight")
+        let u = rng.nextDouble() * total
+        var acc = 0.0
+        for (i, w) in weights.enumerated() {
+            acc += Double(w)
+            if u < acc { return i }
+        }
+        return weights.lastIndex { $0 > 0 }!
+    }
+}

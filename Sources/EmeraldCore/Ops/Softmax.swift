@@ -1,0 +1,121 @@
+extension Tensor {
+    /// Softmax along the last axis (numerically stable).
+    public func softmax() -> Tensor {
+        let n = shape.last ?? 1
+        let y = Tensor(uninitialized: shape)
+        let rows = count / Swift.max(n, 1)
+        let x = data, yd = y.data
+        parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(n, 1))) { r in
+            for row in r { SoftmaxKernel.forward(x + row * n, yd + row * n, n) }
+        }
+        return y.record([self]) { [unowned y] g in
+            // dx = y ⊙ (g − Σ g⊙y)
+            let dx = Tensor(uninitialized: self.shape)
+            for row in 0..<rows {
+                let yr = y.data + row * n, gr = g.data + row * n, d = dx.data + row * n
+                let s = Kernels.dot(yr, gr, n)
+                for i in 0..<n { d[i] = yr[i] * (gr[i] - s) }
+            }
+            self.accumulateGrad(dx)
+        }
+    }
+
+    /// log(softmax(x)) along the last axis.
+    public func logSoftmax() -> Tensor {
+        let n = shape.last ?? 1
+        let y = Tensor(uninitialized: shape)
+        let rows = count / Swift.max(n, 1)
+        for row in 0..<rows {
+            let xr = data + row * n, yr = y.data + row * n
+            let lse = SoftmaxKernel.logSumExp(xr, n)
+            for i in 0..<n { yr[i] = xr[i] - lse }
+        }
+        return y.record([self]) { [unowned y] g in
+            // dx = g − softmax · Σ g
+            let dx = Tensor(uninitialized: self.shape)
+            for row in 0..<rows {
+                let yr = y.data + row * n, gr = g.data + row * n, d = dx.data + row * n
+                let s = Kernels.sum(gr, n)
+                for i in 0..<n { d[i] = gr[i] - _expf(yr[i]) * s }
+            }
+            self.accumulateGrad(dx)
+        }
+    }
+
+    /// Mean cross-entropy of `[N, V]` logits against `N` integer targets,
+    /// fused: log-softmax and the loss in one pass, gradient (softmax − onehot)/N.
+    public func crossEntropy(targets: [Int32]) -> Tensor {
+        let v = shape.last ?? 1
+        let rows = count / Swift.max(v, 1)
+        precondition(targets.count == rows, "cross-entropy needs \(rows) targets, got \(targets.count)")
+        let probs = Tensor(uninitialized: shape)
+        var losses = [Float](repeating: 0, count: rows)
+        let x = data, p = probs.data
+        losses.withUnsafeMutableBufferPointer { lp in
+            let lb = lp.baseAddress!
+            parallelFor(rows, grain: Swift.max(1, 8192 / v)) { r in
+                for row in r {
+                    let t = Int(targets[row])
+                    precondition(t >= 0 && t < v, "target \(t) out of range 0..<\(v)")
+                    let lse = SoftmaxKernel.forward(x + row * v, p + row * v, v)
+                    lb[row] = lse - x[row * v + t]
+                }
+            }
+        }
+        let loss = Tensor([Float(losses.reduce(0.0) { $0 + Double($1) } / Double(rows))], shape: [])
+        return loss.record([self]) { g in
+            let scale = g.data[0] / Float(rows)
+            for (row, t) in targets.enumerated() { p[row * v + Int(t)] -= 1 }
+            Kernels.map(p, p, probs.count) { $0 * scale }
+            self.accumulateGrad(probs)
+        }
+    }
+}
+
+/// Row softmax shared by softmax, cross-entropy and attention.
+public enum SoftmaxKernel {
+    /// y = softmax(x) over n; returns log Σ exp(x) (for the loss).
+    @discardableResult @inline(__always)
+    public static func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+        let m = maxValue(x, n)
+        var acc = F16(repeating: 0)
+        var i = 0
+        while i + 16 <= n { let e = exp16(load16(x + i) - m); store16(e, y + i); acc += e; i += 16 }
+        var s = acc.sum()
+        while i < n { let e = scalar(exp16, x[i] - m); y[i] = e; s += e; i += 1 }
+        let inv = 1 / s
+        i = 0
+        while i + 16 <= n { store16(load16(y + i) * inv, y + i); i += 16 }
+        while i < n { y[i] *= inv; i += 1 }
+        return m + _logf(s)
+    }
+
+    /// log Σ exp(x) over n.
+    @inline(__always)
+    public static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        let m = maxValue(x, n)
+        var acc = F16(repeating: 0)
+        var i = 0
+        while i + 16 <= n { acc += exp16(load16(x + i) - m); i += 16 }
+        var s = acc.sum()
+        while i < n { s += scalar(exp16, x[i] - m); i += 1 }
+        return m + _logf(s)
+    }
+
+    @inline(__always) static func maxValue(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var mv = F16(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= n { mv = pointwiseMax(mv, load16(x + i)); i += 16 }
+        var m = mv.max()
+        while i < n { m = Swift.max(m, x[i]); i += 1 }
+        return m
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+@inline(__always) func _expf(_ x: Float) -> Float { Glibc.expf(x) }
+#else
+import Darwin
+@inline(__always) func _expf(_ x: Float) -> Float { Darwin.expf(x) }
+#endif

@@ -1,0 +1,90 @@
+/// A row-major, contiguous float32 N-d array that can take part in autograd.
+///
+/// Every tensor is contiguous: ops that would make strided views (transpose,
+/// slicing) copy instead. That keeps every kernel a plain loop over memory and
+/// the autograd rules short. `reshape` is free: it shares the storage.
+public final class Tensor {
+    /// Dimensions, outermost first.
+    public let shape: [Int]
+    /// Number of elements.
+    public let count: Int
+    /// The memory this tensor reads from (shared with reshaped views).
+    public let storage: Storage
+    /// First element of this tensor inside `storage`.
+    public let offset: Int
+    /// Gradient of the loss with respect to this tensor, after `backward()`.
+    public var grad: Tensor?
+    /// Whether gradients flow to (and are stored for) this tensor.
+    public var requiresGrad: Bool
+    /// How to send this tensor's gradient to its inputs; nil for leaves.
+    var gradFn: GradFn?
+
+    /// Wraps existing storage.
+    public init(shape: [Int], storage: Storage, offset: Int = 0, requiresGrad: Bool = false) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        precondition(offset + count <= storage.count, "view exceeds storage")
+        self.storage = storage
+        self.offset = offset
+        self.requiresGrad = requiresGrad
+    }
+
+    /// Uninitialised tensor from the buffer pool (kernels fill it).
+    public convenience init(uninitialized shape: [Int]) {
+        self.init(shape: shape, storage: Storage(count: shape.reduce(1, *)))
+    }
+
+    /// Tensor holding `values` (row-major) with the given shape.
+    public convenience init(_ values: [Float], shape: [Int], requiresGrad: Bool = false) {
+        precondition(values.count == shape.reduce(1, *), "\(values.count) values do not fill shape \(shape)")
+        self.init(uninitialized: shape)
+        values.withUnsafeBufferPointer { src in data.update(from: src.baseAddress!, count: values.count) }
+        self.requiresGrad = requiresGrad
+    }
+
+    /// Pointer to the first element.
+    @inlinable public var data: UnsafeMutablePointer<Float> { storage.base + offset }
+
+    /// Number of dimensions.
+    public var rank: Int { shape.count }
+
+    /// Size of dimension `axis` (negative counts from the end).
+    public func size(_ axis: Int) -> Int { shape[normalize(axis: axis)] }
+
+    /// Maps a possibly negative axis to `0..<rank`.
+    public func normalize(axis: Int) -> Int {
+        let a = axis < 0 ? axis + rank : axis
+        precondition(a >= 0 && a < Swift.max(rank, 1), "axis \(axis) out of range for shape \(shape)")
+        return a
+    }
+
+    /// Copies the elements out.
+    public var scalars: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    /// The single element of a one-element tensor.
+    public var item: Float {
+        precondition(count == 1, "item needs a single element, shape is \(shape)")
+        return data[0]
+    }
+
+    /// A leaf copy sharing nothing with the graph.
+    public func detached() -> Tensor { Tensor(shape: shape, storage: storage, offset: offset) }
+
+    /// A contiguous copy of the data (no graph).
+    public func copy() -> Tensor {
+        let out = Tensor(uninitialized: shape)
+        out.data.update(from: data, count: count)
+        return out
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    /// Shape and the first few values.
+    public var description: String {
+        let head = scalars.prefix(8).map { String(format: "%.4f", $0) }.joined(separator: ", ")
+        return "Tensor\(shape)[\(head)\(count > 8 ? ", …" : "")]"
+    }
+}
+
+import Foundation
