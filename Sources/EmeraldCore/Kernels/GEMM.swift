@@ -10,8 +10,9 @@ public enum GEMM {
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0,
                              c: UnsafeMutablePointer<Float>, ldc: Int) {
-        reference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                  a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        // Packed, register-blocked, threaded kernel: see GEMMKernel.swift.
+        GEMMDriver.sgemm(GEMMArgs(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                  a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc))
     }
 
     /// Straightforward row-times-panel GEMM: correct for every layout, used as

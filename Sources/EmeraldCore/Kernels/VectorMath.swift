@@ -12,13 +12,15 @@ public typealias F16 = SIMD16<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self)
 }
 
-/// e^x, max relative error ≈ 2 ulp on [-87, 88]; 0 below -88 (masked logits).
+/// e^x, max relative error ≈ 2 ulp over the finite range; +∞ above
+/// ln(Float.greatestFiniteMagnitude) ≈ 88.72; 0 below -88 (masked logits;
+/// results there would be subnormal, < 2^-126).
 @inline(__always) public func exp16(_ x: F16) -> F16 {
     let magic: Float = 12_582_912  // 1.5·2^23: adding it leaves round(v) in the low mantissa bits
-    let x = x.clamped(lowerBound: F16(repeating: -88), upperBound: F16(repeating: 88))
-    let t = x * 1.442_695_04 + magic
+    let xc = x.clamped(lowerBound: F16(repeating: -88), upperBound: F16(repeating: 88.8))
+    let t = xc * 1.442_695_04 + magic
     let n = t - magic
-    var r = x - n * 0.693_359_375
+    var r = xc - n * 0.693_359_375
     r = r - n * -2.121_944_4e-4
     var p = F16(repeating: 1.987_569_15e-4)
     p = p * r + 1.398_199_95e-3
@@ -27,16 +29,31 @@ public typealias F16 = SIMD16<Float>
     p = p * r + 1.666_666_55e-1
     p = p * r + 5.000_000_1e-1
     p = p * (r * r) + r + 1
+    // Biased exponent n + 127 (0 at the bottom flushes to zero). n = 128 (x ≳ 88.38)
+    // does not fit the exponent field: build 2^127 and double p instead.
     let bits = unsafeBitCast(t, to: SIMD16<UInt32>.self)
-    let scale = unsafeBitCast((bits &- 0x4B3F_FF81) &<< 23, to: F16.self)
-    return p * scale
+    var e = bits &- 0x4B3F_FF81
+    let top = e .== 255
+    e.replace(with: 254, where: top)
+    p.replace(with: p * 2, where: top)
+    let scale = unsafeBitCast(e &<< 23, to: F16.self)
+    return (p * scale).replacing(with: .infinity, where: x .> 88.722_839)
 }
 
-/// tanh(x) = sign(x)·(1 − 2/(e^{2|x|}+1)); absolute error ≈ 1e-7.
+/// tanh(x): an odd polynomial for |x| < 0.625 (Cephes `tanhf`), else
+/// sign(x)·(1 − 2/(e^{2|x|}+1)); relative error a few ulp everywhere (the
+/// second form alone loses all relative precision as x → 0).
 @inline(__always) public func tanh16(_ x: F16) -> F16 {
     let a = x.replacing(with: -x, where: x .< 0)
     let e = exp16(2 * a)
-    let t = 1 - 2 / (e + 1)
+    var t = 1 - 2 / (e + 1)
+    let s = a * a
+    var p = F16(repeating: -5.704_988_727_45e-3)
+    p = p * s + 2.063_908_879_54e-2
+    p = p * s - 5.373_971_555_31e-2
+    p = p * s + 1.333_144_220_36e-1
+    p = p * s - 3.333_328_194_22e-1
+    t.replace(with: p * s * a + a, where: a .< 0.625)
     return t.replacing(with: -t, where: x .< 0)
 }
 
@@ -46,19 +63,23 @@ public typealias F16 = SIMD16<Float>
 /// √(2/π), the GELU tanh-approximation constant.
 public let geluC: Float = 0.797_884_560_8
 
-/// GELU, tanh approximation (GPT-2's `gelu_new`).
+/// GELU, tanh approximation (GPT-2's `gelu_new`):
+/// 0.5·x·(1 + tanh u) with u = √(2/π)(x + 0.044715x³), evaluated as
+/// x·σ(2u) = x / (1 + e^{-2u}), which keeps full relative precision in the
+/// negative tail where 1 + tanh u cancels.
 @inline(__always) public func gelu16(_ x: F16) -> F16 {
     let u = geluC * (x + 0.044715 * x * x * x)
-    return 0.5 * x * (1 + tanh16(u))
+    return x / (1 + exp16(-2 * u))
 }
 
-/// d gelu(x) / dx for the tanh approximation.
+/// d gelu(x) / dx for the tanh approximation:
+/// 0.5(1 + tanh u) + 0.5x(1 − tanh²u)·u′ = s + 2x·s(1 − s)·u′ with s = σ(2u).
 @inline(__always) public func geluGrad16(_ x: F16) -> F16 {
     let x2 = x * x
     let u = geluC * (x + 0.044715 * x2 * x)
-    let t = tanh16(u)
+    let s = 1 / (1 + exp16(-2 * u))
     let du = geluC * (1 + 3 * 0.044715 * x2)
-    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
+    return s + 2 * x * s * (1 - s) * du
 }
 
 /// Scalar versions through the same vector code (tails, single values).

@@ -4,6 +4,7 @@ extension Tensor {
     public func indexSelect(_ ids: [Int32], shape idsShape: [Int]) -> Tensor {
         precondition(rank == 2, "indexSelect needs a 2-D table, shape is \(shape)")
         let (rows, cols) = (shape[0], shape[1])
+        precondition(ids.count == idsShape.reduce(1, *), "\(ids.count) ids do not fill shape \(idsShape)")
         let out = Tensor(uninitialized: idsShape + [cols])
         for (i, id) in ids.enumerated() {
             precondition(id >= 0 && Int(id) < rows, "index \(id) out of range 0..<\(rows)")

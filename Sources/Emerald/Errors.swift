@@ -1,0 +1,41 @@
+@_exported import EmeraldCore
+
+/// Every failure a user can cause, each with one line that says what to do.
+public enum EmeraldError: Error, CustomStringConvertible, Equatable {
+    /// A file or folder that should exist does not.
+    case fileNotFound(String)
+    /// A file exists but holds nothing usable.
+    case emptyInput(String)
+    /// Bytes that are not valid UTF-8.
+    case invalidUTF8(path: String, byteOffset: Int)
+    /// A hyperparameter or option outside its valid range.
+    case invalidArgument(String)
+    /// A character the tokenizer's vocabulary does not contain.
+    case unknownCharacter(String)
+    /// A checkpoint or weights file that is damaged or inconsistent.
+    case corruptCheckpoint(path: String, reason: String)
+    /// Reading or writing failed.
+    case io(String)
+    /// The book could not be downloaded.
+    case download(String)
+
+    /// The one-line message shown to users.
+    public var description: String {
+        switch self {
+        case .fileNotFound(let p): return "no such file or folder: \(p)"
+        case .emptyInput(let p): return "\(p) is empty"
+        case .invalidUTF8(let p, let o): return "\(p) is not valid UTF-8 (first bad byte at offset \(o))"
+        case .invalidArgument(let m): return m
+        case .unknownCharacter(let m): return m
+        case .corruptCheckpoint(let p, let r): return "checkpoint \(p) is unusable: \(r)"
+        case .io(let m): return m
+        case .download(let m): return m
+        }
+    }
+}
+
+/// Throws `invalidArgument` unless `condition` holds.
+@inline(__always)
+public func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+    if !condition { throw EmeraldError.invalidArgument(message()) }
+}

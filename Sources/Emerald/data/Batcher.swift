@@ -1,0 +1,79 @@
+/// A token stream to draw training windows from.
+public protocol TokenSource: Sendable {
+    /// Number of tokens.
+    var count: Int { get }
+    /// Copies `n` tokens starting at `offset` into `out`.
+    func copy(from offset: Int, count n: Int, into out: UnsafeMutablePointer<Int32>)
+}
+
+/// Tokens held in memory (small corpora such as the book).
+public struct TokenArray: TokenSource {
+    /// The ids.
+    public let tokens: [Int32]
+    /// Wraps `tokens`.
+    public init(_ tokens: [Int32]) { self.tokens = tokens }
+    /// Number of ids.
+    public var count: Int { tokens.count }
+    /// Copies a window.
+    public func copy(from offset: Int, count n: Int, into out: UnsafeMutablePointer<Int32>) {
+        tokens.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + offset, count: n) }
+    }
+}
+
+/// Splits a token array into train and validation parts: the first
+/// `1 − valFraction` for training, the rest for validation, as in the guide.
+public func trainValSplit(_ tokens: [Int32], valFraction: Double = 0.1) -> (train: TokenArray, val: TokenArray) {
+    let n = Int(Double(tokens.count) * (1 - valFraction))
+    return (TokenArray(Array(tokens[..<n])), TokenArray(Array(tokens[n...])))
+}
+
+/// One batch of `batchSize` windows of `blockSize` tokens; targets are the
+/// inputs shifted by one.
+public struct Batch {
+    /// Input ids, row-major (B, T).
+    public var inputs: [Int32]
+    /// Next-token ids, row-major (B, T).
+    public var targets: [Int32]
+    /// B.
+    public let batchSize: Int
+    /// T.
+    public let blockSize: Int
+}
+
+/// Draws random (B, T) windows from a token source with its own seeded generator.
+public struct Batcher {
+    /// Where windows come from.
+    public let source: any TokenSource
+    /// B.
+    public let batchSize: Int
+    /// T.
+    public let blockSize: Int
+    /// Generator state (saved in checkpoints so resumed runs see the same batches).
+    public var rng: RandomGenerator
+
+    /// Checks the source can hold at least one window.
+    public init(source: any TokenSource, batchSize: Int, blockSize: Int, seed: UInt64, name: String = "data") throws {
+        try require(batchSize > 0, "batch size must be positive, got \(batchSize)")
+        try require(blockSize > 0, "block size must be positive, got \(blockSize)")
+        try require(source.count > blockSize,
+                    "block size \(blockSize) needs more than \(blockSize) tokens of \(name), which has \(source.count)")
+        self.source = source
+        self.batchSize = batchSize
+        self.blockSize = blockSize
+        rng = RandomGenerator(seed: seed)
+    }
+
+    /// The next random batch.
+    public mutating func next() -> Batch {
+        let b = batchSize, t = blockSize
+        var inputs = [Int32](repeating: 0, count: b * t)
+        var targets = [Int32](repeating: 0, count: b * t)
+        var window = [Int32](repeating: 0, count: t + 1)
+        for row in 0..<b {
+            let start = rng.nextInt(below: source.count - t)
+            window.withUnsafeMutableBufferPointer { source.copy(from: start, count: t + 1, into: $0.baseAddress!) }
+            for j in 0..<t { inputs[row * t + j] = window[j]; targets[row * t + j] = window[j + 1] }
+        }
+        return Batch(inputs: inputs, targets: targets, batchSize: b, blockSize: t)
+    }
+}

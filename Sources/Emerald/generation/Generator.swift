@@ -1,0 +1,67 @@
+/// How to pick the next token from logits.
+public struct SamplingOptions: Sendable {
+    /// Logits are divided by this; 0 means greedy (argmax).
+    public var temperature: Float = 1
+    /// Keep only the k most likely tokens (nil: all).
+    public var topK: Int?
+    /// Keep the smallest set of tokens whose probability reaches p (nil: all).
+    public var topP: Float?
+    /// Defaults: plain sampling at temperature 1.
+    public init(temperature: Float = 1, topK: Int? = nil, topP: Float? = nil) {
+        self.temperature = temperature; self.topK = topK; self.topP = topP
+    }
+
+    /// Rejects options no sampler can use.
+    public func validate() throws {
+        try require(temperature >= 0 && temperature.isFinite, "--temperature must be ≥ 0, got \(temperature)")
+        if let k = topK { try require(k > 0, "--top-k must be positive, got \(k)") }
+        if let p = topP { try require(p > 0 && p <= 1, "--top-p must be in (0, 1], got \(p)") }
+    }
+
+    /// Draws one id from a row of logits.
+    public func pick(_ logits: [Float], rng: inout RandomGenerator) -> Int {
+        if temperature == 0 { return logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }! }
+        var candidates = logits.enumerated().map { (index: $0.offset, value: $0.element / temperature) }
+        if let k = topK, k < candidates.count { candidates = Sampling.topK(candidates.map(\.value), k).map { (candidates[$0.index].index, $0.value) } }
+        let m = candidates.map(\.value).max() ?? 0
+        var probs = candidates.map { Float(Foundation.exp(Double($0.value - m))) }
+        if let p = topP, p < 1 {
+            let order = probs.indices.sorted { probs[$0] > probs[$1] }
+            let total = probs.reduce(0, +)
+            var acc: Float = 0
+            var keep = Set<Int>()
+            for i in order { keep.insert(i); acc += probs[i] / total; if acc >= p { break } }
+            for i in probs.indices where !keep.contains(i) { probs[i] = 0 }
+        }
+        return candidates[Sampling.multinomial(probs, using: &rng)].index
+    }
+}
+
+/// Autoregressive generation with any `LanguageModel`.
+public enum Generator {
+    /// Appends up to `maxNewTokens` ids to `prompt`, calling `onToken` with each
+    /// as soon as it is chosen; returns the new ids.
+    @discardableResult
+    public static func generate(model: any LanguageModel, prompt: [Int32], maxNewTokens: Int,
+                                options: SamplingOptions, rng: inout RandomGenerator,
+                                onToken: (Int32) -> Bool = { _ in true }) -> [Int32] {
+        model.eval()
+        var ids = prompt
+        var out: [Int32] = []
+        withNoGrad {
+            for _ in 0..<maxNewTokens {
+                let ctx = model.contextLength.map { Array(ids.suffix($0)) } ?? ids
+                let logits = model.logits(ctx, batch: 1, time: ctx.count, rng: &rng)
+                let v = logits.shape.last!
+                let row = Array(UnsafeBufferPointer(start: logits.data + (ctx.count - 1) * v, count: v))
+                let next = Int32(options.pick(row, rng: &rng))
+                ids.append(next)
+                out.append(next)
+                if !onToken(next) { break }
+            }
+        }
+        return out
+    }
+}
+
+import Foundation

@@ -1,0 +1,127 @@
+import Foundation
+
+/// Training progress saved next to the weights so a run can resume exactly.
+public struct TrainState: Codable, Equatable, Sendable {
+    /// Optimizer steps completed.
+    public var step: Int
+    /// Best validation loss seen so far.
+    public var bestValLoss: Float?
+    /// Batcher generator state.
+    public var dataRNG: RandomGenerator
+    /// Dropout generator state.
+    public var dropoutRNG: RandomGenerator
+    /// Creates a state record.
+    public init(step: Int, bestValLoss: Float?, dataRNG: RandomGenerator, dropoutRNG: RandomGenerator) {
+        self.step = step; self.bestValLoss = bestValLoss; self.dataRNG = dataRNG; self.dropoutRNG = dropoutRNG
+    }
+}
+
+/// A checkpoint directory:
+/// `config.json` (model type and hyperparameters), `model.safetensors`
+/// (weights, Hugging Face-style names), `tokenizer.json`, and for resumable
+/// runs `train_state.json` + `optimizer.safetensors` (AdamW moments).
+///
+/// Saving writes a sibling `DIR.tmp` folder completely, then swaps it in with
+/// renames; if a crash falls between the two renames, `DIR.old` still holds
+/// the previous checkpoint and loading picks it up.
+public struct Checkpoint {
+    /// The model.
+    public var model: any LanguageModel
+    /// Its tokenizer.
+    public var tokenizer: any Tokenizer
+    /// Training progress, when saved from a run.
+    public var state: TrainState?
+    /// Optimizer moments (m, v per parameter, in parameter order), when saved.
+    public var moments: (m: [Tensor], v: [Tensor], step: Int)?
+
+    /// Bundles the pieces.
+    public init(model: any LanguageModel, tokenizer: any Tokenizer, state: TrainState? = nil,
+                moments: (m: [Tensor], v: [Tensor], step: Int)? = nil) {
+        self.model = model; self.tokenizer = tokenizer; self.state = state; self.moments = moments
+    }
+
+    /// Writes the checkpoint to `dir` atomically.
+    public func save(to dir: String, optimizer: AdamW? = nil) throws {
+        let fm = FileManager.default
+        let tmp = dir + ".tmp", old = dir + ".old"
+        try? fm.removeItem(atPath: tmp)
+        do { try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true) }
+        catch { throw EmeraldError.io("cannot create checkpoint folder \(tmp): permission denied or bad path") }
+        try AtomicFile.writeJSON(model.config.json(), to: tmp + "/config.json")
+        try SafeTensors.write(model.namedParameters().map { ($0.name, $0.tensor) },
+                              metadata: ["format": "pt"], to: tmp + "/model.safetensors")
+        try AtomicFile.writeJSON(try tokenizer.serialized(), to: tmp + "/tokenizer.json")
+        if let state {
+            let d = try JSONEncoder().encode(state)
+            try AtomicFile.write(d, to: tmp + "/train_state.json")
+        }
+        if let optimizer {
+            var named: [(String, Tensor)] = []
+            for (i, n) in optimizer.names.enumerated() {
+                named.append(("m." + n, optimizer.m[i])); named.append(("v." + n, optimizer.v[i]))
+            }
+            try SafeTensors.write(named, metadata: ["step": String(optimizer.stepCount)], to: tmp + "/optimizer.safetensors")
+        }
+        try? fm.removeItem(atPath: old)
+        if fm.fileExists(atPath: dir) {
+            guard rename(dir, old) == 0 else { throw EmeraldError.io("cannot replace checkpoint \(dir)") }
+        }
+        guard rename(tmp, dir) == 0 else { throw EmeraldError.io("cannot move checkpoint into \(dir)") }
+        try? fm.removeItem(atPath: old)
+    }
+
+    /// Loads a checkpoint directory, validating every piece against the config.
+    public static func load(from path: String) throws -> Checkpoint {
+        let fm = FileManager.default
+        var dir = path
+        if !fm.fileExists(atPath: dir + "/config.json") {
+            if fm.fileExists(atPath: dir + "/best/config.json") { dir += "/best" }
+            else if fm.fileExists(atPath: dir + "/checkpoint/config.json") { dir += "/checkpoint" }
+            else if fm.fileExists(atPath: dir + ".old/config.json") { dir += ".old" }
+            else if fm.fileExists(atPath: dir) { throw EmeraldError.corruptCheckpoint(path: path, reason: "no config.json inside") }
+            else { throw EmeraldError.fileNotFound(path) }
+        }
+        let config = try ModelConfig(json: AtomicFile.readJSON(dir + "/config.json"), path: dir + "/config.json")
+        let tokenizer = try loadTokenizer(json: AtomicFile.readJSON(dir + "/tokenizer.json"), path: dir + "/tokenizer.json")
+        guard tokenizer.vocabularySize == config.vocabularySize else {
+            throw EmeraldError.corruptCheckpoint(path: dir, reason: "tokenizer has \(tokenizer.vocabularySize) tokens but the model expects \(config.vocabularySize)")
+        }
+        let model = config.makeModel(seed: 0)
+        let weightsPath = dir + "/model.safetensors"
+        let (tensors, _) = try SafeTensors.read(path: weightsPath)
+        try load(tensors, into: model, path: weightsPath)
+        var ckpt = Checkpoint(model: model, tokenizer: tokenizer)
+        if fm.fileExists(atPath: dir + "/train_state.json") {
+            guard let d = fm.contents(atPath: dir + "/train_state.json"),
+                  let s = try? JSONDecoder().decode(TrainState.self, from: d) else {
+                throw EmeraldError.corruptCheckpoint(path: dir + "/train_state.json", reason: "not a valid training state")
+            }
+            ckpt.state = s
+        }
+        if fm.fileExists(atPath: dir + "/optimizer.safetensors") {
+            let (opt, meta) = try SafeTensors.read(path: dir + "/optimizer.safetensors")
+            var m: [Tensor] = [], v: [Tensor] = []
+            for (name, p) in model.namedParameters() {
+                guard let mt = opt["m." + name], let vt = opt["v." + name], mt.shape == p.shape, vt.shape == p.shape else {
+                    throw EmeraldError.corruptCheckpoint(path: dir + "/optimizer.safetensors", reason: "moments for \(name) missing or mis-shaped")
+                }
+                m.append(mt); v.append(vt)
+            }
+            ckpt.moments = (m, v, Int(meta["step"] ?? "") ?? 0)
+        }
+        return ckpt
+    }
+
+    /// Copies named tensors into a model's parameters, checking names and shapes.
+    public static func load(_ tensors: [String: Tensor], into model: Module, path: String) throws {
+        for (name, p) in model.namedParameters() {
+            guard let t = tensors[name] else {
+                throw EmeraldError.corruptCheckpoint(path: path, reason: "missing tensor \(name)")
+            }
+            guard t.shape == p.shape else {
+                throw EmeraldError.corruptCheckpoint(path: path, reason: "tensor \(name) has shape \(t.shape), the config needs \(p.shape)")
+            }
+            p.data.update(from: t.data, count: p.count)
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+
+/// The safetensors format: an 8-byte little-endian header length, a JSON
+/// header `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {…}}`,
+/// then the raw little-endian tensor bytes.
+public enum SafeTensors {
+    /// Writes float32 tensors (in the given order) atomically.
+    public static func write(_ tensors: [(String, Tensor)], metadata: [String: String] = [:], to path: String) throws {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for (name, t) in tensors {
+            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + t.count * 4]]
+            offset += t.count * 4
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while (json.count + 8) % 8 != 0 { json.append(0x20) }  // pad so data starts 8-aligned
+        var out = Data(capacity: 8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(json)
+        for (_, t) in tensors { out.append(UnsafeBufferPointer(start: t.data, count: t.count)) }
+        try AtomicFile.write(out, to: path)
+    }
+
+    /// Reads every tensor as float32 (F16 and BF16 are widened), validating the header.
+    public static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        guard FileManager.default.fileExists(atPath: path) else { throw EmeraldError.fileNotFound(path) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw EmeraldError.io("cannot read \(path)") }
+        return try parse(data, path: path)
+    }
+
+    /// Parses safetensors bytes.
+    public static func parse(_ data: Data, path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        func bad(_ r: String) -> EmeraldError { .corruptCheckpoint(path: path, reason: r) }
+        guard data.count >= 8 else { throw bad("file is \(data.count) bytes, too short for a safetensors header") }
+        let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard headerLength <= UInt64(data.count - 8) else { throw bad("header length \(headerLength) exceeds the file") }
+        let headerEnd = 8 + Int(headerLength)
+        guard let obj = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)),
+              let header = obj as? [String: Any] else { throw bad("header is not a JSON object") }
+        let body = data.count - headerEnd
+        var metadata: [String: String] = [:]
+        var tensors: [String: Tensor] = [:]
+        for (name, value) in header {
+            if name == "__metadata__" {
+                guard let md = value as? [String: String] else { throw bad("__metadata__ must map strings to strings") }
+                metadata = md
+                continue
+            }
+            guard let e = value as? [String: Any], let dtype = e["dtype"] as? String,
+                  let shape = e["shape"] as? [Int], let offs = e["data_offsets"] as? [Int], offs.count == 2 else {
+                throw bad("entry \(name) lacks dtype, shape or data_offsets")
+            }
+            let width: Int
+            switch dtype {
+            case "F32": width = 4
+            case "F16", "BF16": width = 2
+            default: throw bad("tensor \(name) has unsupported dtype \(dtype)")
+            }
+            guard shape.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) else { throw bad("tensor \(name) has an invalid shape \(shape)") }
+            let n = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
+            guard offs[0] >= 0, offs[1] >= offs[0], offs[1] <= body else {
+                throw bad("tensor \(name) data_offsets \(offs) lie outside the \(body)-byte data section")
+            }
+            guard offs[1] - offs[0] == n * width else {
+                throw bad("tensor \(name) has \(offs[1] - offs[0]) bytes but shape \(shape) of \(dtype) needs \(n * width)")
+            }
+            let t = Tensor(uninitialized: shape)
+            data.withUnsafeBytes { raw in
+                let src = raw.baseAddress! + headerEnd + offs[0]
+                switch dtype {
+                case "F32": memcpy(t.data, src, n * 4)
+                case "F16":
+                    for i in 0..<n { t.data[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+                default:
+                    for i in 0..<n { t.data[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
+                }
+            }
+            tensors[name] = t
+        }
+        return (tensors, metadata)
+    }
+}
+
+/// Whole-file writes that never leave a half-written file under the final name.
+public enum AtomicFile {
+    /// Writes to a temporary sibling, flushes it, then renames over `path`.
+    public static func write(_ data: Data, to path: String) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: tmp, contents: nil) else {
+            throw EmeraldError.io("cannot write \(path): permission denied or folder missing")
+        }
+        do {
+            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp))
+            try h.write(contentsOf: data)
+            try h.synchronize()
+            try h.close()
+            guard rename(tmp, path) == 0 else { throw EmeraldError.io("cannot rename \(tmp) to \(path)") }
+        } catch {
+            unlink(tmp)
+            throw error as? EmeraldError ?? EmeraldError.io("cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// Writes a JSON object atomically (pretty, sorted keys).
+    public static func writeJSON(_ object: Any, to path: String) throws {
+        let d = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        try write(d + Data("\n".utf8), to: path)
+    }
+
+    /// Reads a JSON object, with a clear error when it is not one.
+    public static func readJSON(_ path: String) throws -> [String: Any] {
+        guard let d = FileManager.default.contents(atPath: path) else { throw EmeraldError.fileNotFound(path) }
+        guard let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {
+            throw EmeraldError.corruptCheckpoint(path: path, reason: "not a JSON object")
+        }
+        return o
+    }
+}

@@ -1,0 +1,31 @@
+/// Hyperparameters of the bigram model.
+public struct BigramConfig: Equatable, Sendable, Codable {
+    /// V.
+    public var vocabSize: Int
+    /// A V×V model.
+    public init(vocabSize: Int) { self.vocabSize = vocabSize }
+}
+
+/// The guide's first model: each token looks up the logits of the next one
+/// in a V×V table, ignoring everything before it.
+public final class BigramLanguageModel: Module, LanguageModel {
+    /// (V, V): row i holds the next-token logits after token i.
+    public let token_embedding_table: Embedding
+    private let cfg: BigramConfig
+
+    /// A table initialised N(0, 1), as `nn.Embedding` does.
+    public init(_ config: BigramConfig, rng: inout RandomGenerator) {
+        cfg = config
+        token_embedding_table = Embedding(config.vocabSize, config.vocabSize, std: 1, rng: &rng)
+    }
+
+    /// `.bigram`.
+    public var config: ModelConfig { .bigram(cfg) }
+    /// Only the last token matters.
+    public var contextLength: Int? { 1 }
+
+    /// Table rows for each input id: (B·T, V).
+    public func logits(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor {
+        token_embedding_table(ids, shape: [batch * time])
+    }
+}

@@ -1,0 +1,66 @@
+/// A next-token predictor the trainer, sampler and checkpoints work with.
+public protocol LanguageModel: Module {
+    /// Hyperparameters, saved as `config.json`.
+    var config: ModelConfig { get }
+    /// Longest context the model can read; nil when unbounded.
+    var contextLength: Int? { get }
+    /// Logits `(B·T, V)` for ids `(B, T)`; `rng` drives dropout in training mode.
+    func logits(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor
+}
+
+extension LanguageModel {
+    /// Mean cross-entropy of the next-token predictions.
+    public func loss(_ batch: Batch, rng: inout RandomGenerator) -> Tensor {
+        logits(batch.inputs, batch: batch.batchSize, time: batch.blockSize, rng: &rng)
+            .crossEntropy(targets: batch.targets)
+    }
+}
+
+/// Which model a checkpoint holds, and its hyperparameters.
+public enum ModelConfig: Equatable, Sendable {
+    /// The guide's bigram table.
+    case bigram(BigramConfig)
+
+    /// `model_type` in config.json.
+    public var modelType: String {
+        switch self {
+        case .bigram: return "bigram"
+        }
+    }
+
+    /// Vocabulary size.
+    public var vocabularySize: Int {
+        switch self {
+        case .bigram(let c): return c.vocabSize
+        }
+    }
+
+    /// The JSON object stored in config.json.
+    public func json() -> [String: Any] {
+        switch self {
+        case .bigram(let c): return ["model_type": "bigram", "vocab_size": c.vocabSize]
+        }
+    }
+
+    /// Parses config.json.
+    public init(json: [String: Any], path: String) throws {
+        func int(_ k: String) throws -> Int {
+            guard let v = json[k] as? Int, v > 0 else {
+                throw EmeraldError.corruptCheckpoint(path: path, reason: "config.json needs a positive integer \"\(k)\"")
+            }
+            return v
+        }
+        switch json["model_type"] as? String {
+        case "bigram": self = .bigram(BigramConfig(vocabSize: try int("vocab_size")))
+        case let t: throw EmeraldError.corruptCheckpoint(path: path, reason: "unknown model_type \(t.map { "\"\($0)\"" } ?? "(missing)")")
+        }
+    }
+
+    /// A freshly initialised model for this config.
+    public func makeModel(seed: UInt64) -> any LanguageModel {
+        var rng = RandomGenerator(seed: seed)
+        switch self {
+        case .bigram(let c): return BigramLanguageModel(c, rng: &rng)
+        }
+    }
+}

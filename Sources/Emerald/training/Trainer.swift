@@ -1,0 +1,241 @@
+import Foundation
+
+/// Everything a training run needs besides the model and data.
+public struct TrainConfig: Sendable {
+    /// Optimizer steps.
+    public var steps = 3000
+    /// Sequences per micro-batch (B).
+    public var batchSize = 32
+    /// Tokens per sequence (T).
+    public var blockSize = 8
+    /// Peak learning rate.
+    public var learningRate: Float = 1e-2
+    /// Final learning rate of the cosine (equal to `learningRate` for constant).
+    public var minLearningRate: Float = 1e-2
+    /// Linear warmup steps.
+    public var warmupSteps = 0
+    /// Decoupled weight decay on ≥ 2-D weights.
+    public var weightDecay: Float = 0.01
+    /// AdamW β₁, β₂.
+    public var betas: (Float, Float) = (0.9, 0.999)
+    /// Global-norm clip (0 disables).
+    public var gradClip: Float = 0
+    /// Micro-batches per step.
+    public var gradAccum = 1
+    /// Steps between evaluations.
+    public var evalInterval = 300
+    /// Batches per split in each evaluation.
+    public var evalIters = 100
+    /// Seed for initialisation, batches and dropout.
+    public var seed: UInt64 = 1337
+    /// Creates the defaults (the bigram's).
+    public init() {}
+
+    /// Rejects values no run can use, with the flag name in the message.
+    public func validate() throws {
+        try require(steps > 0, "--steps must be positive, got \(steps)")
+        try require(batchSize > 0, "--batch-size must be positive, got \(batchSize)")
+        try require(blockSize > 0, "--block-size must be positive, got \(blockSize)")
+        try require(learningRate > 0 && learningRate.isFinite && learningRate < 10, "--lr must be in (0, 10), got \(learningRate)")
+        try require(minLearningRate >= 0 && minLearningRate <= learningRate, "--min-lr must be in [0, lr], got \(minLearningRate)")
+        try require(warmupSteps >= 0, "--warmup-steps must not be negative, got \(warmupSteps)")
+        try require(weightDecay >= 0 && weightDecay.isFinite, "--weight-decay must not be negative, got \(weightDecay)")
+        try require(gradClip >= 0 && gradClip.isFinite, "--grad-clip must not be negative, got \(gradClip)")
+        try require(gradAccum > 0, "--grad-accum must be positive, got \(gradAccum)")
+        try require(evalInterval > 0, "--eval-interval must be positive, got \(evalInterval)")
+        try require(evalIters > 0, "--eval-iters must be positive, got \(evalIters)")
+    }
+
+    /// The learning-rate schedule these settings describe.
+    public var schedule: LRSchedule {
+        LRSchedule(maxLR: learningRate, minLR: minLearningRate, warmupSteps: warmupSteps, decaySteps: steps)
+    }
+}
+
+/// One evaluation, as written to `metrics.jsonl`.
+public struct EvalRecord: Codable, Equatable, Sendable {
+    /// Optimizer steps done.
+    public var step: Int
+    /// Mean loss over `evalIters` training batches.
+    public var train_loss: Float
+    /// Mean loss over `evalIters` validation batches.
+    public var val_loss: Float
+    /// Training throughput since the previous evaluation.
+    public var tokens_per_s: Double
+    /// Learning rate at this step.
+    public var lr: Float
+    /// Gradient norm of the last step (before clipping).
+    public var grad_norm: Float
+    /// Seconds since the run started.
+    public var elapsed_s: Double
+}
+
+/// The training loop shared by every model: batches, AdamW, schedule,
+/// clipping, accumulation, periodic evaluation, metrics and checkpoints.
+public final class Trainer {
+    /// The model being trained.
+    public let model: any LanguageModel
+    /// Its tokenizer (saved with checkpoints).
+    public let tokenizer: any Tokenizer
+    /// Settings.
+    public let config: TrainConfig
+    /// The optimizer.
+    public let optimizer: AdamW
+    /// Training windows.
+    public var trainBatches: Batcher
+    /// Validation data.
+    public let valSource: any TokenSource
+    /// Train data (for evaluation batches).
+    public let trainSource: any TokenSource
+    /// Steps completed.
+    public private(set) var step = 0
+    /// Best validation loss.
+    public private(set) var bestValLoss: Float?
+    /// Every evaluation so far.
+    public private(set) var history: [EvalRecord] = []
+    /// Dropout randomness.
+    public var dropoutRNG: RandomGenerator
+    /// Where metrics and checkpoints go (nil: nowhere).
+    public var outputDirectory: String?
+    /// Called with each progress line.
+    public var log: (String) -> Void = { print($0) }
+
+    /// Sets up a run; throws when the data is too short for the block size.
+    public init(model: any LanguageModel, tokenizer: any Tokenizer, train: any TokenSource, val: any TokenSource,
+                config: TrainConfig) throws {
+        try config.validate()
+        if let ctx = model.contextLength, ctx > 1 {
+            try require(config.blockSize <= ctx, "--block-size \(config.blockSize) exceeds the model's context of \(ctx)")
+        }
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        optimizer = AdamW(model.namedParameters(), betas: config.betas, weightDecay: config.weightDecay)
+        trainBatches = try Batcher(source: train, batchSize: config.batchSize, blockSize: config.blockSize,
+                                   seed: config.seed &+ 1, name: "the training split")
+        _ = try Batcher(source: val, batchSize: config.batchSize, blockSize: config.blockSize, seed: 0,
+                        name: "the validation split")
+        trainSource = train
+        valSource = val
+        dropoutRNG = RandomGenerator(seed: config.seed &+ 2)
+    }
+
+    /// Continues from a checkpoint's optimizer moments and training state.
+    public func resume(from ckpt: Checkpoint) throws {
+        guard let state = ckpt.state, let moments = ckpt.moments else {
+            throw EmeraldError.invalidArgument("checkpoint has no training state to resume from")
+        }
+        try optimizer.restore(m: moments.m, v: moments.v, stepCount: moments.step)
+        step = state.step
+        bestValLoss = state.bestValLoss
+        trainBatches.rng = state.dataRNG
+        dropoutRNG = state.dropoutRNG
+        if let dir = outputDirectory, let d = FileManager.default.contents(atPath: dir + "/metrics.jsonl") {
+            history = String(decoding: d, as: UTF8.self).split(separator: "\n").compactMap {
+                try? JSONDecoder().decode(EvalRecord.self, from: Data($0.utf8))
+            }.filter { $0.step < step }
+        }
+    }
+
+    /// Mean loss over `evalIters` fixed batches of each split (same batches every evaluation).
+    public func estimateLoss() -> (train: Float, val: Float) {
+        model.eval()
+        defer { model.train() }
+        return withNoGrad {
+            func mean(_ src: any TokenSource, seed: UInt64) -> Float {
+                var b = try! Batcher(source: src, batchSize: config.batchSize, blockSize: config.blockSize, seed: seed)
+                var rng = RandomGenerator(seed: 0)
+                var total = 0.0
+                for _ in 0..<config.evalIters { total += Double(model.loss(b.next(), rng: &rng).item) }
+                return Float(total / Double(config.evalIters))
+            }
+            return (mean(trainSource, seed: config.seed &+ 3), mean(valSource, seed: config.seed &+ 4))
+        }
+    }
+
+    /// One optimizer step over `gradAccum` micro-batches; returns (loss, grad norm).
+    @discardableResult
+    public func trainStep() -> (loss: Float, gradNorm: Float) {
+        model.zeroGrad()
+        var total: Float = 0
+        for _ in 0..<config.gradAccum {
+            let batch = trainBatches.next()
+            let loss = model.loss(batch, rng: &dropoutRNG)
+            total += loss.item
+            (config.gradAccum == 1 ? loss : loss * (1 / Float(config.gradAccum))).backward()
+        }
+        let params = optimizer.parameters
+        let norm = clipGradNorm(params, maxNorm: config.gradClip)
+        optimizer.step(lr: config.schedule(step))
+        step += 1
+        return (total / Float(config.gradAccum), norm)
+    }
+
+    /// Runs to `config.steps`, evaluating every `evalInterval` steps and at the end.
+    public func run() throws {
+        model.train()
+        let start = Date()
+        var lastTime = start, lastStep = step
+        var lastNorm: Float = 0
+        let tokensPerStep = Double(config.batchSize * config.blockSize * config.gradAccum)
+        while true {
+            if step % config.evalInterval == 0 || step == config.steps {
+                let (tr, va) = estimateLoss()
+                let now = Date()
+                let rate = step > lastStep ? Double(step - lastStep) * tokensPerStep / now.timeIntervalSince(lastTime) : 0
+                let record = EvalRecord(step: step, train_loss: tr, val_loss: va, tokens_per_s: rate,
+                                        lr: config.schedule(Swift.min(step, config.steps - 1)), grad_norm: lastNorm,
+                                        elapsed_s: now.timeIntervalSince(start))
+                history.append(record)
+                let improved = bestValLoss.map { va < $0 } ?? true
+                if improved { bestValLoss = va }
+                log(progressLine(record, start: start))
+                try persist(record, saveBest: improved)
+                lastTime = Date(); lastStep = step
+            }
+            if step >= config.steps { break }
+            lastNorm = trainStep().gradNorm
+            guard lastNorm.isFinite else {
+                throw EmeraldError.invalidArgument("training diverged at step \(step) (gradient norm \(lastNorm)); lower --lr")
+            }
+        }
+    }
+
+    private func progressLine(_ r: EvalRecord, start: Date) -> String {
+        let done = Double(r.step), total = Double(config.steps)
+        let eta = done > 0 ? r.elapsed_s / done * (total - done) : 0
+        let width = String(config.steps).count
+        let stepStr = String(repeating: " ", count: Swift.max(0, width - String(r.step).count)) + String(r.step)
+        return String(format: "step %@/%d | train %.4f | val %.4f | lr %.2e | %@ tok/s | %@ elapsed, ETA %@",
+                      stepStr, config.steps, r.train_loss, r.val_loss, r.lr,
+                      formatCount(r.tokens_per_s), formatDuration(r.elapsed_s), formatDuration(eta))
+    }
+
+    private func persist(_ record: EvalRecord, saveBest: Bool) throws {
+        guard let dir = outputDirectory else { return }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let lines = try history.map { String(decoding: try enc.encode($0), as: UTF8.self) }.joined(separator: "\n") + "\n"
+        try AtomicFile.write(Data(lines.utf8), to: dir + "/metrics.jsonl")
+        try AtomicFile.write(Data(LossPlot.svg(history).utf8), to: dir + "/loss.svg")
+        let state = TrainState(step: step, bestValLoss: bestValLoss, dataRNG: trainBatches.rng, dropoutRNG: dropoutRNG)
+        let ckpt = Checkpoint(model: model, tokenizer: tokenizer, state: state)
+        if saveBest { try ckpt.save(to: dir + "/best") }
+        if step == config.steps || step % config.evalInterval == 0 {
+            try ckpt.save(to: dir + "/checkpoint", optimizer: optimizer)
+        }
+    }
+}
+
+/// "12.3k" style counts.
+public func formatCount(_ x: Double) -> String {
+    x >= 1e6 ? String(format: "%.2fM", x / 1e6) : x >= 1e3 ? String(format: "%.1fk", x / 1e3) : String(format: "%.0f", x)
+}
+
+/// "1:02:03" / "2:03" / "4.1s".
+public func formatDuration(_ s: Double) -> String {
+    if s < 60 { return String(format: "%.1fs", s) }
+    let t = Int(s.rounded())
+    return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+}

@@ -1,0 +1,22 @@
+import ArgumentParser
+import Emerald
+import Foundation
+
+@main
+struct EmeraldCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "emerald",
+        abstract: "GPT-style language models from scratch: tokenize, train, sample.",
+        subcommands: [Train.self, Sample.self])
+
+    /// Runs a command body, turning any error into one line on stderr and exit 1.
+    static func guarded(_ body: () throws -> Void) throws {
+        do { try body() } catch let e as EmeraldError {
+            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Writes a line to stderr (progress that should not mix with generated text).
+func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

@@ -1,0 +1,35 @@
+import ArgumentParser
+import Emerald
+import Foundation
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate text from a checkpoint.")
+
+    @Option(help: "Checkpoint folder (a training --out folder, or one of its best/ or checkpoint/).") var checkpoint: String
+    @Option(help: "Text to continue (default: a newline).") var prompt: String = "\n"
+    @Option(help: "Tokens to generate.") var maxNewTokens: Int = 500
+    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 1
+    @Option(help: "Sample only among the k most likely tokens.") var topK: Int?
+    @Option(help: "Nucleus sampling threshold in (0, 1].") var topP: Float?
+    @Option(help: "Random seed.") var seed: UInt64 = 1337
+
+    func run() throws {
+        try EmeraldCommand.guarded {
+            try require(maxNewTokens >= 0, "--max-new-tokens must not be negative, got \(maxNewTokens)")
+            let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
+            try options.validate()
+            let ckpt = try Checkpoint.load(from: checkpoint)
+            let promptIds = try ckpt.tokenizer.encode(prompt)
+            try require(!promptIds.isEmpty, "--prompt must not be empty")
+            var rng = RandomGenerator(seed: seed)
+            let out = FileHandle.standardOutput
+            out.write(Data(prompt.utf8))
+            Generator.generate(model: ckpt.model, prompt: promptIds, maxNewTokens: maxNewTokens,
+                               options: options, rng: &rng) { id in
+                out.write(Data(ckpt.tokenizer.decode([id]).utf8))
+                return true
+            }
+            out.write(Data("\n".utf8))
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+/// Times `GEMM.sgemm` on one shape (used by `emerald bench gemm` and the opt-in bench test).
+public enum GEMMBenchmark {
+    /// Runs C = op(A)·op(B) on random tight row-major matrices.
+    ///
+    /// - Parameters:
+    ///   - threads: pool size for the run (`ThreadPool.configure`); the previous size is restored.
+    ///   - iterations: timed runs after warm-up; 0 picks enough for ~0.3 s.
+    /// - Returns: GFLOP/s from the median run (2·m·n·k flops) and that median in seconds.
+    public static func run(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+                           threads: Int = ThreadPool.shared.threadCount,
+                           iterations: Int = 0) -> (gflops: Double, medianSeconds: Double) {
+        let previous = ThreadPool.shared.threadCount
+        ThreadPool.configure(threads: threads)
+        defer { ThreadPool.configure(threads: previous) }
+
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: max(m * k, 1))
+        let b = UnsafeMutablePointer<Float>.allocate(capacity: max(k * n, 1))
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: max(m * n, 1))
+        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        var seed: UInt32 = 0x9E37_79B9
+        func next() -> Float {
+            seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5
+            return Float(seed & 0xFFFF) / 32768 - 1
+        }
+        for i in 0..<(m * k) { a[i] = next() }
+        for i in 0..<(k * n) { b[i] = next() }
+        c.update(repeating: 0, count: m * n)
+
+        let lda = transA ? m : k, ldb = transB ? k : n
+        func once() -> Double {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            GEMM.sgemm(transA: transA, transB: transB, m: m, n: n, k: k,
+                       a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: n)
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        }
+        // Warm-up: page in, grow packing buffers, wake the pool.
+        var warm = once()
+        warm = min(warm, once())
+        var reps = iterations
+        if reps <= 0 { reps = max(5, min(200, Int(0.3 / max(warm, 1e-6)))) }
+        var times: [Double] = []
+        times.reserveCapacity(reps)
+        for _ in 0..<reps { times.append(once()) }
+        times.sort()
+        let median = times.count % 2 == 1 ? times[times.count / 2]
+                                          : 0.5 * (times[times.count / 2 - 1] + times[times.count / 2])
+        return (2 * Double(m) * Double(n) * Double(k) / median * 1e-9, median)
+    }
+}

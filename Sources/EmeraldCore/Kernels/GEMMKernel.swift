@@ -1,0 +1,578 @@
+import Foundation
+
+// Goto/BLIS-style single-precision GEMM in pure Swift.
+//
+// Row-major C[m×n] = alpha·op(A)·op(B) + beta·C. The micro-kernel keeps an
+// MR×NR tile of C in vector registers: each k step loads one NR-wide row of
+// packed B (vectors along n) and broadcasts MR values of packed A.
+//
+// Loop nest (BLIS order, seen from Cᵀ = Bᵀ·Aᵀ so that our vector side is B):
+//   jc: NC columns    → B block KC×NC packed once per (jc, pc), lives in L3
+//   pc: KC depth
+//   ic: MC rows       → A block MC×KC packed (alpha folded in), lives in L2
+//   jr: NR columns    → one KC×NR micro-panel of B, stays in L1
+//   ir: MR rows       → micro-kernel, streams MR×KC micro-panels of A from L2
+//
+// Two micro-kernels, chosen at run time from what the CPU offers (the package
+// is built with `-target-cpu native`, so the build machine is the run machine):
+//   • 8×32 with SIMD16<Float> (16 zmm accumulators) on AVX-512,
+//   • 6×16 with SIMD8<Float>  (12 ymm accumulators) on AVX2/FMA (16 registers).
+// FMAs are written as `addingProduct`: `c + a*b` is NOT contracted by swiftc
+// (it stays vmulps + vaddps).
+
+/// Micro-kernel choice and blocking parameters (exposed for tests and benches).
+public enum GEMMTuning {
+    public enum Kernel: String, Sendable, CaseIterable {
+        /// 8×32 tile, SIMD16<Float> accumulators (AVX-512).
+        case avx512x8x32 = "avx512"
+        /// 6×16 tile, SIMD8<Float> accumulators (AVX2 + FMA).
+        case avx2x6x16 = "avx2"
+    }
+
+    /// True when the CPU reports AVX-512F (Linux `/proc/cpuinfo`).
+    public static let cpuHasAVX512: Bool = {
+        #if os(Linux)
+        if let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let flags = s.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) {
+            return flags.split(separator: " ").contains("avx512f")
+        }
+        return false
+        #else
+        return false
+        #endif
+    }()
+
+    /// The micro-kernel in use. Defaults from the CPU; `EMERALD_GEMM_KERNEL=avx2|avx512` overrides.
+    public nonisolated(unsafe) static var kernel: Kernel = {
+        if let s = ProcessInfo.processInfo.environment["EMERALD_GEMM_KERNEL"], let k = Kernel(rawValue: s) { return k }
+        return cpuHasAVX512 ? .avx512x8x32 : .avx2x6x16
+    }()
+
+    /// Products with m·n·k below this go to the direct (unpacked) path.
+    public nonisolated(unsafe) static var smallThreshold = 32 * 1024
+    /// Minimum flops (2·m·n·k) per thread before a GEMM is split across threads.
+    public nonisolated(unsafe) static var minFlopsPerThread = 1 << 21
+}
+
+// MARK: - Micro-kernels
+
+@usableFromInline typealias V8 = SIMD8<Float>
+@usableFromInline typealias V16 = SIMD16<Float>
+
+@inline(__always) private func ld<V: SIMD>(_ p: UnsafeRawPointer, _ off: Int, _: V.Type) -> V {
+    p.loadUnaligned(fromByteOffset: off, as: V.self)
+}
+
+@inline(__always) private func st<V: SIMD>(_ v: V, _ p: UnsafeMutableRawPointer, _ off: Int) {
+    p.storeBytes(of: v, toByteOffset: off, as: V.self)
+}
+
+/// Writes acc (+ beta·C) to one row of C: beta == 0 never reads C.
+@inline(__always) private func out<V: SIMD>(_ acc: V, _ c: UnsafeMutableRawPointer, _ off: Int, _ beta: Float)
+    where V.Scalar == Float {
+    if beta == 0 {
+        st(acc, c, off)
+    } else if beta == 1 {
+        st(acc + ld(c, off, V.self), c, off)
+    } else {
+        st(acc.addingProduct(V(repeating: beta), ld(c, off, V.self)), c, off)
+    }
+}
+
+protocol GEMMMicroKernel {
+    static var mr: Int { get }
+    static var nr: Int { get }
+    /// C[mr×nr] (row stride ldc) = A·B (+ beta·C); a: kc×mr packed, b: kc×nr packed.
+    static func run(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float)
+}
+
+/// 6×16 tile with SIMD8<Float>: 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm.
+enum Kernel6x16: GEMMMicroKernel {
+    static var mr: Int { 6 }
+    static var nr: Int { 16 }
+
+    @inline(__always)
+    static func run(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float) {
+        var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
+        var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
+        var pa = a
+        var pb = UnsafeRawPointer(b)
+        var p = 0
+        while p < kc {
+            let b0: V8 = ld(pb, 0, V8.self), b1: V8 = ld(pb, 32, V8.self)
+            var x = V8(repeating: pa[0])
+            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = V8(repeating: pa[1])
+            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V8(repeating: pa[2])
+            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V8(repeating: pa[3])
+            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = V8(repeating: pa[4])
+            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = V8(repeating: pa[5])
+            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            pa += 6; pb += 64; p += 1
+        }
+        let r = UnsafeMutableRawPointer(c), s = ldc * 4
+        out(c00, r, 0, beta); out(c01, r, 32, beta)
+        out(c10, r, s, beta); out(c11, r, s + 32, beta)
+        out(c20, r, 2 * s, beta); out(c21, r, 2 * s + 32, beta)
+        out(c30, r, 3 * s, beta); out(c31, r, 3 * s + 32, beta)
+        out(c40, r, 4 * s, beta); out(c41, r, 4 * s + 32, beta)
+        out(c50, r, 5 * s, beta); out(c51, r, 5 * s + 32, beta)
+    }
+}
+
+/// 8×32 tile with SIMD16<Float>: 16 accumulators + 2 B vectors + broadcasts (of 32 zmm).
+enum Kernel8x32: GEMMMicroKernel {
+    static var mr: Int { 8 }
+    static var nr: Int { 32 }
+
+    @inline(__always)
+    static func run(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float) {
+        var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
+        var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
+        var c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
+        var pa = a
+        var pb = UnsafeRawPointer(b)
+        var p = 0
+        while p < kc {
+            let b0: V16 = ld(pb, 0, V16.self), b1: V16 = ld(pb, 64, V16.self)
+            var x = V16(repeating: pa[0])
+            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = V16(repeating: pa[1])
+            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V16(repeating: pa[2])
+            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V16(repeating: pa[3])
+            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = V16(repeating: pa[4])
+            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = V16(repeating: pa[5])
+            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            x = V16(repeating: pa[6])
+            c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
+            x = V16(repeating: pa[7])
+            c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
+            pa += 8; pb += 128; p += 1
+        }
+        let r = UnsafeMutableRawPointer(c), s = ldc * 4
+        out(c00, r, 0, beta); out(c01, r, 64, beta)
+        out(c10, r, s, beta); out(c11, r, s + 64, beta)
+        out(c20, r, 2 * s, beta); out(c21, r, 2 * s + 64, beta)
+        out(c30, r, 3 * s, beta); out(c31, r, 3 * s + 64, beta)
+        out(c40, r, 4 * s, beta); out(c41, r, 4 * s + 64, beta)
+        out(c50, r, 5 * s, beta); out(c51, r, 5 * s + 64, beta)
+        out(c60, r, 6 * s, beta); out(c61, r, 6 * s + 64, beta)
+        out(c70, r, 7 * s, beta); out(c71, r, 7 * s + 64, beta)
+    }
+}
+
+// MARK: - Per-thread packing buffers
+
+/// Packing buffers owned by one thread; allocated once, grown when needed.
+final class GEMMScratch {
+    var a: UnsafeMutablePointer<Float>
+    var aCap: Int
+    var b: UnsafeMutablePointer<Float>
+    var bCap: Int
+    /// One MR×NR tile for edge blocks.
+    let tile: UnsafeMutablePointer<Float>
+
+    init() {
+        aCap = 0; bCap = 0
+        a = GEMMScratch.alloc(16); b = GEMMScratch.alloc(16)
+        tile = GEMMScratch.alloc(8 * 32)
+    }
+
+    deinit { a.deallocate(); b.deallocate(); tile.deallocate() }
+
+    static func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer.allocate(byteCount: max(n, 16) * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(n, 16))
+    }
+
+    @inline(__always) func ensure(a na: Int, b nb: Int) {
+        if na > aCap { a.deallocate(); a = GEMMScratch.alloc(na); aCap = na }
+        if nb > bCap { b.deallocate(); b = GEMMScratch.alloc(nb); bCap = nb }
+    }
+
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { p in
+            if let p { Unmanaged<GEMMScratch>.fromOpaque(p).release() }
+        }
+        return k
+    }()
+
+    /// This thread's buffers.
+    static var current: GEMMScratch {
+        if let p = pthread_getspecific(key) { return Unmanaged<GEMMScratch>.fromOpaque(p).takeUnretainedValue() }
+        let s = GEMMScratch()
+        pthread_setspecific(key, Unmanaged.passRetained(s).toOpaque())
+        return s
+    }
+}
+
+// MARK: - Driver
+
+struct GEMMArgs {
+    var transA: Bool, transB: Bool
+    var m: Int, n: Int, k: Int
+    var alpha: Float
+    var a: UnsafePointer<Float>, lda: Int
+    var b: UnsafePointer<Float>, ldb: Int
+    var beta: Float
+    var c: UnsafeMutablePointer<Float>, ldc: Int
+}
+
+@inline(__always) private func roundUp(_ x: Int, _ r: Int) -> Int { (x + r - 1) / r * r }
+
+/// Transposes an 8×8 block: dst[q·ldd + r] = s · src[r·lds + q].
+/// Three rounds of even/odd unzips over row pairs (each a rotate of the 6-bit index).
+@inline(__always)
+private func transpose8x8(_ src: UnsafePointer<Float>, _ lds: Int,
+                          _ dst: UnsafeMutablePointer<Float>, _ ldd: Int, _ s: Float) {
+    let p = UnsafeRawPointer(src), q = UnsafeMutableRawPointer(dst), ls = lds * 4, lq = ldd * 4
+    var r0: V8 = ld(p, 0, V8.self), r1: V8 = ld(p, ls, V8.self)
+    var r2: V8 = ld(p, 2 * ls, V8.self), r3: V8 = ld(p, 3 * ls, V8.self)
+    var r4: V8 = ld(p, 4 * ls, V8.self), r5: V8 = ld(p, 5 * ls, V8.self)
+    var r6: V8 = ld(p, 6 * ls, V8.self), r7: V8 = ld(p, 7 * ls, V8.self)
+    for _ in 0..<3 {
+        let z0 = SIMD16(lowHalf: r0, highHalf: r1), z1 = SIMD16(lowHalf: r2, highHalf: r3)
+        let z2 = SIMD16(lowHalf: r4, highHalf: r5), z3 = SIMD16(lowHalf: r6, highHalf: r7)
+        r0 = z0.evenHalf; r1 = z1.evenHalf; r2 = z2.evenHalf; r3 = z3.evenHalf
+        r4 = z0.oddHalf; r5 = z1.oddHalf; r6 = z2.oddHalf; r7 = z3.oddHalf
+    }
+    if s != 1 {
+        let v = V8(repeating: s)
+        r0 *= v; r1 *= v; r2 *= v; r3 *= v; r4 *= v; r5 *= v; r6 *= v; r7 *= v
+    }
+    st(r0, q, 0); st(r1, q, lq); st(r2, q, 2 * lq); st(r3, q, 3 * lq)
+    st(r4, q, 4 * lq); st(r5, q, 5 * lq); st(r6, q, 6 * lq); st(r7, q, 7 * lq)
+}
+
+enum GEMMDriver {
+    /// Packs op(A)[i0..<i0+mc, p0..<p0+kc]·alpha into MR-row micro-panels (kc×MR each, zero-padded).
+    @inline(__always)
+    static func packA(_ g: GEMMArgs, _ mr: Int, _ i0: Int, _ mc: Int, _ p0: Int, _ kc: Int,
+                      _ dst: UnsafeMutablePointer<Float>) {
+        let alpha = g.alpha
+        var d = dst
+        var i = 0
+        while i < mc {
+            let rows = min(mr, mc - i)
+            if g.transA {
+                // op(A)[r][p] = a[p·lda + r]: each p gives `rows` contiguous values.
+                var s = g.a + p0 * g.lda + (i0 + i)
+                if rows == mr {
+                    for _ in 0..<kc {
+                        for r in 0..<mr { d[r] = alpha * s[r] }
+                        d += mr; s += g.lda
+                    }
+                } else {
+                    for _ in 0..<kc {
+                        for r in 0..<rows { d[r] = alpha * s[r] }
+                        for r in rows..<mr { d[r] = 0 }
+                        d += mr; s += g.lda
+                    }
+                }
+            } else {
+                // op(A)[r][p] = a[r·lda + p]: transpose rows × kc.
+                let s = g.a + (i0 + i) * g.lda + p0
+                var p = 0
+                if rows == 8 && mr == 8 {
+                    while p + 8 <= kc {
+                        transpose8x8(s + p, g.lda, d + p * 8, 8, alpha)
+                        p += 8
+                    }
+                }
+                while p < kc {
+                    for r in 0..<rows { d[p * mr + r] = alpha * s[r * g.lda + p] }
+                    for r in rows..<mr { d[p * mr + r] = 0 }
+                    p += 1
+                }
+                d += kc * mr
+            }
+            i += mr
+        }
+    }
+
+    /// Packs op(B)[p0..<p0+kc, j0..<j0+nc] into NR-column micro-panels (kc×NR each, zero-padded).
+    @inline(__always)
+    static func packB(_ g: GEMMArgs, _ nr: Int, _ j0: Int, _ nc: Int, _ p0: Int, _ kc: Int,
+                      _ dst: UnsafeMutablePointer<Float>) {
+        var d = dst
+        var j = 0
+        while j < nc {
+            let cols = min(nr, nc - j)
+            if !g.transB {
+                // op(B)[p][c] = b[p·ldb + c]: copy row pieces.
+                var s = g.b + p0 * g.ldb + (j0 + j)
+                if cols == nr {
+                    let rs = UnsafeRawPointer(s), rd = UnsafeMutableRawPointer(d), lb = g.ldb * 4
+                    if nr == 16 {
+                        for p in 0..<kc {
+                            st(ld(rs, p * lb, V16.self), rd, p * 64)
+                        }
+                    } else {
+                        for p in 0..<kc {
+                            st(ld(rs, p * lb, V16.self), rd, p * 128)
+                            st(ld(rs, p * lb + 64, V16.self), rd, p * 128 + 64)
+                        }
+                    }
+                    d += kc * nr
+                } else {
+                    for _ in 0..<kc {
+                        for c in 0..<cols { d[c] = s[c] }
+                        for c in cols..<nr { d[c] = 0 }
+                        d += nr; s += g.ldb
+                    }
+                }
+            } else {
+                // op(B)[p][c] = b[c·ldb + p]: transpose cols × kc in 8×8 blocks.
+                let s = g.b + (j0 + j) * g.ldb + p0
+                var p = 0
+                if cols == nr {
+                    while p + 8 <= kc {
+                        var c = 0
+                        while c < nr {
+                            transpose8x8(s + c * g.ldb + p, g.ldb, d + p * nr + c, nr, 1)
+                            c += 8
+                        }
+                        p += 8
+                    }
+                }
+                while p < kc {
+                    for c in 0..<cols { d[p * nr + c] = s[c * g.ldb + p] }
+                    for c in cols..<nr { d[p * nr + c] = 0 }
+                    p += 1
+                }
+                d += kc * nr
+            }
+            j += nr
+        }
+    }
+
+    /// Blocked GEMM over the C block rows × cols, on the calling thread.
+    @inline(never)
+    static func blocked<K: GEMMMicroKernel>(_ g: GEMMArgs, rows: Range<Int>, cols: Range<Int>,
+                                            _: K.Type, kcMax: Int, mcMax: Int, ncMax: Int) {
+        let MR = K.mr, NR = K.nr
+        let m = rows.count, n = cols.count, k = g.k
+        if m == 0 || n == 0 { return }
+        // Even block sizes (rounded to the tile) so no block is a sliver.
+        let kBlocks = (k + kcMax - 1) / kcMax
+        let KC = (k + kBlocks - 1) / kBlocks
+        let mBlocks = (m + mcMax - 1) / mcMax
+        let MC = roundUp((m + mBlocks - 1) / mBlocks, MR)
+        let nBlocks = (n + ncMax - 1) / ncMax
+        let NC = roundUp((n + nBlocks - 1) / nBlocks, NR)
+
+        let scratch = GEMMScratch.current
+        scratch.ensure(a: roundUp(min(MC, roundUp(m, MR)), MR) * KC, b: KC * roundUp(min(NC, roundUp(n, NR)), NR))
+        let pa = scratch.a, pb = scratch.b, tile = scratch.tile
+        let ldc = g.ldc
+
+        var jc = 0
+        while jc < n {
+            let nc = min(NC, n - jc)
+            var pc = 0
+            while pc < k {
+                let kc = min(KC, k - pc)
+                let beta: Float = pc == 0 ? g.beta : 1
+                packB(g, NR, cols.lowerBound + jc, nc, pc, kc, pb)
+                var ic = 0
+                while ic < m {
+                    let mc = min(MC, m - ic)
+                    packA(g, MR, rows.lowerBound + ic, mc, pc, kc, pa)
+                    let cBlock = g.c + (rows.lowerBound + ic) * ldc + cols.lowerBound + jc
+                    var jr = 0
+                    while jr < nc {
+                        let nr = min(NR, nc - jr)
+                        let bp = UnsafePointer(pb + jr * kc)
+                        var ir = 0
+                        while ir < mc {
+                            let mr = min(MR, mc - ir)
+                            let ap = UnsafePointer(pa + ir * kc)
+                            let cp = cBlock + ir * ldc + jr
+                            if mr == MR && nr == NR {
+                                K.run(kc, ap, bp, cp, ldc, beta)
+                            } else {
+                                K.run(kc, ap, bp, tile, NR, 0)
+                                for r in 0..<mr {
+                                    let crow = cp + r * ldc, trow = tile + r * NR
+                                    if beta == 0 {
+                                        for c in 0..<nr { crow[c] = trow[c] }
+                                    } else if beta == 1 {
+                                        for c in 0..<nr { crow[c] += trow[c] }
+                                    } else {
+                                        for c in 0..<nr { crow[c] = trow[c] + beta * crow[c] }
+                                    }
+                                }
+                            }
+                            ir += MR
+                        }
+                        jr += NR
+                    }
+                    ic += MC
+                }
+                pc += KC
+            }
+            jc += NC
+        }
+    }
+
+    /// Unpacked path for tiny products and skinny shapes (m or n below a tile).
+    static func direct(_ g: GEMMArgs, rows: Range<Int>, cols: Range<Int>) {
+        let k = g.k, alpha = g.alpha, beta = g.beta
+        let j0 = cols.lowerBound, w = cols.count
+        if w == 0 { return }
+        if !g.transB {
+            // C[i, cols] = beta·C + Σ_p alpha·A(i,p) · B[p, cols]; B rows contiguous.
+            let chunk = 1024
+            var jb = 0
+            while jb < w {
+                let cw = min(chunk, w - jb)
+                for i in rows {
+                    let ci = g.c + i * g.ldc + j0 + jb
+                    scaleRow(ci, cw, beta)
+                    for p in 0..<k {
+                        let aip = alpha * (g.transA ? g.a[p * g.lda + i] : g.a[i * g.lda + p])
+                        axpy(aip, g.b + p * g.ldb + j0 + jb, ci, cw)
+                    }
+                }
+                jb += chunk
+            }
+        } else {
+            // C[i][j] = alpha·⟨op(A) row i, B row j⟩ + beta·C[i][j].
+            for i in rows {
+                let ci = g.c + i * g.ldc
+                for j in cols {
+                    let bj = g.b + j * g.ldb
+                    var s: Float
+                    if !g.transA {
+                        s = dot(g.a + i * g.lda, bj, k)
+                    } else {
+                        s = 0
+                        for p in 0..<k { s += g.a[p * g.lda + i] * bj[p] }
+                    }
+                    ci[j] = beta == 0 ? alpha * s : alpha * s + beta * ci[j]
+                }
+            }
+        }
+    }
+
+    @inline(__always) static func scaleRow(_ c: UnsafeMutablePointer<Float>, _ n: Int, _ beta: Float) {
+        if beta == 1 { return }
+        if beta == 0 { c.update(repeating: 0, count: n); return }
+        var j = 0
+        let r = UnsafeMutableRawPointer(c)
+        while j + 8 <= n { st(ld(r, j * 4, V8.self) * beta, r, j * 4); j += 8 }
+        while j < n { c[j] *= beta; j += 1 }
+    }
+
+    @inline(__always) static func axpy(_ s: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y), v = V8(repeating: s)
+        var j = 0
+        while j + 16 <= n {
+            st(ld(ry, j * 4, V8.self).addingProduct(v, ld(rx, j * 4, V8.self)), ry, j * 4)
+            st(ld(ry, j * 4 + 32, V8.self).addingProduct(v, ld(rx, j * 4 + 32, V8.self)), ry, j * 4 + 32)
+            j += 16
+        }
+        while j + 8 <= n { st(ld(ry, j * 4, V8.self).addingProduct(v, ld(rx, j * 4, V8.self)), ry, j * 4); j += 8 }
+        while j < n { y[j] += s * x[j]; j += 1 }
+    }
+
+    @inline(__always) static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
+        let rx = UnsafeRawPointer(x), ry = UnsafeRawPointer(y)
+        var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
+        var p = 0
+        while p + 32 <= n {
+            a0 = a0.addingProduct(ld(rx, p * 4, V8.self), ld(ry, p * 4, V8.self))
+            a1 = a1.addingProduct(ld(rx, p * 4 + 32, V8.self), ld(ry, p * 4 + 32, V8.self))
+            a2 = a2.addingProduct(ld(rx, p * 4 + 64, V8.self), ld(ry, p * 4 + 64, V8.self))
+            a3 = a3.addingProduct(ld(rx, p * 4 + 96, V8.self), ld(ry, p * 4 + 96, V8.self))
+            p += 32
+        }
+        while p + 8 <= n { a0 = a0.addingProduct(ld(rx, p * 4, V8.self), ld(ry, p * 4, V8.self)); p += 8 }
+        var s = ((a0 + a1) + (a2 + a3)).sum()
+        while p < n { s += x[p] * y[p]; p += 1 }
+        return s
+    }
+
+    /// Entry point behind `GEMM.sgemm`.
+    static func sgemm(_ g: GEMMArgs) {
+        let m = g.m, n = g.n, k = g.k
+        if m <= 0 || n <= 0 { return }
+        if k <= 0 || g.alpha == 0 {
+            parallelFor(m, grain: max(1, 65536 / n)) { rows in
+                for i in rows { scaleRow(g.c + i * g.ldc, n, g.beta) }
+            }
+            return
+        }
+        let work = m * n * k
+        let threads = ThreadPool.shared.threadCount
+        let maxThreads = max(1, min(threads, 2 * work / GEMMTuning.minFlopsPerThread))
+
+        // Tiny products and skinny shapes: no packing.
+        if work < GEMMTuning.smallThreshold || m < 4 || n < 4 {
+            if maxThreads > 1 && m >= 2 * maxThreads && (m >= n || n < 64 * maxThreads) {
+                parallelFor(maxThreads) { r in
+                    for w in r { direct(g, rows: (m * w / maxThreads)..<(m * (w + 1) / maxThreads), cols: 0..<n) }
+                }
+            } else if maxThreads > 1 && n >= 64 * maxThreads {
+                parallelFor(maxThreads) { r in
+                    for w in r {
+                        let lo = roundUp(n * w / maxThreads, 16), hi = w + 1 == maxThreads ? n : roundUp(n * (w + 1) / maxThreads, 16)
+                        direct(g, rows: 0..<m, cols: lo..<hi)
+                    }
+                }
+            } else {
+                direct(g, rows: 0..<m, cols: 0..<n)
+            }
+            return
+        }
+
+        switch GEMMTuning.kernel {
+        case .avx2x6x16:
+            // L1 32 KiB: B micro-panel 256×16×4 = 16 KiB. L2 512 KiB–1 MiB: A block ≤ 252×256×4 ≈ 252 KiB.
+            split(g, Kernel6x16.self, kc: 256, mc: 252, nc: 4080, threads: maxThreads)
+        case .avx512x8x32:
+            // L1 48 KiB: B micro-panel 256×32×4 = 32 KiB. L2 1 MiB: A block ≤ 480×256×4 = 480 KiB.
+            split(g, Kernel8x32.self, kc: 256, mc: 480, nc: 3072, threads: maxThreads)
+        }
+    }
+
+    /// Splits C into one block per thread along n (each thread repacks all of A) or
+    /// along m (each repacks all of B), whichever duplicates less packing.
+    @inline(__always)
+    static func split<K: GEMMMicroKernel>(_ g: GEMMArgs, _ kern: K.Type, kc: Int, mc: Int, nc: Int, threads: Int) {
+        let m = g.m, n = g.n
+        let mPanels = (m + K.mr - 1) / K.mr, nPanels = (n + K.nr - 1) / K.nr
+        var t = threads
+        var alongN = m <= n
+        if alongN && nPanels < 2 * t { alongN = false }
+        if !alongN && mPanels < 2 * t { alongN = nPanels >= 2 * t }
+        if (alongN ? nPanels : mPanels) < 2 * t { t = 1 }
+        if t == 1 {
+            blocked(g, rows: 0..<m, cols: 0..<n, K.self, kcMax: kc, mcMax: mc, ncMax: nc)
+            return
+        }
+        parallelFor(t) { r in
+            for w in r {
+                if alongN {
+                    let lo = min(n, nPanels * w / t * K.nr), hi = min(n, nPanels * (w + 1) / t * K.nr)
+                    blocked(g, rows: 0..<m, cols: lo..<hi, K.self, kcMax: kc, mcMax: mc, ncMax: nc)
+                } else {
+                    let lo = min(m, mPanels * w / t * K.mr), hi = min(m, mPanels * (w + 1) / t * K.mr)
+                    blocked(g, rows: lo..<hi, cols: 0..<n, K.self, kcMax: kc, mcMax: mc, ncMax: nc)
+                }
+            }
+        }
+    }
+}
