@@ -20,19 +20,20 @@ public enum Book {
         let path = cacheDirectory + "/dorothy_and_the_wizard_in_oz.txt"
         if FileManager.default.fileExists(atPath: path) { return path }
         log("downloading the book (Project Gutenberg #22566) into \(cacheDirectory)…")
-        var result: Result<Data, Error> = .failure(EmeraldError.download("no response"))
+        final class Box: @unchecked Sendable { var result: Result<Data, Error> = .failure(EmeraldError.download("no response")) }
+        let box = Box()
         let done = DispatchSemaphore(value: 0)
         var request = URLRequest(url: url)
         request.timeoutInterval = 30
         URLSession.shared.dataTask(with: request) { data, response, error in
-            if let error { result = .failure(error) }
+            if let error { box.result = .failure(error) }
             else if let http = response as? HTTPURLResponse, http.statusCode != 200 {
-                result = .failure(EmeraldError.download("HTTP \(http.statusCode)"))
-            } else if let data, !data.isEmpty { result = .success(data) }
+                box.result = .failure(EmeraldError.download("HTTP \(http.statusCode)"))
+            } else if let data, !data.isEmpty { box.result = .success(data) }
             done.signal()
         }.resume()
         done.wait()
-        guard case .success(let data) = result else {
+        guard case .success(let data) = box.result else {
             throw EmeraldError.download("cannot download the book from \(url) (offline?); pass a UTF-8 text file with --data FILE")
         }
         _ = try TextCorpus.decode(data, path: url.absoluteString)

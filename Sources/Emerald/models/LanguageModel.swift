@@ -20,11 +20,14 @@ extension LanguageModel {
 public enum ModelConfig: Equatable, Sendable {
     /// The guide's bigram table.
     case bigram(BigramConfig)
+    /// A GPT.
+    case gpt(GPTConfig)
 
     /// `model_type` in config.json.
     public var modelType: String {
         switch self {
         case .bigram: return "bigram"
+        case .gpt: return "gpt"
         }
     }
 
@@ -32,6 +35,7 @@ public enum ModelConfig: Equatable, Sendable {
     public var vocabularySize: Int {
         switch self {
         case .bigram(let c): return c.vocabSize
+        case .gpt(let c): return c.vocabSize
         }
     }
 
@@ -39,6 +43,7 @@ public enum ModelConfig: Equatable, Sendable {
     public func json() -> [String: Any] {
         switch self {
         case .bigram(let c): return ["model_type": "bigram", "vocab_size": c.vocabSize]
+        case .gpt(let c): return c.json()
         }
     }
 
@@ -52,6 +57,7 @@ public enum ModelConfig: Equatable, Sendable {
         }
         switch json["model_type"] as? String {
         case "bigram": self = .bigram(BigramConfig(vocabSize: try int("vocab_size")))
+        case "gpt": self = .gpt(try GPTConfig(json: json, path: path))
         case let t: throw EmeraldError.corruptCheckpoint(path: path, reason: "unknown model_type \(t.map { "\"\($0)\"" } ?? "(missing)")")
         }
     }
@@ -61,6 +67,7 @@ public enum ModelConfig: Equatable, Sendable {
         var rng = RandomGenerator(seed: seed)
         switch self {
         case .bigram(let c): return BigramLanguageModel(c, rng: &rng)
+        case .gpt(let c): return GPT(c, rng: &rng)
         }
     }
 }

@@ -14,8 +14,7 @@ public final class Linear: Module {
 
     /// Applies the layer to the last axis of `x`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = x.matmul(weight, transposeOther: true)
-        return bias.map { y + $0 } ?? y
+        x.linear(weight: weight, bias: bias)
     }
 }
 

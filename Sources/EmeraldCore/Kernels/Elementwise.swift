@@ -80,7 +80,7 @@ public enum Kernels {
         var acc = F16(repeating: 0)
         var i = 0
         while i + 16 <= n { acc += load16(a + i) * load16(b + i); i += 16 }
-        var s = acc.sum()
+        var s = hsum(acc)
         while i < n { s += a[i] * b[i]; i += 1 }
         return s
     }

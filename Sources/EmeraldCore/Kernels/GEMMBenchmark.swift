@@ -2,18 +2,33 @@ import Foundation
 
 /// Times `GEMM.sgemm` on one shape (used by `emerald bench gemm` and the opt-in bench test).
 public enum GEMMBenchmark {
+    /// Pools kept alive by thread count. `ThreadPool.configure` drops the old pool
+    /// while its workers still reference it (`unowned self`), which traps; switching
+    /// between retained pools avoids that.
+    nonisolated(unsafe) private static var pools: [Int: ThreadPool] = [:]
+
+    /// Makes `ThreadPool.shared` a pool with `threads` threads, keeping every pool alive.
+    public static func usePool(threads: Int) {
+        let cur = ThreadPool.shared
+        pools[cur.threadCount] = pools[cur.threadCount] ?? cur
+        if cur.threadCount == threads { return }
+        let p = pools[threads] ?? ThreadPool(threads: threads)
+        pools[threads] = p
+        ThreadPool.shared = p
+    }
+
     /// Runs C = op(A)·op(B) on random tight row-major matrices.
     ///
     /// - Parameters:
-    ///   - threads: pool size for the run (`ThreadPool.configure`); the previous size is restored.
+    ///   - threads: pool size for the run (see `usePool`); the previous pool is restored.
     ///   - iterations: timed runs after warm-up; 0 picks enough for ~0.3 s.
     /// - Returns: GFLOP/s from the median run (2·m·n·k flops) and that median in seconds.
     public static func run(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
                            threads: Int = ThreadPool.shared.threadCount,
                            iterations: Int = 0) -> (gflops: Double, medianSeconds: Double) {
-        let previous = ThreadPool.shared.threadCount
-        ThreadPool.configure(threads: threads)
-        defer { ThreadPool.configure(threads: previous) }
+        let previous = ThreadPool.shared
+        usePool(threads: threads)
+        defer { ThreadPool.shared = previous }
 
         let a = UnsafeMutablePointer<Float>.allocate(capacity: max(m * k, 1))
         let b = UnsafeMutablePointer<Float>.allocate(capacity: max(k * n, 1))

@@ -6,12 +6,12 @@ import Foundation
 // MR×NR tile of C in vector registers: each k step loads one NR-wide row of
 // packed B (vectors along n) and broadcasts MR values of packed A.
 //
-// Loop nest (BLIS order, seen from Cᵀ = Bᵀ·Aᵀ so that our vector side is B):
-//   jc: NC columns    → B block KC×NC packed once per (jc, pc), lives in L3
+// Loop nest:
+//   ic: row block     → A packed for the whole depth k (alpha folded in), L3
+//   jc: NC columns    → B block KC×NC packed once per (jc, pc), lives in L2
 //   pc: KC depth
-//   ic: MC rows       → A block MC×KC packed (alpha folded in), lives in L2
-//   jr: NR columns    → one KC×NR micro-panel of B, stays in L1
-//   ir: MR rows       → micro-kernel, streams MR×KC micro-panels of A from L2
+//   ir: MR rows       → one MR×KC micro-panel of A, stays in L1
+//   jr: NR columns    → micro-kernel; streams KC×NR micro-panels of B from L2
 //
 // Two micro-kernels, chosen at run time from what the CPU offers (the package
 // is built with `-target-cpu native`, so the build machine is the run machine):
@@ -52,6 +52,9 @@ public enum GEMMTuning {
     public nonisolated(unsafe) static var smallThreshold = 32 * 1024
     /// Minimum flops (2·m·n·k) per thread before a GEMM is split across threads.
     public nonisolated(unsafe) static var minFlopsPerThread = 1 << 21
+    /// Overrides of the depth block KC and the column block NC (nil: per-kernel defaults).
+    public nonisolated(unsafe) static var kc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_KC"].flatMap { Int($0) }
+    public nonisolated(unsafe) static var nc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_NC"].flatMap { Int($0) }
 }
 
 // MARK: - Micro-kernels
@@ -359,46 +362,58 @@ enum GEMMDriver {
     }
 
     /// Blocked GEMM over the C block rows × cols, on the calling thread.
+    ///
+    /// A is packed once per row block for the whole depth k (alpha folded in), so it is
+    /// never repacked; B is packed in KC×NC blocks sized for L2. Inside a block, each
+    /// MR-row micro-panel of A stays in L1 while the jr loop streams B micro-panels from
+    /// L2 and walks C along its rows (sequential streams the hardware prefetches).
     @inline(never)
     static func blocked<K: GEMMMicroKernel>(_ g: GEMMArgs, rows: Range<Int>, cols: Range<Int>,
-                                            _: K.Type, kcMax: Int, mcMax: Int, ncMax: Int) {
+                                            _: K.Type, kcMax: Int, ncMax: Int, aMaxFloats: Int) {
         let MR = K.mr, NR = K.nr
         let m = rows.count, n = cols.count, k = g.k
         if m == 0 || n == 0 { return }
         // Even block sizes (rounded to the tile) so no block is a sliver.
         let kBlocks = (k + kcMax - 1) / kcMax
         let KC = (k + kBlocks - 1) / kBlocks
-        let mBlocks = (m + mcMax - 1) / mcMax
-        let MC = roundUp((m + mBlocks - 1) / mBlocks, MR)
         let nBlocks = (n + ncMax - 1) / ncMax
         let NC = roundUp((n + nBlocks - 1) / nBlocks, NR)
+        let mcMax = max(MR, aMaxFloats / max(k, 1) / MR * MR)
+        let mBlocks = (m + mcMax - 1) / mcMax
+        let MC = roundUp((m + mBlocks - 1) / mBlocks, MR)
 
         let scratch = GEMMScratch.current
-        scratch.ensure(a: roundUp(min(MC, roundUp(m, MR)), MR) * KC, b: KC * roundUp(min(NC, roundUp(n, NR)), NR))
+        scratch.ensure(a: min(MC, roundUp(m, MR)) * k, b: KC * min(NC, roundUp(n, NR)))
         let pa = scratch.a, pb = scratch.b, tile = scratch.tile
         let ldc = g.ldc
 
-        var jc = 0
-        while jc < n {
-            let nc = min(NC, n - jc)
+        var ic = 0
+        while ic < m {
+            let mc = min(MC, m - ic), mcr = roundUp(mc, MR)
+            // Whole depth of this row block: the pc-th KC slice starts at pa + mcr·pc.
             var pc = 0
             while pc < k {
-                let kc = min(KC, k - pc)
-                let beta: Float = pc == 0 ? g.beta : 1
-                packB(g, NR, cols.lowerBound + jc, nc, pc, kc, pb)
-                var ic = 0
-                while ic < m {
-                    let mc = min(MC, m - ic)
-                    packA(g, MR, rows.lowerBound + ic, mc, pc, kc, pa)
+                packA(g, MR, rows.lowerBound + ic, mc, pc, min(KC, k - pc), pa + mcr * pc)
+                pc += KC
+            }
+            var jc = 0
+            while jc < n {
+                let nc = min(NC, n - jc)
+                pc = 0
+                while pc < k {
+                    let kc = min(KC, k - pc)
+                    let beta: Float = pc == 0 ? g.beta : 1
+                    packB(g, NR, cols.lowerBound + jc, nc, pc, kc, pb)
+                    let aBlock = pa + mcr * pc
                     let cBlock = g.c + (rows.lowerBound + ic) * ldc + cols.lowerBound + jc
-                    var jr = 0
-                    while jr < nc {
-                        let nr = min(NR, nc - jr)
-                        let bp = UnsafePointer(pb + jr * kc)
-                        var ir = 0
-                        while ir < mc {
-                            let mr = min(MR, mc - ir)
-                            let ap = UnsafePointer(pa + ir * kc)
+                    var ir = 0
+                    while ir < mc {
+                        let mr = min(MR, mc - ir)
+                        let ap = UnsafePointer(aBlock + ir * kc)
+                        var jr = 0
+                        while jr < nc {
+                            let nr = min(NR, nc - jr)
+                            let bp = UnsafePointer(pb + jr * kc)
                             let cp = cBlock + ir * ldc + jr
                             if mr == MR && nr == NR {
                                 K.run(kc, ap, bp, cp, ldc, beta)
@@ -415,15 +430,15 @@ enum GEMMDriver {
                                     }
                                 }
                             }
-                            ir += MR
+                            jr += NR
                         }
-                        jr += NR
+                        ir += MR
                     }
-                    ic += MC
+                    pc += KC
                 }
-                pc += KC
+                jc += NC
             }
-            jc += NC
+            ic += MC
         }
     }
 
@@ -540,18 +555,22 @@ enum GEMMDriver {
 
         switch GEMMTuning.kernel {
         case .avx2x6x16:
-            // L1 32 KiB: B micro-panel 256×16×4 = 16 KiB. L2 512 KiB–1 MiB: A block ≤ 252×256×4 ≈ 252 KiB.
-            split(g, Kernel6x16.self, kc: 256, mc: 252, nc: 4080, threads: maxThreads)
+            // L1 32 KiB: A micro-panel 6×256×4 = 6 KiB + streamed B. L2 512 KiB: B block
+            // 256×256×4 = 256 KiB. Packed A (≤ 8 MiB) in L3.
+            split(g, Kernel6x16.self, kc: GEMMTuning.kc ?? 256, nc: GEMMTuning.nc ?? 256,
+                  aMax: 2 << 20, threads: maxThreads)
         case .avx512x8x32:
-            // L1 48 KiB: B micro-panel 256×32×4 = 32 KiB. L2 1 MiB: A block ≤ 480×256×4 = 480 KiB.
-            split(g, Kernel8x32.self, kc: 256, mc: 480, nc: 3072, threads: maxThreads)
+            // L1 48 KiB: A micro-panel 8×256×4 = 8 KiB + streamed B. L2 1 MiB: B block
+            // 256×512×4 = 512 KiB. Packed A (≤ 8 MiB) in L3.
+            split(g, Kernel8x32.self, kc: GEMMTuning.kc ?? 256, nc: GEMMTuning.nc ?? 512,
+                  aMax: 2 << 20, threads: maxThreads)
         }
     }
 
     /// Splits C into one block per thread along n (each thread repacks all of A) or
     /// along m (each repacks all of B), whichever duplicates less packing.
     @inline(__always)
-    static func split<K: GEMMMicroKernel>(_ g: GEMMArgs, _ kern: K.Type, kc: Int, mc: Int, nc: Int, threads: Int) {
+    static func split<K: GEMMMicroKernel>(_ g: GEMMArgs, _ kern: K.Type, kc: Int, nc: Int, aMax: Int, threads: Int) {
         let m = g.m, n = g.n
         let mPanels = (m + K.mr - 1) / K.mr, nPanels = (n + K.nr - 1) / K.nr
         var t = threads
@@ -560,17 +579,17 @@ enum GEMMDriver {
         if !alongN && mPanels < 2 * t { alongN = nPanels >= 2 * t }
         if (alongN ? nPanels : mPanels) < 2 * t { t = 1 }
         if t == 1 {
-            blocked(g, rows: 0..<m, cols: 0..<n, K.self, kcMax: kc, mcMax: mc, ncMax: nc)
+            blocked(g, rows: 0..<m, cols: 0..<n, K.self, kcMax: kc, ncMax: nc, aMaxFloats: aMax)
             return
         }
         parallelFor(t) { r in
             for w in r {
                 if alongN {
                     let lo = min(n, nPanels * w / t * K.nr), hi = min(n, nPanels * (w + 1) / t * K.nr)
-                    blocked(g, rows: 0..<m, cols: lo..<hi, K.self, kcMax: kc, mcMax: mc, ncMax: nc)
+                    blocked(g, rows: 0..<m, cols: lo..<hi, K.self, kcMax: kc, ncMax: nc, aMaxFloats: aMax)
                 } else {
                     let lo = min(m, mPanels * w / t * K.mr), hi = min(m, mPanels * (w + 1) / t * K.mr)
-                    blocked(g, rows: lo..<hi, cols: 0..<n, K.self, kcMax: kc, mcMax: mc, ncMax: nc)
+                    blocked(g, rows: lo..<hi, cols: 0..<n, K.self, kcMax: kc, ncMax: nc, aMaxFloats: aMax)
                 }
             }
         }

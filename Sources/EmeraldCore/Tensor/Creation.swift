@@ -44,6 +44,9 @@ extension Tensor {
         return t
     }
 
+    /// `[0, 1, …, end−1]` (the default `start` above cannot be used positionally).
+    public static func arange(_ end: Float) -> Tensor { arange(0, end) }
+
     /// Lower-triangular ones (`n × n`), the causal mask.
     public static func tril(_ n: Int) -> Tensor {
         let t = zeros([n, n])

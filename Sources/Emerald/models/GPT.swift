@@ -1,0 +1,142 @@
+/// A decoder-only Transformer: GPT-2's architecture, nanoGPT's shape.
+///
+/// Parameter names equal Hugging Face GPT-2's (`transformer.wte.weight`,
+/// `transformer.h.0.attn.c_attn.weight`, …), with Linear weights stored
+/// (out, in) like `torch.nn.Linear` (HF's Conv1D stores (in, out)).
+public final class GPT: Module, LanguageModel {
+    /// Embeddings, blocks and the final LayerNorm.
+    public let transformer: Transformer
+    /// Output projection; nil when tied to `transformer.wte`.
+    public let lm_head: Linear?
+    /// Hyperparameters.
+    public let cfg: GPTConfig
+
+    /// GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/√(2·n_layer).
+    public init(_ config: GPTConfig, rng: inout RandomGenerator) {
+        cfg = config
+        transformer = Transformer(config, rng: &rng)
+        lm_head = config.tieWeights ? nil : Linear(config.nEmbd, config.vocabSize, bias: false, rng: &rng)
+    }
+
+    /// `.gpt`.
+    public var config: ModelConfig { .gpt(cfg) }
+    /// The position table's length.
+    public var contextLength: Int? { cfg.blockSize }
+
+    /// Logits (B·T, V).
+    public func logits(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor {
+        precondition(time <= cfg.blockSize, "sequence of \(time) exceeds the context of \(cfg.blockSize)")
+        let x = transformer(ids, batch: batch, time: time, rng: &rng)  // (B, T, C)
+        return x.reshaped([batch * time, cfg.nEmbd]).linear(weight: lm_head?.weight ?? transformer.wte.weight, bias: nil)
+    }
+
+    /// The trunk: everything but the LM head.
+    public final class Transformer: Module {
+        /// Token embeddings (V, C).
+        public let wte: Embedding
+        /// Position embeddings (block size, C).
+        public let wpe: Embedding
+        /// Blocks.
+        public let h: [Block]
+        /// Final LayerNorm.
+        public let ln_f: LayerNorm
+        let drop: Dropout
+
+        init(_ c: GPTConfig, rng: inout RandomGenerator) {
+            wte = Embedding(c.vocabSize, c.nEmbd, rng: &rng)
+            wpe = Embedding(c.blockSize, c.nEmbd, rng: &rng)
+            var blocks: [Block] = []
+            for _ in 0..<c.nLayer { blocks.append(Block(c, rng: &rng)) }
+            h = blocks
+            ln_f = LayerNorm(c.nEmbd, eps: c.layerNormEpsilon, bias: c.bias)
+            drop = Dropout(c.dropout)
+        }
+
+        /// Hidden states (B, T, C) after `ln_f`.
+        public func callAsFunction(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor {
+            let tok = wte(ids, shape: [batch, time])
+            let pos = wpe.weight.slice(axis: 0, 0..<time)
+            var x = drop(tok + pos, rng: &rng)
+            for block in h { x = block(x, rng: &rng) }
+            return ln_f(x)
+        }
+    }
+
+    /// Attention then MLP, each with a residual connection.
+    public final class Block: Module {
+        /// LayerNorm before (pre-LN) or after (post-LN) attention.
+        public let ln_1: LayerNorm
+        /// Masked multi-head self-attention.
+        public let attn: CausalSelfAttention
+        /// LayerNorm around the MLP.
+        public let ln_2: LayerNorm
+        /// Position-wise feed-forward network.
+        public let mlp: MLP
+        let norm: NormPlacement
+
+        init(_ c: GPTConfig, rng: inout RandomGenerator) {
+            ln_1 = LayerNorm(c.nEmbd, eps: c.layerNormEpsilon, bias: c.bias)
+            attn = CausalSelfAttention(c, rng: &rng)
+            ln_2 = LayerNorm(c.nEmbd, eps: c.layerNormEpsilon, bias: c.bias)
+            mlp = MLP(c, rng: &rng)
+            norm = c.norm
+        }
+
+        /// (B, T, C) → (B, T, C).
+        public func callAsFunction(_ x: Tensor, rng: inout RandomGenerator) -> Tensor {
+            switch norm {
+            case .pre:
+                let y = x + attn(ln_1(x), rng: &rng)
+                return y + mlp(ln_2(y), rng: &rng)
+            case .post:
+                let y = ln_1(x + attn(x, rng: &rng))
+                return ln_2(y + mlp(y, rng: &rng))
+            }
+        }
+    }
+
+    /// Keys, queries and values from one projection; heads attend in one fused kernel.
+    public final class CausalSelfAttention: Module {
+        /// (3C, C): queries, keys, values.
+        public let c_attn: Linear
+        /// (C, C): mixes the heads' outputs.
+        public let c_proj: Linear
+        let nHead: Int
+        let resid_dropout: Dropout
+
+        init(_ c: GPTConfig, rng: inout RandomGenerator) {
+            c_attn = Linear(c.nEmbd, 3 * c.nEmbd, bias: c.bias, rng: &rng)
+            c_proj = Linear(c.nEmbd, c.nEmbd, bias: c.bias, std: 0.02 / Float(2 * c.nLayer).squareRoot(), rng: &rng)
+            nHead = c.nHead
+            resid_dropout = Dropout(c.dropout)
+        }
+
+        /// (B, T, C) → (B, T, C).
+        public func callAsFunction(_ x: Tensor, rng: inout RandomGenerator) -> Tensor {
+            let y = c_attn(x).causalSelfAttention(heads: nHead)
+            return resid_dropout(c_proj(y), rng: &rng)
+        }
+    }
+
+    /// Linear → activation → Linear, 4× wide.
+    public final class MLP: Module {
+        /// (4C, C).
+        public let c_fc: Linear
+        /// (C, 4C).
+        public let c_proj: Linear
+        let act: Activation
+        let dropout: Dropout
+
+        init(_ c: GPTConfig, rng: inout RandomGenerator) {
+            c_fc = Linear(c.nEmbd, 4 * c.nEmbd, bias: c.bias, rng: &rng)
+            c_proj = Linear(4 * c.nEmbd, c.nEmbd, bias: c.bias, std: 0.02 / Float(2 * c.nLayer).squareRoot(), rng: &rng)
+            act = c.activation
+            dropout = Dropout(c.dropout)
+        }
+
+        /// (B, T, C) → (B, T, C).
+        public func callAsFunction(_ x: Tensor, rng: inout RandomGenerator) -> Tensor {
+            dropout(c_proj(act(c_fc(x))), rng: &rng)
+        }
+    }
+}
