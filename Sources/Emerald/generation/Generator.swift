@@ -48,15 +48,30 @@ public enum Generator {
         model.eval()
         var ids = prompt
         var out: [Int32] = []
+        let gpt = model as? GPT
+        let cache = gpt.map { KVCache(for: $0) }
+        var pending = prompt  // ids not yet in the cache
         withNoGrad {
             for _ in 0..<maxNewTokens {
-                let ctx = model.contextLength.map { Array(ids.suffix($0)) } ?? ids
-                let logits = model.logits(ctx, batch: 1, time: ctx.count, rng: &rng)
-                let v = logits.shape.last!
-                let row = Array(UnsafeBufferPointer(start: logits.data + (ctx.count - 1) * v, count: v))
+                let row: [Float]
+                if let gpt, let cache {
+                    if cache.length + pending.count > cache.capacity {
+                        // Window full: restart from the last `capacity` ids, as the uncached path crops.
+                        cache.reset()
+                        pending = Array(ids.suffix(cache.capacity))
+                    }
+                    let logits = gpt.logits(appending: pending, cache: cache, lastOnly: true)
+                    row = logits.scalars
+                } else {
+                    let ctx = model.contextLength.map { Array(ids.suffix($0)) } ?? ids
+                    let logits = model.logits(ctx, batch: 1, time: ctx.count, rng: &rng)
+                    let v = logits.shape.last!
+                    row = Array(UnsafeBufferPointer(start: logits.data + (ctx.count - 1) * v, count: v))
+                }
                 let next = Int32(options.pick(row, rng: &rng))
                 ids.append(next)
                 out.append(next)
+                pending = [next]
                 if !onToken(next) { break }
             }
         }

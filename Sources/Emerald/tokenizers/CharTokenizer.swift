@@ -31,7 +31,7 @@ public struct CharTokenizer: Tokenizer, Equatable {
         }
         var scalars: [Unicode.Scalar] = []
         for c in codes {
-            guard let s = Unicode.Scalar(UInt32(truncatingIfNeeded: c)) else {
+            guard c >= 0, c <= 0x10FFFF, let s = Unicode.Scalar(UInt32(c)) else {
                 throw EmeraldError.corruptCheckpoint(path: path, reason: "vocab entry \(c) is not a Unicode scalar")
             }
             scalars.append(s)

@@ -171,8 +171,9 @@ public final class Trainer {
         return (total / Float(config.gradAccum), norm)
     }
 
-    /// Runs to `config.steps`, evaluating every `evalInterval` steps and at the end.
-    public func run() throws {
+    /// Runs to `config.steps` (or stops early after `stopAfter` steps, as an
+    /// interrupted run would), evaluating every `evalInterval` steps and at the end.
+    public func run(stopAfter: Int? = nil) throws {
         model.train()
         let start = Date()
         var lastTime = start, lastStep = step
@@ -193,7 +194,7 @@ public final class Trainer {
                 try persist(record, saveBest: improved)
                 lastTime = Date(); lastStep = step
             }
-            if step >= config.steps { break }
+            if step >= config.steps || step >= (stopAfter ?? .max) { break }
             lastNorm = trainStep().gradNorm
             guard lastNorm.isFinite else {
                 throw EmeraldError.invalidArgument("training diverged at step \(step) (gradient norm \(lastNorm)); lower --lr")

@@ -55,6 +55,18 @@ extension Tensor {
         body(grad!.data)
     }
 
+    /// Like `accumulateGrad`, for a gradient tensor made just for this call
+    /// and referenced nowhere else: on first use it becomes the gradient
+    /// without a copy.
+    func adoptGrad(_ fresh: Tensor) {
+        guard requiresGrad else { return }
+        if grad == nil && fresh.shape == shape && fresh.offset == 0 && fresh.storage.count == fresh.count {
+            grad = fresh
+        } else {
+            accumulateGrad(fresh)
+        }
+    }
+
     /// Reverse-mode differentiation from this scalar (or from `seed` for non-scalars).
     public func backward(seed: Tensor? = nil) {
         precondition(seed != nil || count == 1, "backward() without a seed needs a scalar, shape is \(shape)")

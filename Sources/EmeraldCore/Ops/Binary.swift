@@ -90,19 +90,36 @@ extension Tensor {
             if self.requiresGrad {
                 let d = Tensor(uninitialized: outShape)
                 Kernels.zip3(a.data, b.data, g.data, d.data, d.count, da)
-                self.accumulateGrad(withNoGrad { d.sum(toShape: self.shape) })
+                self.adoptGrad(withNoGrad { d.sum(toShape: self.shape) })
             }
             if other.requiresGrad {
                 let d = Tensor(uninitialized: outShape)
                 Kernels.zip3(a.data, b.data, g.data, d.data, d.count, db)
-                other.accumulateGrad(withNoGrad { d.sum(toShape: other.shape) })
+                other.adoptGrad(withNoGrad { d.sum(toShape: other.shape) })
             }
         }
     }
 
-    /// a + b (broadcasting).
+    /// a + b (broadcasting). Residual connections and biases: the gradient
+    /// of each side is the output gradient, summed over broadcast dimensions.
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        a.binary(b, { $0 + $1 }, da: { _, _, g in g }, db: { _, _, g in g })
+        guard let outShape = broadcastShape(a.shape, b.shape) else {
+            preconditionFailure("shapes \(a.shape) and \(b.shape) do not broadcast")
+        }
+        let out = Tensor(uninitialized: outShape)
+        if a.shape == outShape && Array(outShape.suffix(b.rank)) == b.shape {
+            // Same shape, or b repeats along leading dims (position embeddings, biases).
+            let m = b.count
+            for r in 0..<(out.count / Swift.max(m, 1)) { Kernels.add(a.data + r * m, b.data, into: out.data + r * m, count: m) }
+        } else {
+            let ea = withNoGrad { a.expand(to: outShape) }, eb = withNoGrad { b.expand(to: outShape) }
+            Kernels.add(ea.data, eb.data, into: out.data, count: out.count)
+        }
+        return out.record([a, b]) { g in
+            for t in [a, b] where t.requiresGrad {
+                if t.shape == outShape { t.accumulateGrad(g) } else { t.adoptGrad(withNoGrad { g.sum(toShape: t.shape) }) }
+            }
+        }
     }
 
     /// a − b (broadcasting).

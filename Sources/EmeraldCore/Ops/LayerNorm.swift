@@ -57,9 +57,9 @@ extension Tensor {
                     }
                 }
             }
-            if let dx { self.accumulateGrad(dx) }
-            weight.accumulateGrad(dw)
-            bias?.accumulateGrad(db)
+            if let dx { self.adoptGrad(dx) }
+            weight.adoptGrad(dw)
+            bias?.adoptGrad(db)
         }
     }
 }

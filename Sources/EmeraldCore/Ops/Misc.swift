@@ -14,7 +14,7 @@ extension Tensor {
             for r in 0..<(self.count / Swift.max(m, 1)) {
                 for i in 0..<m where mask.data[i] != 0 { dx.data[r * m + i] = 0 }
             }
-            self.accumulateGrad(dx)
+            self.adoptGrad(dx)
         }
     }
 
@@ -31,7 +31,7 @@ extension Tensor {
         return out.record([self]) { g in
             let dx = Tensor(uninitialized: self.shape)
             Kernels.zip(g.data, keep.data, dx.data, self.count) { $0 * $1 }
-            self.accumulateGrad(dx)
+            self.adoptGrad(dx)
         }
     }
 

@@ -16,7 +16,7 @@ extension Tensor {
                 let s = Kernels.dot(yr, gr, n)
                 for i in 0..<n { d[i] = yr[i] * (gr[i] - s) }
             }
-            self.accumulateGrad(dx)
+            self.adoptGrad(dx)
         }
     }
 
@@ -38,7 +38,7 @@ extension Tensor {
                 let s = Kernels.sum(gr, n)
                 for i in 0..<n { d[i] = gr[i] - _expf(yr[i]) * s }
             }
-            self.accumulateGrad(dx)
+            self.adoptGrad(dx)
         }
     }
 
@@ -67,7 +67,7 @@ extension Tensor {
             let scale = g.data[0] / Float(rows)
             for (row, t) in targets.enumerated() { p[row * v + Int(t)] -= 1 }
             Kernels.map(p, p, probs.count) { $0 * scale }
-            self.accumulateGrad(probs)
+            self.adoptGrad(probs)
         }
     }
 }

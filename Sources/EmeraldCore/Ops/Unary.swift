@@ -9,7 +9,7 @@ extension Tensor {
         return y.record([self]) { [unowned y] g in
             let dx = Tensor(uninitialized: self.shape)
             Kernels.zip3(self.data, y.data, g.data, dx.data, self.count, grad)
-            self.accumulateGrad(dx)
+            self.adoptGrad(dx)
         }
     }
 

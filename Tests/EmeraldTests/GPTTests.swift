@@ -1,0 +1,133 @@
+import Emerald
+import XCTest
+
+final class GPTTests: XCTestCase {
+    func testParameterNamesFollowHuggingFaceGPT2() {
+        var rng = RandomGenerator(seed: 1)
+        let tied = GPT(TestSupport.tinyGPT(), rng: &rng)
+        let names = tied.namedParameters().map(\.name)
+        XCTAssertEqual(names.first, "transformer.wte.weight")
+        XCTAssertTrue(names.contains("transformer.wpe.weight"))
+        XCTAssertTrue(names.contains("transformer.h.1.attn.c_attn.weight"))
+        XCTAssertTrue(names.contains("transformer.h.0.mlp.c_proj.bias"))
+        XCTAssertTrue(names.contains("transformer.ln_f.bias"))
+        XCTAssertFalse(names.contains("lm_head.weight"), "tied models store no lm_head, like save_pretrained")
+        let untied = GPT(TestSupport.tinyGPT(tie: false), rng: &rng)
+        XCTAssertTrue(untied.namedParameters().map(\.name).contains("lm_head.weight"))
+        XCTAssertEqual(tied.parameters.count, 2 + 2 * 12 + 2)
+    }
+
+    /// Cached generation must see exactly what the full forward sees.
+    func testKVCacheMatchesUncachedLogits() {
+        for norm in NormPlacement.allCases {
+            var rng = RandomGenerator(seed: 3)
+            let cfg = TestSupport.tinyGPT(norm: norm)
+            let model = GPT(cfg, rng: &rng)
+            model.eval()
+            let ids = TestSupport.ids(11, vocab: cfg.vocabSize)
+            let full = withNoGrad { model.logits(ids, batch: 1, time: ids.count, rng: &rng) }.scalars
+            let cache = KVCache(for: model)
+            var cached = model.logits(appending: Array(ids[..<6]), cache: cache).scalars
+            for i in 6..<ids.count { cached += model.logits(appending: [ids[i]], cache: cache).scalars }
+            XCTAssertEqual(cache.length, ids.count)
+            XCTAssertLessThan(TestSupport.maxAbsDiff(full, cached), 1e-5, "norm \(norm)")
+            let last = model.logits(appending: [ids[0]], cache: KVCache(for: model), lastOnly: true)
+            XCTAssertEqual(last.shape, [1, cfg.vocabSize])
+        }
+    }
+
+    /// The fused kernel equals the guide's per-head composition, values and gradients.
+    func testFusedAttentionEqualsReferenceHeads() {
+        let (b, t, c, heads) = (2, 7, 12, 3)
+        let hs = c / heads
+        var rng = RandomGenerator(seed: 5)
+        let mha = MultiHeadAttention(nEmbd: c, count: heads, headSize: hs, bias: true, rng: &rng)
+        // Biases are zero-initialised; make them matter.
+        for p in mha.parameters { for i in 0..<p.count { p.data[i] = rng.nextNormal() * 0.3 } }
+        // Pack per-head projections into one c_attn (3C, C): queries, keys, values, head-major.
+        let wq = Tensor.concat(mha.heads.map { $0.query.weight }, axis: 0)
+        let wk = Tensor.concat(mha.heads.map { $0.key.weight }, axis: 0)
+        let wv = Tensor.concat(mha.heads.map { $0.value.weight }, axis: 0)
+        let wAttn = Tensor.concat([wq, wk, wv], axis: 0).detached()
+        let bAttn = Tensor.concat([Tensor.concat(mha.heads.map { $0.query.bias! }, axis: 0),
+                                   Tensor.concat(mha.heads.map { $0.key.bias! }, axis: 0),
+                                   Tensor.concat(mha.heads.map { $0.value.bias! }, axis: 0)], axis: 0).detached()
+        wAttn.requiresGrad = true; bAttn.requiresGrad = true
+
+        let x1 = Tensor.randn([b, t, c], using: &rng, requiresGrad: true)
+        let x2 = x1.copy(); x2.requiresGrad = true
+        let r = Tensor.randn([b, t, c], using: &rng)
+        let ref = mha(x1)
+        let fused = x2.linear(weight: wAttn, bias: bAttn).causalSelfAttention(heads: heads)
+            .linear(weight: mha.proj.weight, bias: mha.proj.bias)
+        XCTAssertLessThan(TestSupport.maxAbsDiff(ref.scalars, fused.scalars), 1e-5)
+        (ref * r).sum().backward()
+        let refProjGrad = mha.proj.weight.grad!.scalars
+        mha.proj.weight.grad = nil
+        (fused * r).sum().backward()
+        XCTAssertLessThan(TestSupport.maxAbsDiff(x1.grad!.scalars, x2.grad!.scalars), 1e-5)
+        XCTAssertLessThan(TestSupport.maxAbsDiff(refProjGrad, mha.proj.weight.grad!.scalars), 1e-5)
+        let wqGrad = Tensor.concat(mha.heads.map { $0.query.weight.grad! }, axis: 0).scalars
+        XCTAssertLessThan(TestSupport.maxAbsDiff(wqGrad, Array(wAttn.grad!.scalars[0..<(c * c)])), 1e-5)
+    }
+
+    /// N micro-batches of B give the same update as one batch of N·B.
+    func testGradientAccumulationEqualsLargerBatch() throws {
+        let tokens = TestSupport.ids(600, vocab: 11)
+        let (train, val) = trainValSplit(tokens)
+        func losses(batch: Int, accum: Int) throws -> [Float] {
+            var cfg = TrainConfig()
+            cfg.steps = 6; cfg.batchSize = batch; cfg.gradAccum = accum; cfg.blockSize = 8
+            cfg.learningRate = 1e-2; cfg.minLearningRate = 1e-3; cfg.gradClip = 1; cfg.evalInterval = 3; cfg.evalIters = 2
+            let model = ModelConfig.gpt(TestSupport.tinyGPT()).makeModel(seed: 9)
+            let trainer = try Trainer(model: model, tokenizer: CharTokenizer(training: "abcdefghijk"), train: train, val: val, config: cfg)
+            trainer.log = { _ in }
+            var out: [Float] = []
+            for _ in 0..<cfg.steps { out.append(trainer.trainStep().loss) }
+            return out + model.parameters.flatMap { $0.scalars }
+        }
+        let big = try losses(batch: 8, accum: 1)
+        let accumulated = try losses(batch: 4, accum: 2)
+        XCTAssertLessThan(TestSupport.maxAbsDiff(big, accumulated), 2e-5)
+    }
+
+    /// A run stopped and resumed from its checkpoint reproduces the uninterrupted run exactly.
+    func testResumeReproducesUninterruptedRun() throws {
+        let text = String(repeating: "the wizard of oz and dorothy went down the yellow brick road. ", count: 40)
+        let tok = CharTokenizer(training: text)
+        let (train, val) = trainValSplit(try tok.encode(text))
+        var cfg = TrainConfig()
+        cfg.steps = 20; cfg.batchSize = 4; cfg.blockSize = 16; cfg.learningRate = 3e-3; cfg.minLearningRate = 3e-4
+        cfg.warmupSteps = 3; cfg.evalInterval = 5; cfg.evalIters = 2; cfg.gradClip = 1
+        let gptCfg = TestSupport.tinyGPT(vocab: tok.vocabularySize, dropout: 0.1)
+
+        let dirA = TestSupport.tempDir(), dirB = TestSupport.tempDir()
+        let a = try Trainer(model: ModelConfig.gpt(gptCfg).makeModel(seed: 1), tokenizer: tok, train: train, val: val, config: cfg)
+        a.outputDirectory = dirA; a.log = { _ in }
+        try a.run()
+
+        let b1 = try Trainer(model: ModelConfig.gpt(gptCfg).makeModel(seed: 1), tokenizer: tok, train: train, val: val, config: cfg)
+        b1.outputDirectory = dirB; b1.log = { _ in }
+        try b1.run(stopAfter: 10)
+        XCTAssertEqual(b1.step, 10)
+
+        let ckpt = try Checkpoint.load(from: dirB + "/checkpoint")
+        let b2 = try Trainer(model: ckpt.model, tokenizer: ckpt.tokenizer, train: train, val: val, config: cfg)
+        b2.outputDirectory = dirB; b2.log = { _ in }
+        try b2.resume(from: ckpt)
+        try b2.run()
+        XCTAssertEqual(a.history.map(\.step), b2.history.map(\.step))
+        XCTAssertEqual(a.history.map(\.train_loss), b2.history.map(\.train_loss))
+        XCTAssertEqual(a.history.map(\.val_loss), b2.history.map(\.val_loss))
+        XCTAssertEqual(a.model.parameters.flatMap(\.scalars), b2.model.parameters.flatMap(\.scalars))
+    }
+
+    func testPresetsAndValidation() throws {
+        XCTAssertEqual(try GPTConfig.preset("oz", vocabSize: 80).nEmbd, 128)
+        XCTAssertEqual(try GPTConfig.preset("gpt2", vocabSize: 50257).nLayer, 12)
+        XCTAssertThrowsError(try GPTConfig.preset("gpt5", vocabSize: 80))
+        var c = TestSupport.tinyGPT()
+        c.nHead = 5
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("not divisible")) }
+    }
+}
