@@ -52,16 +52,19 @@ struct Train: ParsableCommand {
             try cfg.validate()
 
             let m = resumed?.model ?? modelConfig.makeModel(seed: cfg.seed)
+            // Build the trainer (which checks the data against the block size) before any progress
+            // output, so a bad option fails with exactly one line on stderr.
+            let trainer = try Trainer(model: m, tokenizer: tokenizer, train: trainSplit, val: valSplit, config: cfg)
+            trainer.outputDirectory = resume ?? out ?? "runs/\(model)"
+            if let r = resumed { try trainer.resume(from: r) }
             note("\(path): \(ids.count) characters, vocabulary \(tokenizer.vocabularySize); train \(trainSplit.count), val \(valSplit.count) tokens")
             var desc = "model \(modelConfig.modelType): \(m.parameterCount) parameters"
             if case .gpt(let g) = modelConfig {
                 desc += " (\(g.nLayer) layers, \(g.nHead) heads, \(g.nEmbd) wide, block \(g.blockSize), \(g.norm.rawValue)-LN, \(g.activation.rawValue))"
             }
             note(desc + "; \(ThreadPool.shared.threadCount) threads")
-            let trainer = try Trainer(model: m, tokenizer: tokenizer, train: trainSplit, val: valSplit, config: cfg)
-            trainer.outputDirectory = resume ?? out ?? "runs/\(model)"
             trainer.log = { print($0); fflush(stdout) }
-            if let r = resumed { try trainer.resume(from: r); note("resumed at step \(trainer.step)") }
+            if resumed != nil { note("resumed at step \(trainer.step)") }
             try trainer.run()
             if let best = trainer.bestValLoss { note(String(format: "best val loss %.4f", best)) }
             note("wrote \(trainer.outputDirectory!)/metrics.jsonl, loss.svg, best/ and checkpoint/")

@@ -200,11 +200,9 @@ def generate(tag, cfg, seed):
     meta = {k: cfg[k] for k in cfg if k != "steps"}
     meta["adamw_steps"] = cfg["steps"]
     path = os.path.join(OUT_DIR, f"gpt_twin_{tag}.safetensors")
-    save_file(tensors, path, metadata={
-        "config": json.dumps(meta, sort_keys=True),
-        "generator": "scripts/reference/gpt_twin.py",
-        "torch": torch.__version__,
-    })
+    # A single metadata key keeps the file byte-for-byte reproducible
+    # (safetensors writes a multi-key metadata map in hash order).
+    save_file(tensors, path, metadata={"config": json.dumps(meta, sort_keys=True)})
     print(f"[{tag}] wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes), "
           f"{len(names)} params, loss {loss.item():.6f}, "
           f"adamw losses {losses[0]:.4f} -> {losses[-1]:.4f}")

@@ -43,6 +43,8 @@ public struct Checkpoint {
     /// Writes the checkpoint to `dir` atomically.
     public func save(to dir: String, optimizer: AdamW? = nil) throws {
         let fm = FileManager.default
+        // "runs/x/" must not put the siblings inside the folder ("runs/x/.tmp").
+        let dir = Checkpoint.trimmingTrailingSlashes(dir)
         let tmp = dir + ".tmp", old = dir + ".old"
         try? fm.removeItem(atPath: tmp)
         do { try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true) }
@@ -62,10 +64,11 @@ public struct Checkpoint {
             }
             try SafeTensors.write(named, metadata: ["step": String(optimizer.stepCount)], to: tmp + "/optimizer.safetensors")
         }
-        try? fm.removeItem(atPath: old)
         if fm.fileExists(atPath: dir) {
+            try? fm.removeItem(atPath: old)
             guard rename(dir, old) == 0 else { throw EmeraldError.io("cannot replace checkpoint \(dir)") }
         }
+        // Otherwise a `DIR.old` left by an interrupted save is the only complete copy: keep it until `tmp` is in place.
         guard rename(tmp, dir) == 0 else { throw EmeraldError.io("cannot move checkpoint into \(dir)") }
         try? fm.removeItem(atPath: old)
     }
@@ -73,6 +76,7 @@ public struct Checkpoint {
     /// Loads a checkpoint directory, validating every piece against the config.
     public static func load(from path: String) throws -> Checkpoint {
         let fm = FileManager.default
+        let path = trimmingTrailingSlashes(path)
         var dir = path
         if !fm.fileExists(atPath: dir + "/config.json") {
             if fm.fileExists(atPath: dir + "/best/config.json") { dir += "/best" }
@@ -86,14 +90,28 @@ public struct Checkpoint {
         guard tokenizer.vocabularySize == config.vocabularySize else {
             throw EmeraldError.corruptCheckpoint(path: dir, reason: "tokenizer has \(tokenizer.vocabularySize) tokens but the model expects \(config.vocabularySize)")
         }
-        let model = config.makeModel(seed: 0)
         let weightsPath = dir + "/model.safetensors"
         let (tensors, _) = try SafeTensors.read(path: weightsPath)
+        // Check the config against the weights before allocating a model for it, so a damaged
+        // config.json ("n_embd": 1000000000) is an error rather than an out-of-memory crash.
+        let stored = tensors.values.reduce(0.0) { $0 + Double($1.count) }
+        let needed: Double
+        switch config {
+        case .bigram(let c): needed = Double(c.vocabSize) * Double(c.vocabSize)
+        case .gpt(let c):
+            let w = Double(c.nEmbd)
+            needed = 12 * Double(c.nLayer) * w * w + (Double(c.vocabSize) + Double(c.blockSize)) * w
+        }
+        guard needed <= stored else {
+            throw EmeraldError.corruptCheckpoint(path: dir, reason: "config.json describes a model of at least \(Int(needed.rounded(.up))) parameters but \(weightsPath) holds \(Int(stored))")
+        }
+        let model = config.makeModel(seed: 0)
         try load(tensors, into: model, path: weightsPath)
         var ckpt = Checkpoint(model: model, tokenizer: tokenizer)
         if fm.fileExists(atPath: dir + "/train_state.json") {
             guard let d = fm.contents(atPath: dir + "/train_state.json"),
-                  let s = try? JSONDecoder().decode(TrainState.self, from: d) else {
+                  let s = try? JSONDecoder().decode(TrainState.self, from: d),
+                  s.step >= 0, s.dataRNG.state.count == 4, s.dropoutRNG.state.count == 4 else {
                 throw EmeraldError.corruptCheckpoint(path: dir + "/train_state.json", reason: "not a valid training state")
             }
             ckpt.state = s
@@ -107,9 +125,20 @@ public struct Checkpoint {
                 }
                 m.append(mt); v.append(vt)
             }
-            ckpt.moments = (m, v, Int(meta["step"] ?? "") ?? 0)
+            let step = Int(meta["step"] ?? "") ?? 0
+            guard step >= 0 else {
+                throw EmeraldError.corruptCheckpoint(path: dir + "/optimizer.safetensors", reason: "negative step \(step)")
+            }
+            ckpt.moments = (m, v, step)
         }
         return ckpt
+    }
+
+    /// `path` without trailing "/" (but "/" stays "/").
+    static func trimmingTrailingSlashes(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        return String(p)
     }
 
     /// Copies named tensors into a model's parameters, checking names and shapes.

@@ -32,6 +32,8 @@ public enum SafeTensors {
     /// Parses safetensors bytes.
     public static func parse(_ data: Data, path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         func bad(_ r: String) -> EmeraldError { .corruptCheckpoint(path: path, reason: r) }
+        // A slice (`data[k...]`) keeps its parent's indices; rebase so offsets count from 0.
+        let data = data.startIndex == 0 ? data : Data(Array(data))
         guard data.count >= 8 else { throw bad("file is \(data.count) bytes, too short for a safetensors header") }
         let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard headerLength <= UInt64(data.count - 8) else { throw bad("header length \(headerLength) exceeds the file") }
@@ -58,7 +60,13 @@ public enum SafeTensors {
             default: throw bad("tensor \(name) has unsupported dtype \(dtype)")
             }
             guard shape.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) else { throw bad("tensor \(name) has an invalid shape \(shape)") }
-            let n = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
+            // Element count without wrapping: an overflowing shape cannot describe bytes in this file.
+            var n = shape.contains(0) ? 0 : 1
+            for d in shape where n > 0 {
+                let (p, o) = n.multipliedReportingOverflow(by: d)
+                guard !o, p <= body else { throw bad("tensor \(name) has shape \(shape), larger than the file") }
+                n = p
+            }
             guard offs[0] >= 0, offs[1] >= offs[0], offs[1] <= body else {
                 throw bad("tensor \(name) data_offsets \(offs) lie outside the \(body)-byte data section")
             }

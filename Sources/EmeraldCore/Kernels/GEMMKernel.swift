@@ -195,8 +195,9 @@ final class GEMMScratch {
     deinit { a.deallocate(); b.deallocate(); tile.deallocate() }
 
     static func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
-        UnsafeMutableRawPointer.allocate(byteCount: max(n, 16) * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: max(n, 16))
+        // 64 floats of slack: packing may store up to 2 floats past a panel.
+        UnsafeMutableRawPointer.allocate(byteCount: (n + 64) * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: n + 64)
     }
 
     @inline(__always) func ensure(a na: Int, b nb: Int) {
@@ -235,16 +236,18 @@ struct GEMMArgs {
 
 @inline(__always) private func roundUp(_ x: Int, _ r: Int) -> Int { (x + r - 1) / r * r }
 
-/// Transposes an 8×8 block: dst[q·ldd + r] = s · src[r·lds + q].
+/// Transposes an 8×8 block: dst[q·ldd + r] = s · src[r·lds + q] (8 floats stored per q).
 /// Three rounds of even/odd unzips over row pairs (each a rotate of the 6-bit index).
+/// With `last` < 7 only rows 0...last are read (the rest repeat row `last`); outputs are
+/// still 8 wide, so with ldd < 8 each store spills into the next one (written in order).
 @inline(__always)
 private func transpose8x8(_ src: UnsafePointer<Float>, _ lds: Int,
-                          _ dst: UnsafeMutablePointer<Float>, _ ldd: Int, _ s: Float) {
+                          _ dst: UnsafeMutablePointer<Float>, _ ldd: Int, _ s: Float, last: Int = 7) {
     let p = UnsafeRawPointer(src), q = UnsafeMutableRawPointer(dst), ls = lds * 4, lq = ldd * 4
     var r0: V8 = ld(p, 0, V8.self), r1: V8 = ld(p, ls, V8.self)
     var r2: V8 = ld(p, 2 * ls, V8.self), r3: V8 = ld(p, 3 * ls, V8.self)
-    var r4: V8 = ld(p, 4 * ls, V8.self), r5: V8 = ld(p, 5 * ls, V8.self)
-    var r6: V8 = ld(p, 6 * ls, V8.self), r7: V8 = ld(p, 7 * ls, V8.self)
+    var r4: V8 = ld(p, 4 * ls, V8.self), r5: V8 = ld(p, min(5, last) * ls, V8.self)
+    var r6: V8 = ld(p, min(6, last) * ls, V8.self), r7: V8 = ld(p, min(7, last) * ls, V8.self)
     for _ in 0..<3 {
         let z0 = SIMD16(lowHalf: r0, highHalf: r1), z1 = SIMD16(lowHalf: r2, highHalf: r3)
         let z2 = SIMD16(lowHalf: r4, highHalf: r5), z3 = SIMD16(lowHalf: r6, highHalf: r7)
@@ -272,7 +275,15 @@ enum GEMMDriver {
             if g.transA {
                 // op(A)[r][p] = a[p·lda + r]: each p gives `rows` contiguous values.
                 var s = g.a + p0 * g.lda + (i0 + i)
-                if rows == mr {
+                if rows == mr && i0 + i + 8 <= g.m {
+                    // One 8-wide load/store per p (for MR = 6 the store spills 2 floats
+                    // into the next slot, overwritten next; reads stay inside row p of A).
+                    let v = V8(repeating: alpha)
+                    for _ in 0..<kc {
+                        st(ld(UnsafeRawPointer(s), 0, V8.self) * v, UnsafeMutableRawPointer(d), 0)
+                        d += mr; s += g.lda
+                    }
+                } else if rows == mr {
                     for _ in 0..<kc {
                         for r in 0..<mr { d[r] = alpha * s[r] }
                         d += mr; s += g.lda
@@ -291,6 +302,13 @@ enum GEMMDriver {
                 if rows == 8 && mr == 8 {
                     while p + 8 <= kc {
                         transpose8x8(s + p, g.lda, d + p * 8, 8, alpha)
+                        p += 8
+                    }
+                } else if rows == 6 && mr == 6 {
+                    // 8-wide stores at stride 6: each spills 2 floats into the next slot,
+                    // which the next store (or the next panel / buffer slack) overwrites.
+                    while p + 8 <= kc {
+                        transpose8x8(s + p, g.lda, d + p * 6, 6, alpha, last: 5)
                         p += 8
                     }
                 }
@@ -314,21 +332,26 @@ enum GEMMDriver {
         while j < nc {
             let cols = min(nr, nc - j)
             if !g.transB {
-                // op(B)[p][c] = b[p·ldb + c]: copy row pieces.
+                // op(B)[p][c] = b[p·ldb + c]: copy row pieces. Full panels go row by row
+                // (one contiguous read of the whole block width per p, prefetch-friendly).
                 var s = g.b + p0 * g.ldb + (j0 + j)
                 if cols == nr {
-                    let rs = UnsafeRawPointer(s), rd = UnsafeMutableRawPointer(d), lb = g.ldb * 4
-                    if nr == 16 {
-                        for p in 0..<kc {
-                            st(ld(rs, p * lb, V16.self), rd, p * 64)
-                        }
-                    } else {
-                        for p in 0..<kc {
-                            st(ld(rs, p * lb, V16.self), rd, p * 128)
-                            st(ld(rs, p * lb + 64, V16.self), rd, p * 128 + 64)
+                    let full = (nc - j) / nr
+                    let panel = kc * nr * 4
+                    for p in 0..<kc {
+                        let rs = UnsafeRawPointer(s + p * g.ldb), rd = UnsafeMutableRawPointer(d + p * nr)
+                        if nr == 16 {
+                            for q in 0..<full { st(ld(rs, q * 64, V16.self), rd, q * panel) }
+                        } else {
+                            for q in 0..<full {
+                                st(ld(rs, q * 128, V16.self), rd, q * panel)
+                                st(ld(rs, q * 128 + 64, V16.self), rd, q * panel + 64)
+                            }
                         }
                     }
-                    d += kc * nr
+                    d += full * kc * nr
+                    j += full * nr
+                    continue
                 } else {
                     for _ in 0..<kc {
                         for c in 0..<cols { d[c] = s[c] }

@@ -5,73 +5,123 @@ extension Tensor {
     /// [0, C) are queries, [C, 2C) keys, [2C, 3C) values, and head h owns
     /// channels h·hs ..< (h+1)·hs of each (hs = C / heads). Output (B, T, C).
     ///
-    /// Forward keeps only the log-sum-exp of each score row (B·H·T floats);
-    /// backward recomputes the probabilities row by row, so no T×T matrix per
-    /// head is ever stored. Work is split across cores by (batch, head).
+    /// Work is split across cores by (batch, head). Within a head, rows are
+    /// processed in blocks of `AttentionKernel.rowBlock` queries: scores for a
+    /// block are one small GEMM against the keys it may see (the causal
+    /// triangle, never the masked upper part), softmaxed in place, then one
+    /// GEMM with V. Forward keeps only each row's log-sum-exp (B·H·T floats);
+    /// backward recomputes the probabilities block by block, so no T×T matrix
+    /// per head outlives the kernel.
     public func causalSelfAttention(heads: Int) -> Tensor {
         precondition(rank == 3 && shape[2] % 3 == 0, "attention expects qkv of shape (B, T, 3C), got \(shape)")
-        let (b, t, c3) = (shape[0], shape[1], shape[2])
-        let c = c3 / 3
-        precondition(heads > 0 && c % heads == 0, "\(c) channels do not split into \(heads) heads")
-        let hs = c / heads
-        let scale = 1 / Float(hs).squareRoot()
-        let out = Tensor(uninitialized: [b, t, c])
-        let lse = Tensor(uninitialized: [b, heads, t])
-        let qkv = data, o = out.data, l = lse.data
-        parallelFor(b * heads) { range in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: t) { buf in
-                let p = buf.baseAddress!
-                for bh in range {
-                    let bi = bh / heads, h = bh % heads
-                    let base = qkv + bi * t * c3 + h * hs
-                    for i in 0..<t {
-                        let q = base + i * c3
-                        var m = -Float.infinity
-                        for j in 0...i {
-                            let s = Kernels.dot(q, base + j * c3 + c, hs) * scale
-                            p[j] = s
-                            if s > m { m = s }
-                        }
-                        let sum = expShiftSum(p, i + 1, minus: m)
-                        let oi = o + (bi * t + i) * c + h * hs
-                        oi.update(repeating: 0, count: hs)
-                        let inv = 1 / sum
-                        for j in 0...i { Kernels.axpy(p[j] * inv, base + j * c3 + 2 * c, oi, hs) }
-                        l[bh * t + i] = m + _logf(sum)
-                    }
+        let geo = AttentionKernel.Geometry(b: shape[0], t: shape[1], c: shape[2] / 3, heads: heads)
+        let out = Tensor(uninitialized: [geo.b, geo.t, geo.c])
+        let lse = Tensor(uninitialized: [geo.b, heads, geo.t])
+        AttentionKernel.forward(geo, qkv: data, out: out.data, lse: lse.data)
+        return out.record([self]) { [unowned out] g in
+            self.withGrad { dqkv in
+                AttentionKernel.backward(geo, qkv: self.data, out: out.data, lse: lse.data, dout: g.data, dqkv: dqkv)
+            }
+        }
+    }
+}
+
+/// The attention kernels: forward and backward side by side.
+public enum AttentionKernel {
+    /// Query rows per block (one GEMM each).
+    static let rowBlock = 32
+
+    /// Shapes of one attention call.
+    struct Geometry {
+        let b: Int, t: Int, c: Int, heads: Int
+        var hs: Int { c / heads }
+        var c3: Int { 3 * c }
+        var scale: Float { 1 / Float(hs).squareRoot() }
+        init(b: Int, t: Int, c: Int, heads: Int) {
+            precondition(heads > 0 && c % heads == 0, "\(c) channels do not split into \(heads) heads")
+            self.b = b; self.t = t; self.c = c; self.heads = heads
+        }
+    }
+
+    /// Scores of rows r0..<r1 against keys 0..<r1 into p (ld t), softmaxed per
+    /// row over its visible keys (j ≤ i); entries j > i are set to 0.
+    /// Returns nothing; writes each row's log-sum-exp into `lse` when given.
+    @inline(__always)
+    static func probabilities(_ g: Geometry, q: UnsafePointer<Float>, k: UnsafePointer<Float>, r0: Int, r1: Int,
+                              p: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, known: UnsafePointer<Float>?) {
+        let t = g.t
+        GEMM.sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: g.hs, alpha: g.scale,
+                   a: q + r0 * g.c3, lda: g.c3, b: k, ldb: g.c3, c: p, ldc: t)
+        for i in r0..<r1 {
+            let row = p + (i - r0) * t
+            let visible = i + 1
+            if let known {
+                _ = expShiftSum(row, visible, minus: known[i])
+            } else {
+                var m = -Float.infinity
+                for j in 0..<visible where row[j] > m { m = row[j] }
+                let sum = expShiftSum(row, visible, minus: m)
+                let inv = 1 / sum
+                for j in 0..<visible { row[j] *= inv }
+                lse![i] = m + _logf(sum)
+            }
+            if visible < r1 { (row + visible).update(repeating: 0, count: r1 - visible) }
+        }
+    }
+
+    /// out = softmax(mask(Q Kᵀ / √hs)) V per (batch, head); lse per row.
+    static func forward(_ g: Geometry, qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) {
+        let (t, c, hs) = (g.t, g.c, g.hs)
+        parallelFor(g.b * g.heads) { range in
+            let p = Scratch.buffer(0, count: rowBlock * t)
+            for bh in range {
+                let bi = bh / g.heads, h = bh % g.heads
+                let q = qkv + bi * t * g.c3 + h * hs, k = q + c, v = q + 2 * c
+                let o = out + bi * t * c + h * hs
+                var r0 = 0
+                while r0 < t {
+                    let r1 = Swift.min(t, r0 + rowBlock)
+                    probabilities(g, q: q, k: k, r0: r0, r1: r1, p: p, lse: lse + bh * t, known: nil)
+                    GEMM.sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1,
+                               a: p, lda: t, b: v, ldb: g.c3, c: o + r0 * c, ldc: c)
+                    r0 = r1
                 }
             }
         }
-        return out.record([self]) { [unowned out] g in
-            let gd = g.data, od = out.data, l = lse.data
-            self.withGrad { dqkv in
-                parallelFor(b * heads) { range in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: t) { buf in
-                        let p = buf.baseAddress!
-                        for bh in range {
-                            let bi = bh / heads, h = bh % heads
-                            let base = qkv + bi * t * c3 + h * hs
-                            let dbase = dqkv + bi * t * c3 + h * hs
-                            for i in 0..<t {
-                                let q = base + i * c3
-                                let goff = (bi * t + i) * c + h * hs
-                                let dO = gd + goff
-                                let dOdotO = Kernels.dot(dO, od + goff, hs)
-                                // Recompute the probability row: p_j = exp(q·k_j·scale − lse_i).
-                                for j in 0...i { p[j] = Kernels.dot(q, base + j * c3 + c, hs) * scale }
-                                _ = expShiftSum(p, i + 1, minus: l[bh * t + i])
-                                let dq = dbase + i * c3
-                                for j in 0...i {
-                                    let k = base + j * c3 + c, v = base + j * c3 + 2 * c
-                                    let pj = p[j]
-                                    let ds = pj * (Kernels.dot(dO, v, hs) - dOdotO) * scale
-                                    Kernels.axpy(ds, k, dq, hs)
-                                    Kernels.axpy(ds, q, dbase + j * c3 + c, hs)
-                                    Kernels.axpy(pj, dO, dbase + j * c3 + 2 * c, hs)
-                                }
-                            }
-                        }
+    }
+
+    /// Gradients of Q, K, V (accumulated into dqkv) from dout.
+    /// With P recomputed from lse: dP = dO Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)),
+    /// dQ += dS K / √hs, dK += dSᵀ Q / √hs, dV += Pᵀ dO.
+    static func backward(_ g: Geometry, qkv: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
+                         dout: UnsafePointer<Float>, dqkv: UnsafeMutablePointer<Float>) {
+        let (t, c, hs) = (g.t, g.c, g.hs)
+        parallelFor(g.b * g.heads) { range in
+            let p = Scratch.buffer(0, count: rowBlock * t)
+            let dp = Scratch.buffer(1, count: rowBlock * t)
+            for bh in range {
+                let bi = bh / g.heads, h = bh % g.heads
+                let q = qkv + bi * t * g.c3 + h * hs, k = q + c, v = q + 2 * c
+                let dq = dqkv + bi * t * g.c3 + h * hs, dk = dq + c, dv = dq + 2 * c
+                let o = out + bi * t * c + h * hs, dO = dout + bi * t * c + h * hs
+                var r0 = 0
+                while r0 < t {
+                    let r1 = Swift.min(t, r0 + rowBlock), rb = r1 - r0
+                    probabilities(g, q: q, k: k, r0: r0, r1: r1, p: p, lse: nil, known: lse + bh * t)
+                    GEMM.sgemm(transA: false, transB: true, m: rb, n: r1, k: hs,
+                               a: dO + r0 * c, lda: c, b: v, ldb: g.c3, c: dp, ldc: t)
+                    for i in r0..<r1 {
+                        let d = Kernels.dot(dO + i * c, o + i * c, hs)
+                        let pr = p + (i - r0) * t, dpr = dp + (i - r0) * t
+                        for j in 0..<r1 { dpr[j] = pr[j] * (dpr[j] - d) }  // dS (zero where masked: p = 0)
                     }
+                    GEMM.sgemm(transA: false, transB: false, m: rb, n: hs, k: r1, alpha: g.scale,
+                               a: dp, lda: t, b: k, ldb: g.c3, beta: 1, c: dq + r0 * g.c3, ldc: g.c3)
+                    GEMM.sgemm(transA: true, transB: false, m: r1, n: hs, k: rb, alpha: g.scale,
+                               a: dp, lda: t, b: q + r0 * g.c3, ldb: g.c3, beta: 1, c: dk, ldc: g.c3)
+                    GEMM.sgemm(transA: true, transB: false, m: r1, n: hs, k: rb,
+                               a: p, lda: t, b: dO + r0 * c, ldb: c, beta: 1, c: dv, ldc: g.c3)
+                    r0 = r1
                 }
             }
         }

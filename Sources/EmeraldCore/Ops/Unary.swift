@@ -1,7 +1,113 @@
 // Elementwise ops. Each forward sits next to its backward rule.
 
+/// An elementwise function with its derivative, as static members so that
+/// generic specialisation inlines both into the loops (a function value would
+/// be called indirectly per vector: once 18% of a GPT step for GELU alone).
+public protocol UnaryKernel {
+    /// y = f(x).
+    static func forward(_ x: F16) -> F16
+    /// dx = g · f′(x), given x, y = f(x) and the output gradient g.
+    static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16
+}
+
+/// e^x.
+public enum ExpKernel: UnaryKernel {
+    @inline(__always) public static func forward(_ x: F16) -> F16 { exp16(x) }
+    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * y }
+}
+/// ln x.
+public enum LogKernel: UnaryKernel {
+    @inline(__always) public static func forward(_ x: F16) -> F16 {
+        var o = F16()
+        for i in 0..<16 { o[i] = _logf(x[i]) }
+        return o
+    }
+    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g / x }
+}
+/// √x.
+public enum SqrtKernel: UnaryKernel {
+    @inline(__always) public static func forward(_ x: F16) -> F16 { x.squareRoot() }
+    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * 0.5 / y }
+}
+/// x².
+public enum SquareKernel: UnaryKernel {
+    @inline(__always) public static func forward(_ x: F16) -> F16 { x * x }
+    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { 2 * x * g }
+}
+/// tanh x.
+public enum TanhKernel: UnaryKernel {
+    @inline(__always) public static func forward(_ x: F16) -> F16 { tanh16(x) }
+    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * (1 - y * y) }
+}
+/// σ(x).
+public enum SigmoidKernel: UnaryKernel {
+    @inline(__always) public static func forward(_ x: F16) -> F16 { sigmoid16(x) }
+    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * y * (1 - y) }
+}
+/// max(x, 0).
+public enum ReLUKernel: UnaryKernel {
+    @inline(__always) public static func forward(_ x: F16) -> F16 { x.replacing(with: 0, where: x .< 0) }
+    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g.replacing(with: 0, where: x .<= 0) }
+}
+/// GELU, tanh approximation.
+public enum GELUKernel: UnaryKernel {
+    @inline(__always) public static func forward(_ x: F16) -> F16 { gelu16(x) }
+    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * geluGrad16(x) }
+}
+/// x·σ(x).
+public enum SiLUKernel: UnaryKernel {
+    @inline(__always) public static func forward(_ x: F16) -> F16 { x * sigmoid16(x) }
+    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 {
+        let s = sigmoid16(x)
+        return g * (s + x * s * (1 - s))
+    }
+}
+
+extension Kernels {
+    /// y = K.forward(x), split across cores.
+    static func unaryForward<K: UnaryKernel>(_: K.Type, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        parallelFor(n, grain: parallelGrain) { r in
+            var i = r.lowerBound
+            while i + 16 <= r.upperBound { store16(K.forward(load16(x + i)), y + i); i += 16 }
+            if i < r.upperBound {
+                var v = F16(repeating: 0)
+                for j in 0..<(r.upperBound - i) { v[j] = x[i + j] }
+                let o = K.forward(v)
+                for j in 0..<(r.upperBound - i) { y[i + j] = o[j] }
+            }
+        }
+    }
+
+    /// dx = K.backward(x, y, g), split across cores.
+    static func unaryBackward<K: UnaryKernel>(_: K.Type, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                              _ g: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        parallelFor(n, grain: parallelGrain) { r in
+            var i = r.lowerBound
+            while i + 16 <= r.upperBound { store16(K.backward(load16(x + i), load16(y + i), load16(g + i)), dx + i); i += 16 }
+            if i < r.upperBound {
+                var a = F16(repeating: 1), b = F16(repeating: 1), c = F16(repeating: 0)
+                for j in 0..<(r.upperBound - i) { a[j] = x[i + j]; b[j] = y[i + j]; c[j] = g[i + j] }
+                let o = K.backward(a, b, c)
+                for j in 0..<(r.upperBound - i) { dx[i + j] = o[j] }
+            }
+        }
+    }
+}
+
 extension Tensor {
-    /// Applies a vector function, recording `grad(x, y, g) -> dx` for backward.
+    /// Applies an elementwise kernel and records its backward rule.
+    public func apply<K: UnaryKernel>(_ kernel: K.Type) -> Tensor {
+        let y = Tensor(uninitialized: shape)
+        Kernels.unaryForward(K.self, data, y.data, count)
+        return y.record([self]) { [unowned y] g in
+            let dx = Tensor(uninitialized: self.shape)
+            Kernels.unaryBackward(K.self, self.data, y.data, g.data, dx.data, self.count)
+            self.adoptGrad(dx)
+        }
+    }
+
+    /// Applies a vector function, recording `grad(x, y, g) -> dx` for backward
+    /// (cheap scalar-parameterised ops; hot functions use `apply`).
     @inline(__always)
     func unary(_ f: (F16) -> F16, grad: @escaping (F16, F16, F16) -> F16) -> Tensor {
         let y = Tensor(uninitialized: shape)
@@ -14,44 +120,23 @@ extension Tensor {
     }
 
     /// e^x.
-    public func exp() -> Tensor { unary(exp16) { _, y, g in g * y } }
-
+    public func exp() -> Tensor { apply(ExpKernel.self) }
     /// Natural logarithm.
-    public func log() -> Tensor {
-        unary({ x in
-            var o = F16()
-            for i in 0..<16 { o[i] = _logf(x[i]) }
-            return o
-        }) { x, _, g in g / x }
-    }
-
+    public func log() -> Tensor { apply(LogKernel.self) }
     /// Square root.
-    public func sqrt() -> Tensor { unary({ $0.squareRoot() }) { _, y, g in g * 0.5 / y } }
-
+    public func sqrt() -> Tensor { apply(SqrtKernel.self) }
     /// x².
-    public func square() -> Tensor { unary({ $0 * $0 }) { x, _, g in 2 * x * g } }
-
+    public func square() -> Tensor { apply(SquareKernel.self) }
     /// Hyperbolic tangent.
-    public func tanh() -> Tensor { unary(tanh16) { _, y, g in g * (1 - y * y) } }
-
+    public func tanh() -> Tensor { apply(TanhKernel.self) }
     /// Logistic sigmoid.
-    public func sigmoid() -> Tensor { unary(sigmoid16) { _, y, g in g * y * (1 - y) } }
-
+    public func sigmoid() -> Tensor { apply(SigmoidKernel.self) }
     /// max(x, 0).
-    public func relu() -> Tensor {
-        unary({ $0.replacing(with: 0, where: $0 .< 0) }) { x, _, g in g.replacing(with: 0, where: x .<= 0) }
-    }
-
+    public func relu() -> Tensor { apply(ReLUKernel.self) }
     /// GELU with the tanh approximation (GPT-2).
-    public func gelu() -> Tensor { unary(gelu16) { x, _, g in g * geluGrad16(x) } }
-
+    public func gelu() -> Tensor { apply(GELUKernel.self) }
     /// x·sigmoid(x) (SiLU / swish).
-    public func silu() -> Tensor {
-        unary({ $0 * sigmoid16($0) }) { x, _, g in
-            let s = sigmoid16(x)
-            return g * (s + x * s * (1 - s))
-        }
-    }
+    public func silu() -> Tensor { apply(SiLUKernel.self) }
 
     /// −x.
     public static prefix func - (x: Tensor) -> Tensor { x * -1 }

@@ -1,0 +1,269 @@
+import Emerald
+import Foundation
+import XCTest
+
+/// Runs the built `emerald` executable: bad input fails with one helpful line, tiny runs work end to end.
+final class CLITests: XCTestCase {
+    struct Result {
+        var status: Int32
+        var reason: Process.TerminationReason
+        var stdout: String
+        var stderr: String
+    }
+
+    /// The `emerald` binary beside the test bundle (`.build/<config>/emerald`).
+    static let executable: String? = {
+        var dirs: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
+                           Bundle(for: CLITests.self).bundleURL.deletingLastPathComponent(),
+                           Bundle(for: CLITests.self).bundleURL,
+                           URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+        if let p = Bundle.main.executableURL { dirs.append(p.deletingLastPathComponent()) }
+        for d in dirs {
+            let path = d.appendingPathComponent("emerald").path
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
+               FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }()
+
+    private var work = ""
+
+    override func setUpWithError() throws {
+        guard Self.executable != nil else {
+            throw XCTSkip("no emerald executable next to the test bundle (\(Bundle.main.bundleURL.path)); build with --build-tests")
+        }
+        work = TestSupport.tempDir("cli")
+    }
+
+    /// Runs `emerald args…` in the work folder, feeding `stdin`, with a time limit.
+    @discardableResult
+    private func emerald(_ args: [String], stdin: String? = nil, timeout: TimeInterval = 60) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.executable!)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: work)
+        let id = UUID().uuidString
+        let outPath = work + "/.stdout-\(id)", errPath = work + "/.stderr-\(id)"
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        p.standardOutput = out
+        p.standardError = err
+        let input = Pipe()
+        p.standardInput = input
+        try p.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        if p.isRunning {
+            p.terminate()
+            p.waitUntilExit()
+            XCTFail("emerald \(args.joined(separator: " ")) ran past \(timeout) s")
+        }
+        p.waitUntilExit()
+        try out.close(); try err.close()
+        let o = String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self)
+        let e = String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self)
+        try? FileManager.default.removeItem(atPath: outPath)
+        try? FileManager.default.removeItem(atPath: errPath)
+        return Result(status: p.terminationStatus, reason: p.terminationReason, stdout: o, stderr: e)
+    }
+
+    /// Asserts a clean failure: non-zero exit, no signal, exactly one non-empty stderr line containing `phrase`.
+    private func expectFailure(_ args: [String], _ phrase: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try emerald(args)
+        let cmd = "emerald " + args.joined(separator: " ")
+        XCTAssertEqual(r.reason, .exit, "\(cmd) died from signal \(r.status)", file: file, line: line)
+        XCTAssertNotEqual(r.status, 0, "\(cmd) should fail", file: file, line: line)
+        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertEqual(lines.count, 2, "\(cmd): stderr should be one line, got:\n\(r.stderr)", file: file, line: line)
+        XCTAssertEqual(lines.last, "", "\(cmd): stderr ends with a newline", file: file, line: line)
+        XCTAssertFalse(lines.first?.isEmpty ?? true, "\(cmd): empty message", file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(phrase), "\(cmd): stderr \(r.stderr.debugDescription) should mention \(phrase.debugDescription)", file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("error: "), "\(cmd): \(r.stderr)", file: file, line: line)
+        assertNoCrashText(r, cmd, file: file, line: line)
+    }
+
+    private func assertNoCrashText(_ r: Result, _ cmd: String, file: StaticString = #filePath, line: UInt = #line) {
+        for bad in ["Fatal error", "Stack dump", "Backtrace", "backtrace", "Crash", "Illegal instruction", "Segmentation"] {
+            XCTAssertFalse(r.stderr.contains(bad), "\(cmd): \(r.stderr)", file: file, line: line)
+        }
+    }
+
+    /// A text file in the work folder (no ">" in it, so chat output splits cleanly on prompts).
+    @discardableResult
+    private func file(_ name: String, _ bytes: [UInt8]) -> String {
+        let path = work + "/" + name
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        return path
+    }
+
+    private var smallText: String {
+        String(repeating: "Dorothy met the Wizard of Oz, and the Scarecrow sang a song.\r\nThe lion roared; Toto barked!\n", count: 20)
+    }
+
+    // MARK: - Bad input
+
+    func testTrainRejectsBadData() throws {
+        try expectFailure(["train", "--model", "bigram", "--data", "missing.txt"], "no such file or folder: missing.txt")
+        file("empty.txt", [])
+        try expectFailure(["train", "--model", "bigram", "--data", "empty.txt"], "empty.txt is empty")
+        file("bad.txt", Array("ab".utf8) + [0xFF] + Array("cd".utf8))
+        try expectFailure(["train", "--model", "bigram", "--data", "bad.txt"], "not valid UTF-8 (first bad byte at offset 2)")
+        try expectFailure(["train", "--model", "bigram", "--data", "."], "is a folder")
+    }
+
+    func testTrainRejectsBadOptions() throws {
+        file("small.txt", Array(smallText.utf8))
+        let base = ["train", "--data", "small.txt", "--threads", "1"]
+        try expectFailure(base + ["--model", "bigram", "--block-size", "100000"], "block size 100000 needs more than 100000 tokens")
+        try expectFailure(base + ["--model", "bigram", "--steps", "0"], "--steps must be positive")
+        try expectFailure(base + ["--model", "bigram", "--batch-size", "0"], "--batch-size must be positive")
+        try expectFailure(base + ["--model", "bigram", "--lr=-1"], "--lr must be in (0, 10)")
+        try expectFailure(base + ["--model", "bigram", "--eval-iters", "0"], "--eval-iters must be positive")
+        try expectFailure(base + ["--model", "bigram", "--n-layer", "2"], "do not apply to --model bigram")
+        try expectFailure(base + ["--model", "gpt", "--preset", "nope"], "unknown preset \"nope\"")
+        try expectFailure(base + ["--model", "gpt", "--n-embd", "30", "--n-head", "4"], "--n-embd 30 is not divisible by --n-head 4")
+        try expectFailure(base + ["--model", "gpt", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "4000"],
+                          "block size 4000 needs more than 4000 tokens")
+        try expectFailure(base + ["--model", "gpt", "--activation", "swish"], "unknown --activation swish")
+        try expectFailure(base + ["--model", "transformer"], "unknown --model transformer")
+        try expectFailure(["train", "--data", "small.txt", "--model", "bigram", "--threads", "0"], "--threads must be in 1...256")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work + "/runs"), "failed runs write nothing")
+    }
+
+    func testArgumentParserErrorsDoNotCrash() throws {
+        for args in [["train", "--steps", "many"], ["sample"], ["frobnicate"], ["train", "--no-such-flag"]] {
+            let r = try emerald(args)
+            let cmd = "emerald " + args.joined(separator: " ")
+            XCTAssertEqual(r.reason, .exit, cmd)
+            XCTAssertNotEqual(r.status, 0, cmd)
+            XCTAssertTrue(r.stderr.contains("Error:") || r.stderr.contains("error:"), "\(cmd): \(r.stderr)")
+            assertNoCrashText(r, cmd)
+        }
+    }
+
+    // MARK: - Happy paths and checkpoint errors
+
+    func testBigramTrainSampleAndBadCheckpoints() throws {
+        file("small.txt", Array(smallText.utf8))
+        let run = try emerald(["train", "--model", "bigram", "--data", "small.txt", "--steps", "30", "--eval-interval", "10",
+                               "--eval-iters", "2", "--out", "run", "--threads", "1"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        assertNoCrashText(run, "train")
+        XCTAssertTrue(run.stdout.contains("step 30/30"), run.stdout)
+        let dir = work + "/run"
+        let metrics = try XCTUnwrap(FileManager.default.contents(atPath: dir + "/metrics.jsonl"))
+        let lines = String(decoding: metrics, as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(lines.count, 4, "evaluations at steps 0, 10, 20, 30")
+        var steps: [Int] = []
+        for l in lines {
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any], String(l))
+            for key in ["step", "train_loss", "val_loss", "tokens_per_s"] { XCTAssertNotNil(o[key], "\(key) in \(l)") }
+            steps.append(try XCTUnwrap(o["step"] as? Int))
+            let loss = try XCTUnwrap(o["val_loss"] as? Double)
+            XCTAssertTrue(loss.isFinite && loss > 0, "\(l)")
+        }
+        XCTAssertEqual(steps, [0, 10, 20, 30])
+        let svg = try XCTUnwrap(FileManager.default.contents(atPath: dir + "/loss.svg"))
+        XCTAssertTrue(String(decoding: svg, as: UTF8.self).contains("<svg"))
+        for sub in ["best", "checkpoint"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/\(sub)/model.safetensors"), sub)
+        }
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)),
+                       ["metrics.jsonl", "loss.svg", "best", "checkpoint"], "no .tmp/.old leftovers")
+
+        // Sampling is reproducible for a seed.
+        let sampleArgs = ["sample", "--checkpoint", "run", "--max-new-tokens", "20", "--seed", "1"]
+        let s1 = try emerald(sampleArgs), s2 = try emerald(sampleArgs)
+        XCTAssertEqual(s1.status, 0, s1.stderr)
+        XCTAssertEqual(s1.stdout, s2.stdout)
+        XCTAssertEqual(s1.stdout.unicodeScalars.count, 1 + 20 + 1, "prompt newline, 20 tokens, final newline: \(s1.stdout.debugDescription)")
+        let s3 = try emerald(["sample", "--checkpoint", "run/checkpoint", "--max-new-tokens", "5", "--prompt", "Oz", "--temperature", "0"])
+        XCTAssertEqual(s3.status, 0, s3.stderr)
+        XCTAssertTrue(s3.stdout.hasPrefix("Oz"), s3.stdout)
+
+        // Bad sampling options and prompts.
+        try expectFailure(["sample", "--checkpoint", "run", "--prompt", "Dorothy 🦁"], "'🦁' is not in the model's vocabulary")
+        try expectFailure(["sample", "--checkpoint", "run", "--prompt", "xyz"], "'x' is not in the model's vocabulary")
+        try expectFailure(["sample", "--checkpoint", "run", "--temperature=-1"], "--temperature must be ≥ 0")
+        try expectFailure(["sample", "--checkpoint", "run", "--top-p", "2"], "--top-p must be in (0, 1]")
+        try expectFailure(["sample", "--checkpoint", "run", "--top-k", "0"], "--top-k must be positive")
+        try expectFailure(["sample", "--checkpoint", "run", "--max-new-tokens=-5"], "--max-new-tokens must not be negative")
+        try expectFailure(["sample", "--checkpoint", "run", "--prompt", ""], "--prompt must not be empty")
+
+        // Resuming a bigram run as a GPT.
+        try expectFailure(["train", "--resume", "run", "--model", "gpt", "--data", "small.txt"],
+                          "--resume checkpoint holds a bigram model, not gpt")
+        // Resuming with data the run's vocabulary cannot encode.
+        file("other.txt", Array(String(repeating: "Quixote?\n", count: 50).utf8))
+        try expectFailure(["train", "--resume", "run", "--model", "bigram", "--data", "other.txt"], "is not in the model's vocabulary")
+
+        // Damaged checkpoints.
+        try expectFailure(["sample", "--checkpoint", "nowhere"], "no such file or folder: nowhere")
+        let fm = FileManager.default
+        try fm.copyItem(atPath: dir + "/best", toPath: work + "/garbage")
+        try Data("}{ garbage".utf8).write(to: URL(fileURLWithPath: work + "/garbage/config.json"))
+        try expectFailure(["sample", "--checkpoint", "garbage"], "garbage/config.json is unusable: not a JSON object")
+        try fm.copyItem(atPath: dir + "/best", toPath: work + "/truncated")
+        let w = try XCTUnwrap(fm.contents(atPath: work + "/truncated/model.safetensors"))
+        try w.prefix(w.count - 7).write(to: URL(fileURLWithPath: work + "/truncated/model.safetensors"))
+        try expectFailure(["sample", "--checkpoint", "truncated"], "model.safetensors is unusable")
+        try fm.createDirectory(atPath: work + "/hollow", withIntermediateDirectories: true)
+        try expectFailure(["sample", "--checkpoint", "hollow"], "no config.json inside")
+        try expectFailure(["chat", "--checkpoint", "truncated"], "model.safetensors is unusable")
+    }
+
+    func testTinyGPTTrainAndChat() throws {
+        file("small.txt", Array(smallText.utf8))
+        let run = try emerald(["train", "--model", "gpt", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
+                               "--steps", "4", "--eval-interval", "2", "--eval-iters", "1", "--batch-size", "2",
+                               "--data", "small.txt", "--out", "gpt", "--threads", "1"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        assertNoCrashText(run, "train gpt")
+        let metrics = try XCTUnwrap(FileManager.default.contents(atPath: work + "/gpt/metrics.jsonl"))
+        XCTAssertEqual(String(decoding: metrics, as: UTF8.self).split(separator: "\n").count, 3, "steps 0, 2, 4")
+        let ckpt = try Checkpoint.load(from: work + "/gpt/checkpoint")
+        guard case .gpt(let cfg) = ckpt.model.config else { return XCTFail("\(ckpt.model.config)") }
+        XCTAssertEqual([cfg.nLayer, cfg.nHead, cfg.nEmbd, cfg.blockSize], [1, 2, 16, 16])
+        XCTAssertEqual(ckpt.state?.step, 4)
+        XCTAssertEqual(ckpt.moments?.step, 4)
+
+        // Two prompts, then EOF: two answers, each after a "> " prompt, then a last prompt and a clean exit.
+        let chat = try emerald(["chat", "--checkpoint", "gpt", "--max-new-tokens", "8", "--seed", "3"],
+                               stdin: "Dorothy\n\nthe lion\n")
+        XCTAssertEqual(chat.status, 0, chat.stderr)
+        XCTAssertEqual(chat.reason, .exit)
+        assertNoCrashText(chat, "chat")
+        let parts = chat.stdout.components(separatedBy: "> ")
+        XCTAssertEqual(parts.count, 5, "prompts: first, first again after the empty line, second, final: \(chat.stdout.debugDescription)")
+        XCTAssertEqual(parts.first, "")
+        let answers = parts.dropFirst().filter { $0 != "\n" && !$0.isEmpty }
+        XCTAssertEqual(answers.count, 2, chat.stdout.debugDescription)
+        for a in answers {
+            XCTAssertTrue(a.hasSuffix("\n"))
+            XCTAssertEqual(a.unicodeScalars.count, 8 + 1, a.debugDescription)
+        }
+        XCTAssertEqual(parts.last, "\n")
+
+        // An unknown character in one prompt is reported and the chat goes on.
+        let chat2 = try emerald(["chat", "--checkpoint", "gpt", "--max-new-tokens", "4"], stdin: "Oz 🦁\nOz\n")
+        XCTAssertEqual(chat2.status, 0, chat2.stderr)
+        XCTAssertTrue(chat2.stderr.contains("'🦁' is not in the model's vocabulary"), chat2.stderr)
+        XCTAssertEqual(chat2.stdout.components(separatedBy: "> ").count, 4, chat2.stdout.debugDescription)
+        try expectFailure(["chat", "--checkpoint", "gpt", "--max-new-tokens", "0"], "--max-new-tokens must be positive")
+
+        // Resuming the finished run with more steps continues from step 4.
+        let more = try emerald(["train", "--model", "gpt", "--resume", "gpt", "--data", "small.txt", "--steps", "6",
+                                "--eval-interval", "2", "--eval-iters", "1", "--batch-size", "2", "--threads", "1"])
+        XCTAssertEqual(more.status, 0, more.stderr)
+        XCTAssertTrue(more.stderr.contains("resumed at step 4"), more.stderr)
+        XCTAssertEqual(try Checkpoint.load(from: work + "/gpt/checkpoint").state?.step, 6)
+        let lines = String(decoding: FileManager.default.contents(atPath: work + "/gpt/metrics.jsonl") ?? Data(), as: UTF8.self)
+            .split(separator: "\n")
+        XCTAssertEqual(lines.count, 4, "steps 0, 2, 4, 6: \(lines)")
+    }
+}
