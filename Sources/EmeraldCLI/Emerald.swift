@@ -14,6 +14,11 @@ struct EmeraldCommand: ParsableCommand {
         do { try body() } catch let e as EmeraldError {
             FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
             throw ExitCode(1)
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error.localizedDescription)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

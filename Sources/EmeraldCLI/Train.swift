@@ -18,7 +18,10 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try EmeraldCommand.guarded {
-            if let threads { try require(threads > 0 && threads <= 256, "--threads must be in 1...256"); ThreadPool.configure(threads: threads) }
+            if let threads {
+                try require(threads > 0 && threads <= 256, "--threads must be in 1...256")
+                ThreadPool.configure(threads: threads)
+            }
             try require(model == "gpt" || model == "bigram", "unknown --model \(model); choose gpt or bigram")
             let isGPT = model == "gpt"
             if !isGPT { try require(shape.isEmpty, "GPT shape options (--preset, --n-layer, …) do not apply to --model bigram") }

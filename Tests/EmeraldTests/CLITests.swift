@@ -36,6 +36,10 @@ final class CLITests: XCTestCase {
         work = TestSupport.tempDir("cli")
     }
 
+    override func tearDown() {
+        if !work.isEmpty { try? FileManager.default.removeItem(atPath: work) }
+    }
+
     /// Runs `emerald args…` in the work folder, feeding `stdin`, with a time limit.
     @discardableResult
     private func emerald(_ args: [String], stdin: String? = nil, timeout: TimeInterval = 60) throws -> Result {
@@ -45,8 +49,8 @@ final class CLITests: XCTestCase {
         p.currentDirectoryURL = URL(fileURLWithPath: work)
         let id = UUID().uuidString
         let outPath = work + "/.stdout-\(id)", errPath = work + "/.stderr-\(id)"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: outPath, contents: nil))
+        XCTAssertTrue(FileManager.default.createFile(atPath: errPath, contents: nil))
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         p.standardOutput = out
@@ -97,7 +101,7 @@ final class CLITests: XCTestCase {
     @discardableResult
     private func file(_ name: String, _ bytes: [UInt8]) -> String {
         let path = work + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         return path
     }
 

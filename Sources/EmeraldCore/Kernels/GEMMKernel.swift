@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 // Goto/BLIS-style single-precision GEMM in pure Swift.
 //
@@ -185,6 +186,11 @@ final class GEMMScratch {
     var bCap: Int
     /// One MR×NR tile for edge blocks.
     let tile: UnsafeMutablePointer<Float>
+    /// Which rows of which call `a` holds (call id, first row, end row): lets a thread that
+    /// takes several column tasks of one GEMM pack A once.
+    var aKey = (-1, 0, 0)
+    /// Next task index of a threaded GEMM started by this thread.
+    let nextTask = Atomic<Int>(0)
 
     init() {
         aCap = 0; bCap = 0
@@ -392,7 +398,7 @@ enum GEMMDriver {
     /// L2 and walks C along its rows (sequential streams the hardware prefetches).
     @inline(never)
     static func blocked<K: GEMMMicroKernel>(_ g: GEMMArgs, rows: Range<Int>, cols: Range<Int>,
-                                            _: K.Type, kcMax: Int, ncMax: Int, aMaxFloats: Int) {
+                                            _: K.Type, kcMax: Int, ncMax: Int, aMaxFloats: Int, callID: Int = -1) {
         let MR = K.mr, NR = K.nr
         let m = rows.count, n = cols.count, k = g.k
         if m == 0 || n == 0 { return }
@@ -415,9 +421,13 @@ enum GEMMDriver {
             let mc = min(MC, m - ic), mcr = roundUp(mc, MR)
             // Whole depth of this row block: the pc-th KC slice starts at pa + mcr·pc.
             var pc = 0
-            while pc < k {
-                packA(g, MR, rows.lowerBound + ic, mc, pc, min(KC, k - pc), pa + mcr * pc)
-                pc += KC
+            let key = (callID, rows.lowerBound + ic, rows.lowerBound + ic + mc)
+            if callID < 0 || scratch.aKey != key {
+                while pc < k {
+                    packA(g, MR, rows.lowerBound + ic, mc, pc, min(KC, k - pc), pa + mcr * pc)
+                    pc += KC
+                }
+                scratch.aKey = key
             }
             var jc = 0
             while jc < n {
@@ -590,29 +600,45 @@ enum GEMMDriver {
         }
     }
 
-    /// Splits C into one block per thread along n (each thread repacks all of A) or
-    /// along m (each repacks all of B), whichever duplicates less packing.
+    /// Unique id per threaded call (keys the packed-A cache in each thread's scratch).
+    private static let calls = Atomic<Int>(0)
+
+    /// Splits C into tasks along n (each thread packs all of A once) or along m (each
+    /// task packs its own slice of A and all of B), whichever duplicates less packing.
+    /// Threads take tasks from an atomic counter, so a core slowed by other work
+    /// simply takes fewer tasks.
     @inline(__always)
     static func split<K: GEMMMicroKernel>(_ g: GEMMArgs, _ kern: K.Type, kc: Int, nc: Int, aMax: Int, threads: Int) {
-        let m = g.m, n = g.n
-        let mPanels = (m + K.mr - 1) / K.mr, nPanels = (n + K.nr - 1) / K.nr
-        var t = threads
+        let m = g.m, n = g.n, k = g.k
+        let MR = K.mr, NR = K.nr
+        let mPanels = (m + MR - 1) / MR, nPanels = (n + NR - 1) / NR
+        let t = threads
         var alongN = m <= n
         if alongN && nPanels < 2 * t { alongN = false }
         if !alongN && mPanels < 2 * t { alongN = nPanels >= 2 * t }
-        if (alongN ? nPanels : mPanels) < 2 * t { t = 1 }
-        if t == 1 {
+        if t == 1 || (alongN ? nPanels : mPanels) < 2 * t {
             blocked(g, rows: 0..<m, cols: 0..<n, K.self, kcMax: kc, ncMax: nc, aMaxFloats: aMax)
             return
         }
+        // Row chunks: A of one chunk (all of k) must fit aMax floats.
+        let aPanelsMax = max(1, aMax / max(k, 1) / MR)
+        var rChunks = (mPanels + aPanelsMax - 1) / aPanelsMax, cChunks = 1
+        let want = max(2 * t, min(4 * t, (alongN ? nPanels : mPanels) / 4))
+        if alongN { cChunks = min(nPanels, want) } else { rChunks = max(rChunks, min(mPanels, want)) }
+        let tasks = rChunks * cChunks
+        let callID = calls.wrappingAdd(1, ordering: .relaxed).oldValue
+        let counter = GEMMScratch.current
+        counter.nextTask.store(0, ordering: .relaxed)
         parallelFor(t) { r in
-            for w in r {
-                if alongN {
-                    let lo = min(n, nPanels * w / t * K.nr), hi = min(n, nPanels * (w + 1) / t * K.nr)
-                    blocked(g, rows: 0..<m, cols: lo..<hi, K.self, kcMax: kc, ncMax: nc, aMaxFloats: aMax)
-                } else {
-                    let lo = min(m, mPanels * w / t * K.mr), hi = min(m, mPanels * (w + 1) / t * K.mr)
-                    blocked(g, rows: lo..<hi, cols: 0..<n, K.self, kcMax: kc, ncMax: nc, aMaxFloats: aMax)
+            for _ in r {
+                while true {
+                    let task = counter.nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if task >= tasks { break }
+                    let ri = task / cChunks, ci = task % cChunks  // row-major: column tasks share A
+                    let r0 = min(m, mPanels * ri / rChunks * MR), r1 = min(m, mPanels * (ri + 1) / rChunks * MR)
+                    let c0 = min(n, nPanels * ci / cChunks * NR), c1 = min(n, nPanels * (ci + 1) / cChunks * NR)
+                    blocked(g, rows: r0..<r1, cols: c0..<c1, K.self, kcMax: kc, ncMax: nc, aMaxFloats: aMax,
+                            callID: callID)
                 }
             }
         }

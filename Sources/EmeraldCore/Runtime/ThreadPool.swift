@@ -18,7 +18,20 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Replaces the shared pool (call before heavy work, e.g. from `--threads`).
     public static func configure(threads: Int) {
-        if shared.threadCount != threads { shared = ThreadPool(threads: threads) }
+        if shared.threadCount != threads {
+            let old = shared
+            shared = ThreadPool(threads: threads)
+            old.shutdown()
+        }
+    }
+
+    /// Ends the workers (they hold the pool strongly, so it lives until they exit).
+    public func shutdown() {
+        stop.store(true, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(&mutex)
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
     }
 
     /// Threads taking part in a `parallelFor`, the caller included.
@@ -38,7 +51,7 @@ public final class ThreadPool: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&cond, nil)
         for w in 1..<threadCount {
-            let t = Thread { [unowned self] in self.workerLoop(w) }
+            let t = Thread { self.workerLoop(w) }
             t.stackSize = 8 << 20
             t.start()
         }
@@ -62,6 +75,7 @@ public final class ThreadPool: @unchecked Sendable {
                 }
             }
             seen = generation.load(ordering: .acquiring)
+            if stop.load(ordering: .sequentiallyConsistent) { return }
             job?(index)
             pending.subtract(1, ordering: .releasing)
         }
