@@ -170,34 +170,4 @@ final class GEMMTests: XCTestCase {
             }
         }
     }
-
-    /// GFLOP/s table; runs only with EMERALD_BENCH=1
-    /// (`EMERALD_BENCH=1 swift test -c release --filter GEMMTests.testBenchmark`).
-    func testBenchmark() throws {
-        guard ProcessInfo.processInfo.environment["EMERALD_BENCH"] == "1" else {
-            throw XCTSkip("set EMERALD_BENCH=1 to run the GEMM benchmark")
-        }
-        let env = ProcessInfo.processInfo.environment
-        var shapes = [(256, 768, 768), (256, 3072, 768), (256, 768, 3072), (4096, 384, 384), (256, 50304, 768)]
-        if let s = env["EMERALD_BENCH_SHAPES"] {  // "m,n,k;m,n,k"
-            shapes = s.split(separator: ";").map { t in
-                let v = t.split(separator: ",").map { Int($0)! }
-                return (v[0], v[1], v[2])
-            }
-        }
-        let threadList = (env["EMERALD_BENCH_THREADS"] ?? "1,2").split(separator: ",").map { Int($0)! }
-        let modes = (env["EMERALD_BENCH_MODES"] ?? "NN,NT,TN").split(separator: ",").map(String.init)
-        print("GEMM benchmark, kernel \(GEMMTuning.kernel.rawValue), GFLOP/s (median)")
-        for t in threadList {
-            for (m, n, k) in shapes {
-                var line = "threads \(t)  \(m)x\(n)x\(k):"
-                for mode in modes {
-                    let r = GEMMBenchmark.run(m: m, n: n, k: k, transA: mode.first == "T", transB: mode.last == "T",
-                                              threads: t)
-                    line += "  \(mode) " + String(format: "%7.1f", r.gflops)
-                }
-                print(line)
-            }
-        }
-    }
 }

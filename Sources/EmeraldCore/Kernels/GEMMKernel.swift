@@ -588,14 +588,15 @@ enum GEMMDriver {
 
         switch GEMMTuning.kernel {
         case .avx2x6x16:
-            // L1 32 KiB: A micro-panel 6×256×4 = 6 KiB + streamed B. L2 512 KiB: B block
-            // 256×256×4 = 256 KiB. Packed A (≤ 8 MiB) in L3.
-            split(g, Kernel6x16.self, kc: GEMMTuning.kc ?? 256, nc: GEMMTuning.nc ?? 256,
+            // KC ≤ 512 (k split evenly): A micro-panel 6×512×4 = 12 KiB stays in L1 (32 KiB);
+            // B block 512×128×4 = 256 KiB in L2 (512 KiB on the AVX2 dev VM); packed A
+            // (≤ 8 MiB) in L3. Measured best of KC 256–768 × NC 96–384 on the dev VM.
+            split(g, Kernel6x16.self, kc: GEMMTuning.kc ?? 512, nc: GEMMTuning.nc ?? 128,
                   aMax: 2 << 20, threads: maxThreads)
         case .avx512x8x32:
-            // L1 48 KiB: A micro-panel 8×256×4 = 8 KiB + streamed B. L2 1 MiB: B block
-            // 256×512×4 = 512 KiB. Packed A (≤ 8 MiB) in L3.
-            split(g, Kernel8x32.self, kc: GEMMTuning.kc ?? 256, nc: GEMMTuning.nc ?? 512,
+            // Same scheme scaled to Zen 5 (L1 48 KiB, L2 1 MiB): A micro-panel 8×512×4 =
+            // 16 KiB in L1, B block 512×256×4 = 512 KiB in L2. Not yet tuned on hardware.
+            split(g, Kernel8x32.self, kc: GEMMTuning.kc ?? 512, nc: GEMMTuning.nc ?? 256,
                   aMax: 2 << 20, threads: maxThreads)
         }
     }
