@@ -12,19 +12,27 @@ struct BenchGEMM: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "gemm", abstract: "GEMM GFLOP/s on the issue's shapes.")
     @Option(help: "Thread counts to measure, comma-separated.") var threads: String = "1,2"
     @Option(help: "Timed repetitions per case (median reported).") var iterations: Int = 15
+    @Option(help: "Shapes as \"M,N,K;M,N,K\" (default: the issue's five).") var shapes: String?
     @Flag(help: "One JSON object per line instead of a table.") var json = false
 
     func run() throws {
         try EmeraldCommand.guarded {
             let counts = threads.split(separator: ",").compactMap { Int($0) }
             try require(!counts.isEmpty && counts.allSatisfy { $0 > 0 }, "--threads must list positive counts")
-            let shapes = [(256, 768, 768), (256, 3072, 768), (256, 768, 3072), (4096, 384, 384), (256, 50304, 768)]
+            var list = [(256, 768, 768), (256, 3072, 768), (256, 768, 3072), (4096, 384, 384), (256, 50304, 768)]
+            if let shapes {
+                list = try shapes.split(separator: ";").map { s in
+                    let d = s.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                    try require(d.count == 3 && d.allSatisfy { $0 > 0 }, "--shapes wants M,N,K triples of positive integers, got \(s)")
+                    return (d[0], d[1], d[2])
+                }
+            }
             let layouts: [(String, Bool, Bool)] = [("NN", false, false), ("NT", false, true), ("TN", true, false)]
             if !json {
                 print("GEMM, fp32, median of \(iterations); op: NN = A·B, NT = A·Bᵀ, TN = Aᵀ·B (the backward pass's layouts)")
                 print("   M      N     K  op  threads   GFLOP/s")
             }
-            for (m, n, k) in shapes {
+            for (m, n, k) in list {
                 for (name, ta, tb) in layouts {
                     for t in counts {
                         let r = GEMMBenchmark.run(m: m, n: n, k: k, transA: ta, transB: tb, threads: t, iterations: iterations)

@@ -143,7 +143,7 @@ struct OptimizationOptions: ParsableArguments {
             // The oz recipe (MEASUREMENTS.md): AdamW (0.9, 0.99), wd 0.1, lr 2e-3 → 2e-4 cosine, warmup 100, clip 1.
             c.steps = 2500; c.batchSize = 32; c.blockSize = g.blockSize; c.learningRate = 2e-3; c.minLearningRate = 2e-4
             c.warmupSteps = 100; c.weightDecay = 0.1; c.betas = (0.9, 0.99); c.gradClip = 1
-            c.evalInterval = 250; c.evalIters = 40
+            c.evalInterval = 250; c.evalIters = 25
         }
         if let steps { c.steps = steps }
         if let batchSize { c.batchSize = batchSize }

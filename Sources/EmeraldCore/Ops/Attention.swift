@@ -56,11 +56,11 @@ public enum AttentionKernel {
             let row = p + (i - r0) * t
             let visible = i + 1
             if let known {
-                _ = expShiftSum(row, visible, minus: known[i])
+                _ = Kernels.expShiftSum8(row, visible, minus: known[i])
             } else {
                 var m = -Float.infinity
                 for j in 0..<visible where row[j] > m { m = row[j] }
-                let sum = expShiftSum(row, visible, minus: m)
+                let sum = Kernels.expShiftSum8(row, visible, minus: m)
                 let inv = 1 / sum
                 for j in 0..<visible { row[j] *= inv }
                 lse![i] = m + _logf(sum)

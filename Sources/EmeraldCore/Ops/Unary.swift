@@ -133,8 +133,6 @@ extension Tensor {
     public func sigmoid() -> Tensor { apply(SigmoidKernel.self) }
     /// max(x, 0).
     public func relu() -> Tensor { apply(ReLUKernel.self) }
-    /// GELU with the tanh approximation (GPT-2).
-    public func gelu() -> Tensor { apply(GELUKernel.self) }
     /// x·sigmoid(x) (SiLU / swish).
     public func silu() -> Tensor { apply(SiLUKernel.self) }
 

@@ -1,0 +1,90 @@
+/// 8-lane (one AVX2 register) versions of the hottest transcendental loops.
+///
+/// On AVX2-only machines swiftc lowers non-inlined `SIMD16` math through
+/// 128-bit halves, and it never fuses `c + a*b`; these kernels use 8 lanes and
+/// `addingProduct` (vfmadd) explicitly, as explicit loops (no function values).
+public typealias F8 = SIMD8<Float>
+
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> F8 { UnsafeRawPointer(p).loadUnaligned(as: F8.self) }
+@inline(__always) func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self) }
+
+/// e^x with x clamped to [−87.3, 88.3] (so 2^n needs no special cases):
+/// Cephes' polynomial, ≈ 2 ulp inside that range.
+@inline(__always) public func exp8(_ x: F8) -> F8 {
+    let x = pointwiseMin(pointwiseMax(x, F8(repeating: -87.3)), F8(repeating: 88.3))
+    let magic = F8(repeating: 12_582_912)  // 1.5·2^23: round(v) lands in the low mantissa bits
+    let t = magic.addingProduct(x, F8(repeating: 1.442_695_04))
+    let n = t - magic
+    var r = x.addingProduct(n, F8(repeating: -0.693_359_375))
+    r = r.addingProduct(n, F8(repeating: 2.121_944_4e-4))
+    var p = F8(repeating: 1.398_199_95e-3).addingProduct(F8(repeating: 1.987_569_15e-4), r)
+    p = F8(repeating: 8.333_451_9e-3).addingProduct(p, r)
+    p = F8(repeating: 4.166_579_6e-2).addingProduct(p, r)
+    p = F8(repeating: 1.666_666_55e-1).addingProduct(p, r)
+    p = F8(repeating: 5.000_000_1e-1).addingProduct(p, r)
+    p = (r + 1).addingProduct(p, r * r)
+    let bits = unsafeBitCast(t, to: SIMD8<UInt32>.self)
+    return p * unsafeBitCast((bits &- 0x4B3F_FF81) &<< 23, to: F8.self)
+}
+
+/// GELU (tanh approximation) as x·σ(2u), u = √(2/π)(x + 0.044715x³).
+@inline(__always) func gelu8(_ x: F8) -> F8 {
+    let u = geluC * x.addingProduct(x * x * x, F8(repeating: 0.044715))
+    // Past u < −44, e^{−2u} would overflow: the true value is below float's range.
+    return (x / (1 + exp8(-2 * u))).replacing(with: 0, where: u .< -44)
+}
+
+/// dGELU/dx = s + 2x·s(1−s)·u′, s = σ(2u).
+@inline(__always) func geluGrad8(_ x: F8) -> F8 {
+    let x2 = x * x
+    let u = geluC * x.addingProduct(x2 * x, F8(repeating: 0.044715))
+    let s = 1 / (1 + exp8(-2 * u))
+    let du = geluC * F8(repeating: 1).addingProduct(x2, F8(repeating: 3 * 0.044715))
+    return s.addingProduct(2 * x * s * (1 - s), du)
+}
+
+extension Kernels {
+    /// y = gelu(x) over n floats, split across cores.
+    public static func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        parallelFor(n, grain: parallelGrain) { r in
+            var i = r.lowerBound
+            while i + 8 <= r.upperBound { store8(gelu8(load8(x + i)), y + i); i += 8 }
+            while i < r.upperBound { y[i] = gelu8(F8(repeating: x[i]))[0]; i += 1 }
+        }
+    }
+
+    /// dx = g · gelu′(x) over n floats.
+    public static func geluBackward(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        parallelFor(n, grain: parallelGrain) { r in
+            var i = r.lowerBound
+            while i + 8 <= r.upperBound { store8(load8(g + i) * geluGrad8(load8(x + i)), dx + i); i += 8 }
+            while i < r.upperBound { dx[i] = g[i] * geluGrad8(F8(repeating: x[i]))[0]; i += 1 }
+        }
+    }
+
+    /// p[i] = e^{p[i] − m} over n values; returns their sum (softmax rows).
+    @inline(__always)
+    public static func expShiftSum8(_ p: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float) -> Float {
+        var acc = F8(repeating: 0)
+        let mv = F8(repeating: m)
+        var i = 0
+        while i + 8 <= n { let e = exp8(load8(p + i) - mv); store8(e, p + i); acc += e; i += 8 }
+        let s = acc.lowHalf + acc.highHalf
+        var total = (s[0] + s[2]) + (s[1] + s[3])
+        while i < n { let e = exp8(F8(repeating: p[i] - m))[0]; p[i] = e; total += e; i += 1 }
+        return total
+    }
+}
+
+extension Tensor {
+    /// GELU (tanh approximation, GPT-2's `gelu_new`) through the 8-lane kernels.
+    public func gelu() -> Tensor {
+        let y = Tensor(uninitialized: shape)
+        Kernels.geluForward(data, y.data, count)
+        return y.record([self]) { g in
+            let dx = Tensor(uninitialized: self.shape)
+            Kernels.geluBackward(self.data, g.data, dx.data, self.count)
+            self.adoptGrad(dx)
+        }
+    }
+}
