@@ -8,8 +8,8 @@ imports Python.
 
 Same data handling as Emerald (UTF-8, BOM dropped, CRLF/CR -> LF, sorted
 character vocabulary, first 90% train / last 10% val), same model (pre-LN,
-GELU-tanh, tied embeddings, dropout 0.1 on embeddings, attention output and
-MLP output), same optimizer recipe (AdamW (0.9, 0.99), wd 0.1 on >=2-D
+GELU-tanh, tied embeddings, dropout 0.1 on embeddings, attention
+probabilities, attention output and MLP output), same optimizer recipe (AdamW (0.9, 0.99), wd 0.1 on >=2-D
 weights, lr 2e-3 -> 2e-4 cosine after 100 warmup steps, clip 1.0) and the same
 evaluation cadence. Random streams differ, so losses agree statistically, not
 bit for bit.
@@ -29,6 +29,7 @@ p.add_argument("--n-layer", type=int, default=4)
 p.add_argument("--n-head", type=int, default=4)
 p.add_argument("--n-embd", type=int, default=128)
 p.add_argument("--dropout", type=float, default=0.1)
+p.add_argument("--attn-dropout", type=float, default=None, help="dropout on attention probabilities (default: --dropout)")
 p.add_argument("--lr", type=float, default=2e-3)
 p.add_argument("--min-lr", type=float, default=2e-4)
 p.add_argument("--warmup-steps", type=int, default=100)
@@ -50,6 +51,7 @@ data = torch.tensor([stoi[c] for c in text], dtype=torch.long)
 n = int(len(data) * 0.9)
 train_data, val_data = data[:n], data[n:]
 V, T, B, C = len(chars), a.block_size, a.batch_size, a.n_embd
+attn_p = a.dropout if a.attn_dropout is None else a.attn_dropout
 
 
 def get_batch(split, gen=None):
@@ -75,7 +77,7 @@ class Block(nn.Module):
         b, t, _ = x.shape
         q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
         q, k, v = (z.view(b, t, a.n_head, C // a.n_head).transpose(1, 2) for z in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).contiguous().view(b, t, C)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=attn_p if self.training else 0.0).transpose(1, 2).contiguous().view(b, t, C)
         x = x + self.drop(self.c_proj(y))
         return x + self.drop(self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh")))
 

@@ -5,7 +5,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (not tests): kernels and training steps.",
-        subcommands: [BenchGEMM.self])
+        subcommands: [BenchGEMM.self, BenchTrain.self, BenchGenerate.self])
 }
 
 struct BenchGEMM: ParsableCommand {

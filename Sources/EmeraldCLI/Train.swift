@@ -7,7 +7,8 @@ struct Train: ParsableCommand {
         abstract: "Train a language model on a text file (default: a GPT with the oz preset on the Oz book).")
 
     @Option(help: "Model kind: gpt or bigram.") var model: String = "gpt"
-    @Option(help: "UTF-8 text file to train on (default: download the Oz book).") var data: String?
+    @Option(help: "UTF-8 text file, or a folder written by `emerald prepare`, to train on (default: download the Oz book).")
+    var data: String?
     @Option(help: "Output folder for metrics.jsonl, loss.svg and checkpoints (default: runs/MODEL).") var out: String?
     @Option(help: "Continue the run saved in this output folder.") var resume: String?
 
@@ -18,35 +19,57 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try EmeraldCommand.guarded {
-            if let threads {
-                try require(threads > 0 && threads <= 256, "--threads must be in 1...256")
-                ThreadPool.configure(threads: threads)
-            }
+            try applyThreads(threads)
             try require(model == "gpt" || model == "bigram", "unknown --model \(model); choose gpt or bigram")
             let isGPT = model == "gpt"
             if !isGPT { try require(shape.isEmpty, "GPT shape options (--preset, --n-layer, …) do not apply to --model bigram") }
 
             let path = try data ?? Book.path(log: note)
-            let text = try TextCorpus.load(path: path)
             let resumed = try resume.map { try Checkpoint.load(from: $0 + "/checkpoint") }
-            let tokenizer: CharTokenizer
-            if let r = resumed {
-                guard let t = r.tokenizer as? CharTokenizer else { throw EmeraldError.invalidArgument("--resume checkpoint has no char tokenizer") }
-                tokenizer = t
+            let tokenizer: any Tokenizer
+            let vocabSize: Int
+            let trainSplit: any TokenSource
+            let valSplit: any TokenSource
+            let dataNote: String
+            if PreparedCorpus.isPrepared(path) {
+                // A folder from `emerald prepare`: memory-mapped shards, the manifest's tokenizer and vocabulary.
+                let corpus = try PreparedCorpus(directory: path)
+                if let r = resumed {
+                    try require(r.tokenizer.vocabularySize == corpus.tokenizer.vocabularySize,
+                                "--resume checkpoint's tokenizer does not match the prepared corpus \(path)")
+                }
+                tokenizer = corpus.tokenizer
+                vocabSize = corpus.vocabularySize
+                trainSplit = corpus.train
+                valSplit = corpus.val
+                dataNote = "\(path): prepared corpus, vocabulary \(vocabSize) (end-of-text id \(corpus.eotID)); "
+                    + "train \(corpus.train.count), val \(corpus.val.count) tokens"
             } else {
-                tokenizer = CharTokenizer(training: text)
+                let text = try TextCorpus.load(path: path)
+                let chars: CharTokenizer
+                if let r = resumed {
+                    guard let t = r.tokenizer as? CharTokenizer else { throw EmeraldError.invalidArgument("--resume checkpoint has no char tokenizer") }
+                    chars = t
+                } else {
+                    chars = CharTokenizer(training: text)
+                }
+                let ids = try chars.encode(text)
+                let split = trainValSplit(ids)
+                tokenizer = chars
+                vocabSize = chars.vocabularySize
+                trainSplit = split.train
+                valSplit = split.val
+                dataNote = "\(path): \(ids.count) characters, vocabulary \(chars.vocabularySize); train \(split.train.count), val \(split.val.count) tokens"
             }
-            let ids = try tokenizer.encode(text)
-            let (trainSplit, valSplit) = trainValSplit(ids)
 
             let modelConfig: ModelConfig
             if let r = resumed {
                 modelConfig = r.model.config
                 try require(modelConfig.modelType == model, "--resume checkpoint holds a \(modelConfig.modelType) model, not \(model)")
             } else if isGPT {
-                modelConfig = .gpt(try shape.config(vocabSize: tokenizer.vocabularySize))
+                modelConfig = .gpt(try shape.config(vocabSize: vocabSize))
             } else {
-                modelConfig = .bigram(BigramConfig(vocabSize: tokenizer.vocabularySize))
+                modelConfig = .bigram(BigramConfig(vocabSize: vocabSize))
             }
             var cfg = try opt.trainConfig(for: modelConfig)
             if opt.blockSize == nil {
@@ -60,7 +83,7 @@ struct Train: ParsableCommand {
             let trainer = try Trainer(model: m, tokenizer: tokenizer, train: trainSplit, val: valSplit, config: cfg)
             trainer.outputDirectory = resume ?? out ?? "runs/\(model)"
             if let r = resumed { try trainer.resume(from: r) }
-            note("\(path): \(ids.count) characters, vocabulary \(tokenizer.vocabularySize); train \(trainSplit.count), val \(valSplit.count) tokens")
+            note(dataNote)
             var desc = "model \(modelConfig.modelType): \(m.parameterCount) parameters"
             if case .gpt(let g) = modelConfig {
                 desc += " (\(g.nLayer) layers, \(g.nHead) heads, \(g.nEmbd) wide, block \(g.blockSize), \(g.norm.rawValue)-LN, \(g.activation.rawValue))"

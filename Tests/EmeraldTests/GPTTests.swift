@@ -71,6 +71,37 @@ final class GPTTests: XCTestCase {
         XCTAssertLessThan(TestSupport.maxAbsDiff(wqGrad, Array(wAttn.grad!.scalars[0..<(c * c)])), 1e-5)
     }
 
+    /// Attention-probability dropout: the mask is a pure function of the seed, and
+    /// backward (which regenerates it) matches central finite differences.
+    func testAttentionDropoutGradientMatchesFiniteDifferences() {
+        var rng = RandomGenerator(seed: 11)
+        let (b, t, c, heads) = (2, 9, 8, 2)
+        let qkv = Tensor.randn([b, t, 3 * c], using: &rng, requiresGrad: true)
+        let r = Tensor.randn([b, t, c], using: &rng)
+        func loss(_ x: Tensor) -> Tensor { (x.causalSelfAttention(heads: heads, dropout: 0.3, seed: 42) * r).sum() }
+        let same = withNoGrad { loss(qkv).item }
+        XCTAssertEqual(same, withNoGrad { loss(qkv).item }, "same seed, same mask")
+        let other = withNoGrad { (qkv.causalSelfAttention(heads: heads, dropout: 0.3, seed: 43) * r).sum().item }
+        XCTAssertNotEqual(same, other, "another seed drops other positions")
+        let plain = withNoGrad { (qkv.causalSelfAttention(heads: heads) * r).sum().item }
+        XCTAssertNotEqual(same, plain)
+        loss(qkv).backward()
+        let analytic = qkv.grad!.scalars
+        var worst: Float = 0, scale: Float = 1
+        let eps: Float = 1e-2
+        for i in stride(from: 0, to: qkv.count, by: 7) {
+            let saved = qkv.data[i]
+            qkv.data[i] = saved + eps
+            let up = withNoGrad { loss(qkv).item }
+            qkv.data[i] = saved - eps
+            let down = withNoGrad { loss(qkv).item }
+            qkv.data[i] = saved
+            worst = max(worst, abs((up - down) / (2 * eps) - analytic[i]))
+            scale = max(scale, abs(analytic[i]))
+        }
+        XCTAssertLessThan(worst, 1e-2 * scale)
+    }
+
     /// N micro-batches of B give the same update as one batch of N·B.
     func testGradientAccumulationEqualsLargerBatch() throws {
         let tokens = TestSupport.ids(600, vocab: 11)

@@ -102,18 +102,22 @@ public final class GPT: Module, LanguageModel {
         /// (C, C): mixes the heads' outputs.
         public let c_proj: Linear
         let nHead: Int
+        /// Dropout on attention probabilities (inside the fused kernel) and on the output.
+        let dropout: Float
         let resid_dropout: Dropout
 
         init(_ c: GPTConfig, rng: inout RandomGenerator) {
             c_attn = Linear(c.nEmbd, 3 * c.nEmbd, bias: c.bias, rng: &rng)
             c_proj = Linear(c.nEmbd, c.nEmbd, bias: c.bias, std: 0.02 / Float(2 * c.nLayer).squareRoot(), rng: &rng)
             nHead = c.nHead
+            dropout = c.dropout
             resid_dropout = Dropout(c.dropout)
         }
 
         /// (B, T, C) → (B, T, C).
         public func callAsFunction(_ x: Tensor, rng: inout RandomGenerator) -> Tensor {
-            let y = c_attn(x).causalSelfAttention(heads: nHead)
+            let p = isTraining ? dropout : 0
+            let y = c_attn(x).causalSelfAttention(heads: nHead, dropout: p, seed: p > 0 ? rng.next() : 0)
             return resid_dropout(c_proj(y), rng: &rng)
         }
     }

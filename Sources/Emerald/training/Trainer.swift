@@ -97,6 +97,8 @@ public final class Trainer {
     public var dropoutRNG: RandomGenerator
     /// Where metrics and checkpoints go (nil: nowhere).
     public var outputDirectory: String?
+    /// Seconds between progress lines when no evaluation is due.
+    public var progressInterval: Double = 20
     /// Called with each progress line.
     public var log: (String) -> Void = { print($0) }
 
@@ -178,6 +180,7 @@ public final class Trainer {
         let start = Date()
         var lastTime = start, lastStep = step
         var lastNorm: Float = 0
+        var lastProgress = start
         let tokensPerStep = Double(config.batchSize * config.blockSize * config.gradAccum)
         while true {
             if step % config.evalInterval == 0 || step == config.steps {
@@ -192,12 +195,22 @@ public final class Trainer {
                 if improved { bestValLoss = va }
                 log(progressLine(record, start: start))
                 try persist(record, saveBest: improved)
-                lastTime = Date(); lastStep = step
+                lastTime = Date(); lastStep = step; lastProgress = lastTime
             }
             if step >= config.steps || step >= (stopAfter ?? .max) { break }
-            lastNorm = trainStep().gradNorm
-            guard lastNorm.isFinite else {
-                throw EmeraldError.invalidArgument("training diverged at step \(step) (gradient norm \(lastNorm)); lower --lr")
+            let (loss, norm) = trainStep()
+            lastNorm = norm
+            guard norm.isFinite && loss.isFinite else {
+                throw EmeraldError.invalidArgument("training diverged at step \(step) (gradient norm \(norm)); lower --lr")
+            }
+            // Between evaluations, a short line every `progressInterval` seconds.
+            let now = Date()
+            if now.timeIntervalSince(lastProgress) >= progressInterval && step % config.evalInterval != 0 {
+                let rate = Double(step - lastStep) * tokensPerStep / now.timeIntervalSince(lastTime)
+                let eta = Double(config.steps - step) * tokensPerStep / Swift.max(rate, 1)
+                log(String(format: "step %d/%d | loss %.4f | %@ tok/s | ETA %@", step, config.steps, loss,
+                           formatCount(rate), formatDuration(eta)))
+                lastProgress = now
             }
         }
     }

@@ -43,7 +43,44 @@ public typealias F8 = SIMD8<Float>
     return s.addingProduct(2 * x * s * (1 - s), du)
 }
 
+/// murmur3's 32-bit finalizer on 8 lanes: a cheap, well-mixed counter hash.
+@inline(__always) func mix8(_ x: SIMD8<UInt32>) -> SIMD8<UInt32> {
+    var h = x ^ (x &>> 16)
+    h = h &* 0x85EB_CA6B
+    h ^= h &>> 13
+    h = h &* 0xC2B2_AE35
+    return h ^ (h &>> 16)
+}
+
 extension Kernels {
+    /// y[i] = x[i]·keep(i) with keep(i) = 0 with probability p, else 1/(1−p);
+    /// keep is a hash of (seed, i), so the same call in backward gives the same mask.
+    public static func dropout(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, p: Float, seed: UInt32) {
+        let scaleBits = SIMD8<UInt32>(repeating: (1 / (1 - p)).bitPattern)
+        let lanes = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7)
+        let key = SIMD8<UInt32>(repeating: seed &* 0x9E37_79B9)
+        let one = SIMD8<UInt32>(repeating: 0x3F80_0000), pv = F8(repeating: p)
+        /// 0 or 1/(1−p) per lane, with bit operations only (no lane loops):
+        /// u ∈ [0, 1) from 23 hash bits; the sign of u − p selects drop or keep.
+        @inline(__always) func factor(_ index: SIMD8<UInt32>) -> F8 {
+            let h = mix8(index ^ key)
+            let u = unsafeBitCast(one | (h &>> 9), to: F8.self) - 1
+            let negative = unsafeBitCast(u - pv, to: SIMD8<UInt32>.self) &>> 31
+            return unsafeBitCast((negative &- 1) & scaleBits, to: F8.self)
+        }
+        parallelFor(n, grain: parallelGrain) { r in
+            var i = r.lowerBound
+            while i + 8 <= r.upperBound {
+                store8(load8(x + i) * factor(SIMD8(repeating: UInt32(truncatingIfNeeded: i)) &+ lanes), y + i)
+                i += 8
+            }
+            while i < r.upperBound {
+                y[i] = x[i] * factor(SIMD8(repeating: UInt32(truncatingIfNeeded: i)))[0]
+                i += 1
+            }
+        }
+    }
+
     /// y = gelu(x) over n floats, split across cores.
     public static func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         parallelFor(n, grain: parallelGrain) { r in

@@ -65,45 +65,12 @@ public typealias F16 = SIMD16<Float>
 /// √(2/π), the GELU tanh-approximation constant.
 public let geluC: Float = 0.797_884_560_8
 
-/// GELU, tanh approximation (GPT-2's `gelu_new`):
-/// 0.5·x·(1 + tanh u) with u = √(2/π)(x + 0.044715x³), evaluated as
-/// x·σ(2u) = x / (1 + e^{-2u}), which keeps full relative precision in the
-/// negative tail where 1 + tanh u cancels.
-@inline(__always) public func gelu16(_ x: F16) -> F16 {
-    let u = geluC * (x + 0.044715 * x * x * x)
-    return x / (1 + exp16(-2 * u))
-}
-
-/// d gelu(x) / dx for the tanh approximation:
-/// 0.5(1 + tanh u) + 0.5x(1 − tanh²u)·u′ = s + 2x·s(1 − s)·u′ with s = σ(2u).
-@inline(__always) public func geluGrad16(_ x: F16) -> F16 {
-    let x2 = x * x
-    let u = geluC * (x + 0.044715 * x2 * x)
-    let s = 1 / (1 + exp16(-2 * u))
-    let du = geluC * (1 + 3 * 0.044715 * x2)
-    return s + 2 * x * s * (1 - s) * du
-}
-
 /// Horizontal sum (the stdlib's generic `sum()` is not inlined).
 @inline(__always) public func hsum(_ v: F16) -> Float {
     let a = v.lowHalf + v.highHalf
     let b = a.lowHalf + a.highHalf
     let c = b.lowHalf + b.highHalf
     return c[0] + c[1]
-}
-
-/// p[i] = e^{p[i] − m} over n values; returns their sum.
-@inline(__always) public func expShiftSum(_ p: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float) -> Float {
-    var acc = F16(repeating: 0)
-    var i = 0
-    while i + 16 <= n { let e = exp16(load16(p + i) - m); store16(e, p + i); acc += e; i += 16 }
-    if i < n {
-        var v = F16(repeating: -.infinity)
-        for j in 0..<(n - i) { v[j] = p[i + j] }
-        let e = exp16(v - m)
-        for j in 0..<(n - i) { p[i + j] = e[j]; acc[j] += e[j] }
-    }
-    return hsum(acc)
 }
 
 /// Scalar versions through the same vector code (tails, single values).

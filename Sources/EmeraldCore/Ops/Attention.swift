@@ -12,9 +12,15 @@ extension Tensor {
     /// GEMM with V. Forward keeps only each row's log-sum-exp (B·H·T floats);
     /// backward recomputes the probabilities block by block, so no T×T matrix
     /// per head outlives the kernel.
-    public func causalSelfAttention(heads: Int) -> Tensor {
+    ///
+    /// With `dropout` > 0, attention probabilities are dropped (and the kept
+    /// ones scaled by 1/(1−p)) as nanoGPT does; the mask comes from a counter
+    /// hash of (`seed`, position), so backward regenerates it instead of storing it.
+    public func causalSelfAttention(heads: Int, dropout: Float = 0, seed: UInt64 = 0) -> Tensor {
         precondition(rank == 3 && shape[2] % 3 == 0, "attention expects qkv of shape (B, T, 3C), got \(shape)")
-        let geo = AttentionKernel.Geometry(b: shape[0], t: shape[1], c: shape[2] / 3, heads: heads)
+        precondition(dropout >= 0 && dropout < 1, "attention dropout must be in [0, 1)")
+        let geo = AttentionKernel.Geometry(b: shape[0], t: shape[1], c: shape[2] / 3, heads: heads,
+                                           dropout: dropout, seed: seed)
         let out = Tensor(uninitialized: [geo.b, geo.t, geo.c])
         let lse = Tensor(uninitialized: [geo.b, heads, geo.t])
         AttentionKernel.forward(geo, qkv: data, out: out.data, lse: lse.data)
@@ -34,12 +40,23 @@ public enum AttentionKernel {
     /// Shapes of one attention call.
     struct Geometry {
         let b: Int, t: Int, c: Int, heads: Int
+        /// Attention-probability dropout and the seed of its mask.
+        let dropout: Float, seed: UInt64
         var hs: Int { c / heads }
         var c3: Int { 3 * c }
         var scale: Float { 1 / Float(hs).squareRoot() }
-        init(b: Int, t: Int, c: Int, heads: Int) {
+        init(b: Int, t: Int, c: Int, heads: Int, dropout: Float = 0, seed: UInt64 = 0) {
             precondition(heads > 0 && c % heads == 0, "\(c) channels do not split into \(heads) heads")
-            self.b = b; self.t = t; self.c = c; self.heads = heads
+            self.b = b; self.t = t; self.c = c; self.heads = heads; self.dropout = dropout; self.seed = seed
+        }
+
+        /// 1/(1−p) where position (bh, i, j) is kept, 0 where dropped.
+        @inline(__always) func keep(_ bh: Int, _ i: Int, _ j: Int) -> Float {
+            var z = seed &+ UInt64((bh * t + i) * t + j) &* 0x9E37_79B9_7F4A_7C15
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return Float(z >> 40) * (1.0 / 16_777_216.0) < dropout ? 0 : 1 / (1 - dropout)
         }
     }
 
@@ -82,6 +99,9 @@ public enum AttentionKernel {
                 while r0 < t {
                     let r1 = Swift.min(t, r0 + rowBlock)
                     probabilities(g, q: q, k: k, r0: r0, r1: r1, p: p, lse: lse + bh * t, known: nil)
+                    if g.dropout > 0 {
+                        for i in r0..<r1 { let row = p + (i - r0) * t; for j in 0...i { row[j] *= g.keep(bh, i, j) } }
+                    }
                     GEMM.sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1,
                                a: p, lda: t, b: v, ldb: g.c3, c: o + r0 * c, ldc: c)
                     r0 = r1
@@ -92,7 +112,8 @@ public enum AttentionKernel {
 
     /// Gradients of Q, K, V (accumulated into dqkv) from dout.
     /// With P recomputed from lse: dP = dO Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)),
-    /// dQ += dS K / √hs, dK += dSᵀ Q / √hs, dV += Pᵀ dO.
+    /// dQ += dS K / √hs, dK += dSᵀ Q / √hs, dV += Pᵀ dO (P and dP through the
+    /// dropout mask when there is one).
     static func backward(_ g: Geometry, qkv: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
                          dout: UnsafePointer<Float>, dqkv: UnsafeMutablePointer<Float>) {
         let (t, c, hs) = (g.t, g.c, g.hs)
@@ -111,9 +132,20 @@ public enum AttentionKernel {
                     GEMM.sgemm(transA: false, transB: true, m: rb, n: r1, k: hs,
                                a: dO + r0 * c, lda: c, b: v, ldb: g.c3, c: dp, ldc: t)
                     for i in r0..<r1 {
+                        // D_i = dO_i·O_i = Σ_j P′_ij dP′_ij, so dropout leaves it unchanged.
                         let d = Kernels.dot(dO + i * c, o + i * c, hs)
                         let pr = p + (i - r0) * t, dpr = dp + (i - r0) * t
-                        for j in 0..<r1 { dpr[j] = pr[j] * (dpr[j] - d) }  // dS (zero where masked: p = 0)
+                        if g.dropout > 0 {
+                            // dp holds dP′ = dO Vᵀ: dP = dP′·keep; p becomes P′ = P·keep for dV.
+                            for j in 0...i {
+                                let m = g.keep(bh, i, j)
+                                dpr[j] = pr[j] * (dpr[j] * m - d)
+                                pr[j] *= m
+                            }
+                            for j in (i + 1)..<Swift.max(r1, i + 1) { dpr[j] = 0 }
+                        } else {
+                            for j in 0..<r1 { dpr[j] = pr[j] * (dpr[j] - d) }  // dS (zero where masked: p = 0)
+                        }
                     }
                     GEMM.sgemm(transA: false, transB: false, m: rb, n: hs, k: r1, alpha: g.scale,
                                a: dp, lda: t, b: k, ldb: g.c3, beta: 1, c: dq + r0 * g.c3, ldc: g.c3)

@@ -24,7 +24,7 @@ public enum CachedAttention {
                         p[j] = s
                         if s > m { m = s }
                     }
-                    let inv = 1 / expShiftSum(p, visible, minus: m)
+                    let inv = 1 / Kernels.expShiftSum8(p, visible, minus: m)
                     let oi = out + i * c + h * hs
                     oi.update(repeating: 0, count: hs)
                     for j in 0..<visible { Kernels.axpy(p[j] * inv, v + j * c + h * hs, oi, hs) }

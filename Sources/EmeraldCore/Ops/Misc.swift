@@ -20,17 +20,18 @@ extension Tensor {
 
     /// Inverted dropout: zeroes each element with probability `p` and scales
     /// the rest by 1/(1−p). Identity when `p == 0`.
+    ///
+    /// The mask is a counter hash of (seed drawn from `rng`, element index),
+    /// computed 8 lanes at a time; backward recomputes it rather than storing it.
     public func dropout(_ p: Float, using rng: inout RandomGenerator) -> Tensor {
         precondition(p >= 0 && p < 1, "dropout probability must be in [0, 1), got \(p)")
         if p == 0 { return self }
-        let keep = Tensor(uninitialized: shape)
-        let scale = 1 / (1 - p)
-        for i in 0..<count { keep.data[i] = rng.nextFloat() < p ? 0 : scale }
+        let seed = UInt32(truncatingIfNeeded: rng.next())
         let out = Tensor(uninitialized: shape)
-        Kernels.zip(data, keep.data, out.data, count) { $0 * $1 }
+        Kernels.dropout(data, out.data, count, p: p, seed: seed)
         return out.record([self]) { g in
             let dx = Tensor(uninitialized: self.shape)
-            Kernels.zip(g.data, keep.data, dx.data, self.count) { $0 * $1 }
+            Kernels.dropout(g.data, dx.data, self.count, p: p, seed: seed)
             self.adoptGrad(dx)
         }
     }

@@ -2,7 +2,7 @@
 
 /// An elementwise function with its derivative, as static members so that
 /// generic specialisation inlines both into the loops (a function value would
-/// be called indirectly per vector: once 18% of a GPT step for GELU alone).
+/// be called indirectly per vector).
 public protocol UnaryKernel {
     /// y = f(x).
     static func forward(_ x: F16) -> F16
@@ -48,11 +48,6 @@ public enum SigmoidKernel: UnaryKernel {
 public enum ReLUKernel: UnaryKernel {
     @inline(__always) public static func forward(_ x: F16) -> F16 { x.replacing(with: 0, where: x .< 0) }
     @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g.replacing(with: 0, where: x .<= 0) }
-}
-/// GELU, tanh approximation.
-public enum GELUKernel: UnaryKernel {
-    @inline(__always) public static func forward(_ x: F16) -> F16 { gelu16(x) }
-    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * geluGrad16(x) }
 }
 /// x·σ(x).
 public enum SiLUKernel: UnaryKernel {

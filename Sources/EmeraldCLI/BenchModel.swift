@@ -1,0 +1,159 @@
+import ArgumentParser
+import Emerald
+import Foundation
+
+/// Model shape for benchmarks: a preset, or explicit sizes.
+struct BenchShapeOptions: ParsableArguments {
+    @Option(help: "Preset: oz, baby, gpt2, gpt2-medium.") var preset: String?
+    @Option(help: "Transformer blocks.") var nLayer: Int?
+    @Option(help: "Attention heads.") var nHead: Int?
+    @Option(help: "Width.") var nEmbd: Int?
+    @Option(help: "Vocabulary size (default: 50257 for gpt2 presets, else 65).") var vocabSize: Int?
+    @Option(help: "Context length.") var blockSize: Int?
+
+    func config() throws -> GPTConfig {
+        let name = preset ?? "oz"
+        var c = try GPTConfig.preset(name, vocabSize: vocabSize ?? (name.hasPrefix("gpt2") ? 50257 : 65))
+        if let nLayer { c.nLayer = nLayer }
+        if let nHead { c.nHead = nHead }
+        if let nEmbd { c.nEmbd = nEmbd }
+        if let blockSize { c.blockSize = blockSize }
+        c.dropout = 0
+        try c.validate()
+        return c
+    }
+}
+
+/// Peak fp32 FLOP/s of this machine for MFU: per core, 2 FMA pipes × lanes × 2 FLOPs × clock.
+/// Measured here (BENCHMARKS.md): ~100 GFLOP/s per core on AVX2 Zen 3, ~266 on AVX-512 Zen 5.
+func peakGFLOPs(threads: Int) -> Double {
+    if let s = ProcessInfo.processInfo.environment["EMERALD_PEAK_GFLOPS"], let v = Double(s) { return v * Double(threads) }
+    let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    return (cpuinfo.contains("avx512f") ? 266 : 100) * Double(threads)
+}
+
+/// Peak resident set size of this process in MB.
+func peakRSSMegabytes() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    #if os(Linux)
+    return Double(usage.ru_maxrss) / 1024  // KiB on Linux
+    #else
+    return Double(usage.ru_maxrss) / 1_048_576  // bytes on macOS
+    #endif
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func printJSON(_ object: [String: Any]) throws {
+    let d = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    print(String(decoding: d, as: UTF8.self))
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Full training steps (forward, backward, AdamW) on synthetic tokens.")
+    @OptionGroup var shape: BenchShapeOptions
+    @Option(help: "Sequences per step.") var batchSize: Int = 12
+    @Option(help: "Timed steps (median reported).") var steps: Int = 10
+    @Option(help: "Untimed warm-up steps.") var warmup: Int = 2
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Precision: fp32 (bf16 is not built yet).") var dtype: String = "fp32"
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        try EmeraldCommand.guarded {
+            try require(dtype == "fp32", "--dtype \(dtype) is not available yet; only fp32 is built")
+            try require(steps > 0 && warmup >= 0 && batchSize > 0, "--steps and --batch-size must be positive")
+            try applyThreads(threads)
+            let cfg = try shape.config()
+            var rng = RandomGenerator(seed: 1)
+            let model = GPT(cfg, rng: &rng)
+            let t = cfg.blockSize
+            let tokens = (0..<Swift.max(100_000, batchSize * (t + 1) * 4)).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
+            var batches = try Batcher(source: TokenArray(tokens), batchSize: batchSize, blockSize: t, seed: 2)
+            let opt = AdamW(model.namedParameters(), betas: (0.9, 0.95), weightDecay: 0.1)
+            var times: [Double] = []
+            var lastLoss: Float = 0
+            for i in 0..<(warmup + steps) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                model.zeroGrad()
+                let loss = model.loss(batches.next(), rng: &rng)
+                loss.backward()
+                clipGradNorm(model.parameters, maxNorm: 1)
+                opt.step(lr: 1e-4)
+                lastLoss = loss.item
+                if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+            }
+            let sec = median(times)
+            let tokensPerStep = Double(batchSize * t)
+            let flops = cfg.trainingFlopsPerToken(contextLength: t) * tokensPerStep / sec
+            let peak = peakGFLOPs(threads: ThreadPool.shared.threadCount) * 1e9
+            let result: [String: Any] = [
+                "n_layer": cfg.nLayer, "n_head": cfg.nHead, "n_embd": cfg.nEmbd, "vocab_size": cfg.vocabSize,
+                "block_size": t, "batch_size": batchSize, "threads": ThreadPool.shared.threadCount, "dtype": dtype,
+                "tokens_per_s": (tokensPerStep / sec).rounded(), "ms_per_step": (sec * 1e5).rounded() / 100,
+                "gflops": (flops / 1e7).rounded() / 100, "mfu": (flops / peak * 1e4).rounded() / 1e4,
+                "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10, "final_loss": Double(lastLoss),
+                "parameters": model.parameterCount,
+            ]
+            if json { try printJSON(result) } else {
+                print(String(format: "%.0f tokens/s, %.1f ms/step (median of %d), %.1f GFLOP/s, MFU %.1f%%, peak RSS %.0f MB",
+                             tokensPerStep / sec, sec * 1e3, steps, flops / 1e9, flops / peak * 100, peakRSSMegabytes()))
+            }
+        }
+    }
+}
+
+struct BenchGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate", abstract: "Prefill and KV-cached decode speed, batch 1, random weights.")
+    @OptionGroup var shape: BenchShapeOptions
+    @Option(help: "Prompt length.") var promptTokens: Int = 16
+    @Option(help: "Tokens to generate (greedy).") var newTokens: Int = 128
+    @Option(help: "Repetitions (median reported).") var repeats: Int = 3
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        try EmeraldCommand.guarded {
+            try applyThreads(threads)
+            let cfg = try shape.config()
+            try require(promptTokens > 0 && newTokens > 0 && promptTokens + newTokens <= cfg.blockSize,
+                        "--prompt-tokens + --new-tokens must be positive and fit the context of \(cfg.blockSize)")
+            var rng = RandomGenerator(seed: 1)
+            let model = GPT(cfg, rng: &rng)
+            model.eval()
+            let prompt = (0..<promptTokens).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
+            var prefill: [Double] = [], decode: [Double] = []
+            for _ in 0..<(repeats + 1) {
+                let cache = KVCache(for: model)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                var logits = model.logits(appending: prompt, cache: cache, lastOnly: true)
+                let t1 = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<newTokens {
+                    let next = Int32(logits.argmax()[0])
+                    logits = model.logits(appending: [next], cache: cache, lastOnly: true)
+                }
+                let t2 = DispatchTime.now().uptimeNanoseconds
+                prefill.append(Double(promptTokens) / (Double(t1 - t0) / 1e9))
+                decode.append(Double(newTokens) / (Double(t2 - t1) / 1e9))
+            }
+            // The first repetition warms caches and the buffer pool.
+            let p = median(Array(prefill.dropFirst())), d = median(Array(decode.dropFirst()))
+            let result: [String: Any] = ["prefill_tokens_per_s": (p * 10).rounded() / 10, "decode_tokens_per_s": (d * 10).rounded() / 10,
+                                         "prompt_tokens": promptTokens, "new_tokens": newTokens, "parameters": model.parameterCount,
+                                         "threads": ThreadPool.shared.threadCount, "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10]
+            if json { try printJSON(result) } else {
+                print(String(format: "prefill %.1f tokens/s, decode %.1f tokens/s (median of %d)", p, d, repeats))
+            }
+        }
+    }
+}
