@@ -25,3 +25,10 @@ struct EmeraldCommand: ParsableCommand {
 
 /// Writes a line to stderr (progress that should not mix with generated text).
 func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+/// Applies `--threads` (validated) to the shared pool.
+func applyThreads(_ threads: Int?) throws {
+    guard let threads else { return }
+    try require(threads > 0 && threads <= 256, "--threads must be in 1...256, got \(threads)")
+    ThreadPool.configure(threads: threads)
+}
