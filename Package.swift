@@ -25,8 +25,11 @@ let package = Package(
     targets: [
         // Engine: tensors, autograd, kernels, thread pool. Knows nothing above it.
         .target(name: "EmeraldCore", swiftSettings: fast),
+        // System liblzma and zlib (scripts/setup installs the -dev packages) for `emerald prepare`.
+        .systemLibrary(name: "CLZMA", path: "Sources/CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // nn, models, tokenizers, data, training, generation, io.
-        .target(name: "Emerald", dependencies: ["EmeraldCore"], swiftSettings: fast),
+        .target(name: "Emerald", dependencies: ["EmeraldCore", "CLZMA", "CZlib"], swiftSettings: fast),
         .executableTarget(
             name: "EmeraldCLI",
             dependencies: ["Emerald", .product(name: "ArgumentParser", package: "swift-argument-parser")],

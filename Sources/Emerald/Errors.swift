@@ -18,6 +18,8 @@ public enum EmeraldError: Error, CustomStringConvertible, Equatable {
     case io(String)
     /// The book could not be downloaded.
     case download(String)
+    /// A tokenizer file (vocabulary, merges, tokenizer.json) that is missing pieces or inconsistent.
+    case invalidTokenizer(path: String, reason: String)
 
     /// The one-line message shown to users.
     public var description: String {
@@ -30,6 +32,7 @@ public enum EmeraldError: Error, CustomStringConvertible, Equatable {
         case .corruptCheckpoint(let p, let r): return "checkpoint \(p) is unusable: \(r)"
         case .io(let m): return m
         case .download(let m): return m
+        case .invalidTokenizer(let p, let r): return "tokenizer \(p) is unusable: \(r)"
         }
     }
 }

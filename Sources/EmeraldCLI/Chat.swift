@@ -36,15 +36,16 @@ struct Chat: ParsableCommand {
                     continue
                 }
                 var text = ""
+                var stream = StreamingText(ckpt.tokenizer)
                 Generator.generate(model: ckpt.model, prompt: ids, maxNewTokens: maxNewTokens,
                                    options: options, rng: &rng) { id in
-                    let piece = ckpt.tokenizer.decode([id])
+                    let piece = stream.push(id)
                     text += piece
                     out.write(Data(piece.utf8))
                     if let stop, !stop.isEmpty, text.hasSuffix(stop) { return false }
                     return true
                 }
-                out.write(Data("\n".utf8))
+                out.write(Data((stream.finish() + "\n").utf8))
             }
         }
     }

@@ -24,12 +24,34 @@ struct Sample: ParsableCommand {
             var rng = RandomGenerator(seed: seed)
             let out = FileHandle.standardOutput
             out.write(Data(prompt.utf8))
+            var text = StreamingText(ckpt.tokenizer)
             Generator.generate(model: ckpt.model, prompt: promptIds, maxNewTokens: maxNewTokens,
                                options: options, rng: &rng) { id in
-                out.write(Data(ckpt.tokenizer.decode([id]).utf8))
+                out.write(Data(text.push(id).utf8))
                 return true
             }
-            out.write(Data("\n".utf8))
+            out.write(Data((text.finish() + "\n").utf8))
         }
     }
+}
+
+/// Turns sampled ids into text as they arrive; byte-level BPE ids are held
+/// back until they complete a UTF-8 character.
+struct StreamingText {
+    private let tokenizer: any Tokenizer
+    private var bpe: BPEStreamDecoder?
+
+    init(_ tokenizer: any Tokenizer) {
+        self.tokenizer = tokenizer
+        bpe = (tokenizer as? ByteLevelBPETokenizer).map { BPEStreamDecoder($0) }
+    }
+
+    /// Text completed by `id`.
+    mutating func push(_ id: Int32) -> String {
+        if bpe != nil { return bpe!.push(id) }
+        return tokenizer.decode([id])
+    }
+
+    /// Text still held back.
+    mutating func finish() -> String { bpe?.finish() ?? "" }
 }

@@ -52,7 +52,12 @@ public struct Checkpoint {
         try AtomicFile.writeJSON(model.config.json(), to: tmp + "/config.json")
         try SafeTensors.write(model.namedParameters().map { ($0.name, $0.tensor) },
                               metadata: ["format": "pt"], to: tmp + "/model.safetensors")
-        try AtomicFile.writeJSON(try tokenizer.serialized(), to: tmp + "/tokenizer.json")
+        if let bpe = tokenizer as? ByteLevelBPETokenizer {
+            // Hand-serialised: sorted-keys JSONSerialization takes seconds on a 50k vocabulary.
+            try AtomicFile.write(bpe.tokenizerJSONData(), to: tmp + "/tokenizer.json")
+        } else {
+            try AtomicFile.writeJSON(try tokenizer.serialized(), to: tmp + "/tokenizer.json")
+        }
         if let state {
             let d = try JSONEncoder().encode(state)
             try AtomicFile.write(d, to: tmp + "/train_state.json")

@@ -1,4 +1,4 @@
-/// Text ⇄ token ids. Char-level today; byte-level BPE plugs in here.
+/// Text ⇄ token ids: `CharTokenizer` (the guide's) or `ByteLevelBPETokenizer` (GPT-2's).
 public protocol Tokenizer: Sendable {
     /// Number of distinct ids.
     var vocabularySize: Int { get }
@@ -10,8 +10,10 @@ public protocol Tokenizer: Sendable {
     func serialized() throws -> [String: Any]
 }
 
-/// Loads a tokenizer from its `tokenizer.json` form.
+/// Loads a tokenizer from its `tokenizer.json` form: Emerald's `{"type": "char", …}`,
+/// or a Hugging Face tokenizer.json (it has a `"model"` section) for byte-level BPE.
 public func loadTokenizer(json: [String: Any], path: String) throws -> any Tokenizer {
+    if json["model"] is [String: Any] && !(json["type"] is String) { return try ByteLevelBPETokenizer(tokenizerJSON: json, path: path) }
     switch json["type"] as? String {
     case "char": return try CharTokenizer(json: json, path: path)
     case let t: throw EmeraldError.corruptCheckpoint(path: path, reason: "unknown tokenizer type \(t ?? "nil")")

@@ -1,0 +1,472 @@
+import Foundation
+
+/// Tokenizers that can separate documents: `emerald prepare` puts this id
+/// after every document. A tokenizer without one cannot prepare corpora.
+public protocol EndOfTextToken {
+    /// The id that separates documents, if the vocabulary has one.
+    var endOfTextID: Int32? { get }
+}
+
+extension CharTokenizer: EndOfTextToken {
+    /// The reserved end-of-text character, U+0003 (ASCII "END OF TEXT").
+    public static let endOfText = Unicode.Scalar(UInt8(3))
+
+    /// The id of U+0003, which `emerald prepare` always puts in a char vocabulary
+    /// (and removes from documents, so it only ever separates them).
+    public var endOfTextID: Int32? { vocabulary.firstIndex(of: Self.endOfText).map { Int32($0) } }
+
+    /// This vocabulary with U+0003 appended when missing (existing ids unchanged).
+    public func withEndOfText() -> CharTokenizer {
+        endOfTextID != nil ? self : CharTokenizer(vocabulary: vocabulary + [Self.endOfText])
+    }
+}
+
+extension ByteLevelBPETokenizer: EndOfTextToken {
+    /// GPT-2's `<|endoftext|>`.
+    public var endOfTextID: Int32? { specialTokens["<|endoftext|>"] }
+}
+
+/// Settings of `emerald prepare` (the CLI flags of the same names).
+public struct PrepareOptions {
+    /// Files or folders (walked recursively).
+    public var inputs: [String]
+    /// Output folder.
+    public var output: String
+    /// "char" (build the vocabulary from the inputs) or the path of a `tokenizer.json`
+    /// (or of a folder holding one: a prepared corpus or a checkpoint).
+    public var tokenizer = "char"
+    /// Fraction of documents (not tokens) sent to validation, in [0, 1).
+    public var valFraction = 0.1
+    /// Fraction of documents kept, in (0, 1].
+    public var sampleRate = 1.0
+    /// Seed of the split and sample decisions.
+    public var seed: UInt64 = 1337
+    /// Reader/tokenizer threads.
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Tokens per shard file.
+    public var shardTokens = 100_000_000
+    /// Documents that are not valid UTF-8.
+    public var invalidUTF8 = InvalidUTF8Policy.skip
+    /// Receives progress lines (nil: silent).
+    public var log: ((String) -> Void)?
+    /// Seconds between progress lines.
+    public var progressInterval = 5.0
+
+    /// Defaults for `inputs` → `output`.
+    public init(inputs: [String], output: String) {
+        self.inputs = inputs
+        self.output = output
+    }
+
+    /// Rejects out-of-range values, naming the flag.
+    public func validate() throws {
+        try require(valFraction >= 0 && valFraction < 1, "--val-fraction must be in [0, 1), got \(valFraction)")
+        try require(sampleRate > 0 && sampleRate <= 1, "--sample-rate must be in (0, 1], got \(sampleRate)")
+        try require(threads > 0 && threads <= 256, "--threads must be in 1...256")
+        try require(shardTokens > 0, "--shard-tokens must be positive, got \(shardTokens)")
+        try require(!output.isEmpty, "--out needs a folder")
+    }
+}
+
+/// What a run produced (also written to `manifest.json`).
+public struct PrepareSummary {
+    /// Tokens per split, end-of-text tokens included.
+    public var trainTokens = 0, valTokens = 0
+    /// Documents per split.
+    public var trainDocuments = 0, valDocuments = 0
+    /// Documents read (every one, before any filtering).
+    public var documentsRead = 0
+    /// Dropped by `--sample-rate`.
+    public var sampledOut = 0
+    /// Empty after decoding.
+    public var emptyDocuments = 0
+    /// Not valid UTF-8 (skipped, or repaired under `replace`).
+    public var invalidUTF8Documents = 0
+    /// Document bytes (decompressed) and file bytes read.
+    public var textBytes = 0, fileBytes = 0
+    /// The model vocabulary (end-of-text included) and the end-of-text id.
+    public var vocabularySize = 0, eotID: Int32 = 0
+    /// Bytes per token in the shards.
+    public var tokenWidth = 2
+    /// Wall time.
+    public var seconds = 0.0
+}
+
+/// `emerald prepare`: files → documents → tokens → shards + manifest, streaming
+/// and in parallel (see `OrderedPipeline`), so peak memory does not depend on
+/// the corpus size.
+///
+/// Per document, in input order (sorted paths, archive order within files):
+/// bytes are decoded like `TextCorpus` (BOM dropped, CRLF → LF), invalid UTF-8
+/// handled by `--invalid-utf8`, empty documents dropped; then `--sample-rate`
+/// and `--val-fraction` decide (see `DocumentSplit`), and the document's tokens
+/// followed by the end-of-text id go to that split's shards.
+///
+/// Outputs in `--out`: `tokenizer.json`, `train-NNNNNN.bin`, `val-NNNNNN.bin`
+/// (see `TokenShard`), and `manifest.json`, written last. A re-run first
+/// deletes the manifest and then the old shards, so a folder never mixes runs;
+/// a folder holding anything else is refused.
+public enum CorpusPreparer {
+    /// Documents of at most this size travel between threads as bytes (larger tar members are read in place).
+    static let blobLimit = 16 << 20
+
+    /// Runs `options`.
+    @discardableResult
+    public static func run(_ options: PrepareOptions) throws -> PrepareSummary {
+        try options.validate()
+        let started = Date()
+        let (files, skippedFiles) = try DocumentReader.inputFiles(options.inputs, excluding: options.output)
+        let totalFileBytes = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
+        if skippedFiles > 0 { options.log?("skipping \(skippedFiles) files with other extensions in the input folders") }
+
+        var tokenizer: (any Tokenizer)?
+        var tokenizerSource = "char"
+        if options.tokenizer != "char" {
+            var path = options.tokenizer
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { path += "/tokenizer.json" }
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw EmeraldError.fileNotFound("\(path) (--tokenizer takes \"char\" or a tokenizer.json)")
+            }
+            tokenizer = try loadTokenizer(json: AtomicFile.readJSON(path), path: path)
+            tokenizerSource = path
+        }
+        try prepareOutputFolder(options.output)
+
+        let counter = ByteCounter()
+        var summary = PrepareSummary()
+        if tokenizer == nil {
+            tokenizer = try buildCharVocabulary(files, options: options, counter: counter, totalBytes: totalFileBytes)
+        }
+        var tok = tokenizer!
+        if let c = tok as? CharTokenizer { tok = c.withEndOfText() }
+        guard let eot = (tok as? EndOfTextToken)?.endOfTextID, eot >= 0, Int(eot) < tok.vocabularySize else {
+            throw EmeraldError.invalidArgument("tokenizer \(tokenizerSource) has no end-of-text token to separate documents")
+        }
+        let vocab = tok.vocabularySize
+        summary.vocabularySize = vocab
+        summary.eotID = eot
+        summary.tokenWidth = vocab <= 65536 ? 2 : 4
+        try AtomicFile.writeJSON(try tok.serialized(), to: options.output + "/tokenizer.json")
+
+        let passBytes = counter.value
+        let shards = try writeShards(files, tokenizer: tok, options: options, counter: counter, totalBytes: totalFileBytes,
+                                     summary: &summary)
+        summary.fileBytes = counter.value - passBytes
+        summary.seconds = Date().timeIntervalSince(started)
+        guard summary.trainTokens + summary.valTokens > 0 else {
+            throw EmeraldError.invalidArgument(
+                "no documents kept out of \(summary.documentsRead) read (all empty, invalid UTF-8 or sampled out)")
+        }
+        try writeManifest(options: options, files: files, tokenizer: tok, tokenizerSource: tokenizerSource, summary: summary,
+                          shards: shards)
+        return summary
+    }
+
+    // MARK: - Output folder
+
+    /// Whether `name` is something `emerald prepare` writes.
+    static func isOwnFile(_ name: String) -> Bool {
+        if name == "manifest.json" || name == "tokenizer.json" || name.hasPrefix("manifest.json.tmp-")
+            || name.hasPrefix("tokenizer.json.tmp-") || name == ".write-test" { return true }
+        for split in ["train-", "val-"] where name.hasPrefix(split) {
+            var rest = name.dropFirst(split.count)
+            guard rest.count >= 6, rest.prefix(6).allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+            rest = rest.dropFirst(6)
+            return rest == ".bin" || rest == ".bin.tmp"
+        }
+        return false
+    }
+
+    /// Creates or cleans `--out`: the old manifest goes first, so an interrupted re-run never looks complete.
+    static func prepareOutputFolder(_ dir: String) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: dir, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw EmeraldError.invalidArgument("--out \(dir) is a file; pass a folder") }
+            let entries = try fm.contentsOfDirectory(atPath: dir).sorted()
+            if let foreign = entries.first(where: { !isOwnFile($0) }) {
+                throw EmeraldError.invalidArgument(
+                    "--out \(dir) holds \(foreign), which emerald prepare did not write; choose an empty or new folder")
+            }
+            if entries.contains("manifest.json") { unlink(dir + "/manifest.json") }
+            for e in entries where e != "manifest.json" { unlink(dir + "/" + e) }
+        } else {
+            do { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+                throw EmeraldError.io("cannot create --out \(dir): \(reason(error))")
+            }
+        }
+        let probe = dir + "/.write-test"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw EmeraldError.io("cannot write to --out \(dir): \(String(cString: strerror(errno)))") }
+        close(fd)
+        unlink(probe)
+    }
+
+    static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let u = ns.userInfo[NSUnderlyingErrorKey] as? NSError, u.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(u.code)))
+        }
+        return ns.localizedDescription
+    }
+
+    // MARK: - Producing units
+
+    /// Peels xz/gzip layers off a reader.
+    static func unwrapCompression(_ reader: BufferedReader, name: String) throws -> (BufferedReader, String) {
+        var r = reader, n = name
+        for _ in 0..<4 {
+            let head = try r.peek(6)
+            if head.starts(with: DocumentReader.xzMagic) {
+                r = BufferedReader(try XZStream(r, name: n)); n = DocumentReader.strippingCompression(n)
+            } else if head.starts(with: DocumentReader.gzipMagic) {
+                r = BufferedReader(try GzipStream(r, name: n)); n = DocumentReader.strippingCompression(n)
+            } else { break }
+        }
+        return (r, n)
+    }
+
+    /// Reads exactly a member's bytes.
+    static func readAll(_ stream: ByteStream, count: Int) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: count) { buf, n in
+            n = 0
+            while n < count {
+                let k = try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buf)[n..<count]))
+                if k == 0 { break }
+                n += k
+            }
+        }
+    }
+
+    /// Queues one unit per input file — and, for tar archives, one per member, so
+    /// `openwebtext.tar.xz`'s subsets decompress in parallel.
+    static func produceUnits<Item>(_ files: [String], counter: ByteCounter, producer: OrderedPipeline<Item>.Producer,
+                                   handle: @escaping (RawDocument, Int, OrderedPipeline<Item>.Emit) throws -> Void) throws {
+        for path in files {
+            if DocumentReader.isTarName(path) {
+                let (reader, _) = try unwrapCompression(BufferedReader(try FileStream(path: path, counter: counter)), name: path)
+                try TarReader(reader, name: path).forEachFile { member, stream in
+                    let name = path + "/" + member.path
+                    if member.size <= blobLimit {
+                        let bytes = try readAll(stream, count: member.size)
+                        try producer.add { slot, emit in
+                            try DocumentReader.read(BufferedReader(MemoryStream(bytes), capacity: 1 << 16), name: name) { try handle($0, slot, emit) }
+                        }
+                    } else {
+                        try producer.inline { slot, emit in
+                            try DocumentReader.read(BufferedReader(stream), name: name) { try handle($0, slot, emit) }
+                        }
+                    }
+                }
+            } else {
+                try producer.add { slot, emit in
+                    try DocumentReader.read(BufferedReader(try FileStream(path: path, counter: counter)), name: path) {
+                        try handle($0, slot, emit)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Per-thread scratch (one thread uses a slot at a time).
+    final class SlotState: @unchecked Sendable {
+        var decoder = DocumentDecoder()
+        var bits: [UInt64]
+        init(bitWords: Int) { bits = [UInt64](repeating: 0, count: bitWords) }
+    }
+
+    // MARK: - Pass 1: the character vocabulary
+
+    static func buildCharVocabulary(_ files: [String], options: PrepareOptions, counter: ByteCounter, totalBytes: Int) throws -> CharTokenizer {
+        let words = 0x110000 / 64
+        let states = (0...options.threads).map { _ in SlotState(bitWords: words) }
+        let progress = PrepareProgress(label: "pass 1/2 (vocabulary)", options: options, counter: counter, totalBytes: totalBytes)
+        let pipeline = OrderedPipeline<Int>(workers: options.threads)
+        let policy = options.invalidUTF8
+        try pipeline.run(produce: { producer in
+            try produceUnits(files, counter: counter, producer: producer) { doc, slot, emit in
+                let state = states[slot]
+                doc.bytes.withUnsafeBufferPointer { state.decoder.decode($0) }
+                let dec = state.decoder
+                if dec.invalidCount > 0 {
+                    if policy == .error { throw EmeraldError.invalidUTF8(path: doc.name, byteOffset: dec.firstInvalidOffset) }
+                    if policy == .skip { try emit(doc.bytes.count, 64); return }
+                }
+                dec.scalars.withUnsafeBufferPointer { s in
+                    state.bits.withUnsafeMutableBufferPointer { b in
+                        for c in s { b[Int(c >> 6)] |= 1 << (c & 63) }
+                    }
+                }
+                try emit(doc.bytes.count, 64)
+            }
+        }, consume: { bytes in
+            progress.tick(documents: 1, bytes: bytes, tokens: 0)
+        })
+        var merged = [UInt64](repeating: 0, count: words)
+        merged[0] |= 1 << 3  // U+0003, the end-of-text token
+        for s in states { for i in 0..<words { merged[i] |= s.bits[i] } }
+        var scalars: [Unicode.Scalar] = []
+        for i in 0..<words where merged[i] != 0 {
+            for b in 0..<64 where merged[i] & (1 << UInt64(b)) != 0 {
+                if let s = Unicode.Scalar(UInt32(i * 64 + b)) { scalars.append(s) }
+            }
+        }
+        progress.finish()
+        guard scalars.count > 1 else { throw EmeraldError.invalidArgument("the inputs hold no text") }
+        return CharTokenizer(vocabulary: scalars)
+    }
+
+    // MARK: - Pass 2: tokens into shards
+
+    /// One document's result, from a worker to the writer.
+    struct Outcome {
+        enum Status { case ok, empty, invalid }
+        var status: Status
+        var tokens: [UInt32]
+        var bytes: Int
+        var repaired: Bool
+    }
+
+    typealias ShardList = [(file: String, tokens: Int)]
+
+    static func writeShards(_ files: [String], tokenizer: any Tokenizer, options: PrepareOptions, counter: ByteCounter,
+                            totalBytes: Int, summary: inout PrepareSummary) throws -> (train: ShardList, val: ShardList) {
+        let policy = options.invalidUTF8
+        // Characters map through a flat table; other tokenizers encode strings.
+        var table: [Int32]?
+        if let c = tokenizer as? CharTokenizer {
+            var t = [Int32](repeating: -1, count: 0x110000)
+            for (i, s) in c.vocabulary.enumerated() { t[Int(s.value)] = Int32(i) }
+            table = t
+        }
+        let charVocab = tokenizer.vocabularySize
+        let states = (0...options.threads).map { _ in SlotState(bitWords: 0) }
+        let lookup = table
+        let tokenizerName = options.tokenizer
+        let train = ShardWriter(directory: options.output, split: "train", width: summary.tokenWidth,
+                                shardTokens: options.shardTokens, vocabularySize: summary.vocabularySize)
+        let val = ShardWriter(directory: options.output, split: "val", width: summary.tokenWidth,
+                              shardTokens: options.shardTokens, vocabularySize: summary.vocabularySize)
+        let progress = PrepareProgress(label: options.tokenizer == "char" ? "pass 2/2 (tokens)" : "tokens", options: options,
+                                counter: counter, totalBytes: totalBytes)
+        let pipeline = OrderedPipeline<Outcome>(workers: options.threads)
+        var index = 0
+        let eot = [UInt32(bitPattern: summary.eotID)]
+        let seed = options.seed, rate = options.sampleRate, fraction = options.valFraction
+        var s = summary
+        try pipeline.run(produce: { producer in
+            try produceUnits(files, counter: counter, producer: producer) { doc, slot, emit in
+                let state = states[slot]
+                doc.bytes.withUnsafeBufferPointer { state.decoder.decode($0) }
+                let dec = state.decoder
+                let n = doc.bytes.count
+                if dec.scalars.isEmpty { return try emit(Outcome(status: .empty, tokens: [], bytes: n, repaired: false), 64) }
+                if dec.invalidCount > 0 {
+                    if policy == .error { throw EmeraldError.invalidUTF8(path: doc.name, byteOffset: dec.firstInvalidOffset) }
+                    if policy == .skip { return try emit(Outcome(status: .invalid, tokens: [], bytes: n, repaired: false), 64) }
+                }
+                var tokens: [UInt32]
+                if let lookup {
+                    tokens = [UInt32](repeating: 0, count: dec.scalars.count)
+                    var bad: UInt32?
+                    var kept = 0
+                    lookup.withUnsafeBufferPointer { t in
+                        dec.scalars.withUnsafeBufferPointer { sc in
+                            tokens.withUnsafeMutableBufferPointer { out in
+                                for i in 0..<sc.count {
+                                    let c = sc[i]
+                                    if c == 3 { continue }  // U+0003 is reserved for end-of-text
+                                    let id = t[Int(c)]
+                                    if id < 0 { bad = c; break }
+                                    out[kept] = UInt32(id)
+                                    kept += 1
+                                }
+                            }
+                        }
+                    }
+                    tokens.removeLast(tokens.count - kept)
+                    if let bad {
+                        let sc = Unicode.Scalar(bad)!
+                        let shown = sc.properties.isWhitespace || bad < 32 ? "U+\(String(bad, radix: 16, uppercase: true))" : "'\(sc)'"
+                        throw EmeraldError.unknownCharacter(
+                            "\(doc.name): character \(shown) is not in the vocabulary of \(charVocab) characters of \(tokenizerName)")
+                    }
+                } else {
+                    var view = String.UnicodeScalarView()
+                    for c in dec.scalars { view.append(Unicode.Scalar(c)!) }
+                    do {
+                        tokens = try tokenizer.encode(String(view)).map { UInt32(bitPattern: $0) }
+                    } catch EmeraldError.unknownCharacter(let m) {
+                        throw EmeraldError.unknownCharacter("\(doc.name): \(m)")
+                    }
+                }
+                try emit(Outcome(status: .ok, tokens: tokens, bytes: n, repaired: dec.invalidCount > 0), tokens.count * 4 + 64)
+            }
+        }, consume: { o in
+            defer { index += 1 }
+            s.documentsRead += 1
+            s.textBytes += o.bytes
+            switch o.status {
+            case .empty: s.emptyDocuments += 1; progress.tick(documents: 1, bytes: o.bytes, tokens: 0); return
+            case .invalid: s.invalidUTF8Documents += 1; progress.tick(documents: 1, bytes: o.bytes, tokens: 0); return
+            case .ok: if o.repaired { s.invalidUTF8Documents += 1 }
+            }
+            guard DocumentSplit.isSampled(index: index, seed: seed, rate: rate) else {
+                s.sampledOut += 1
+                progress.tick(documents: 1, bytes: o.bytes, tokens: 0)
+                return
+            }
+            let isVal = DocumentSplit.isValidation(index: index, seed: seed, fraction: fraction)
+            let w = isVal ? val : train
+            try o.tokens.withUnsafeBufferPointer { try w.append($0) }
+            try eot.withUnsafeBufferPointer { try w.append($0) }
+            if isVal { s.valDocuments += 1 } else { s.trainDocuments += 1 }
+            progress.tick(documents: 1, bytes: o.bytes, tokens: o.tokens.count + 1)
+        })
+        try train.finish()
+        try val.finish()
+        s.trainTokens = train.totalTokens
+        s.valTokens = val.totalTokens
+        progress.finish()
+        summary = s
+        return (train.shards, val.shards)
+    }
+
+    // MARK: - Manifest
+
+    static func writeManifest(options: PrepareOptions, files: [String], tokenizer: any Tokenizer, tokenizerSource: String,
+                              summary s: PrepareSummary, shards: (train: ShardList, val: ShardList)) throws {
+        func split(_ tokens: Int, _ docs: Int, _ shards: [(file: String, tokens: Int)]) -> [String: Any] {
+            ["tokens": tokens, "documents": docs, "shards": shards.map { ["file": $0.file, "tokens": $0.tokens] as [String: Any] }]
+        }
+        let sources: [[String: Any]] = files.map {
+            ["path": $0, "bytes": (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0] as [String: Any]
+        }
+        let manifest: [String: Any] = [
+            "format": "emerald-token-shards",
+            "version": 1,
+            "tokenizer": ["file": "tokenizer.json", "type": (try? tokenizer.serialized()["type"] as? String) ?? "unknown",
+                          "source": tokenizerSource],
+            "vocab_size": s.vocabularySize,
+            "eot_id": Int(s.eotID),
+            "dtype": s.tokenWidth == 2 ? "uint16" : "uint32",
+            "shard_tokens": options.shardTokens,
+            "splits": ["train": split(s.trainTokens, s.trainDocuments, shards.train),
+                       "val": split(s.valTokens, s.valDocuments, shards.val)],
+            "documents": ["read": s.documentsRead, "kept": s.trainDocuments + s.valDocuments, "sampled_out": s.sampledOut,
+                          "empty": s.emptyDocuments, "invalid_utf8": s.invalidUTF8Documents],
+            "invalid_utf8_policy": options.invalidUTF8.rawValue,
+            "val_fraction": options.valFraction,
+            "sample_rate": options.sampleRate,
+            "seed": options.seed <= UInt64(Int.max) ? Int(options.seed) as Any : String(options.seed) as Any,
+            "text_bytes": s.textBytes,
+            "file_bytes_read": s.fileBytes,
+            "sources": sources,
+            "seconds": (s.seconds * 1000).rounded() / 1000,
+        ]
+        try AtomicFile.writeJSON(manifest, to: options.output + "/manifest.json")
+        let dfd = open(options.output, O_RDONLY)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Emerald
+import Foundation
+
+/// `emerald tokenize`: text → ids (a JSON array), or ids → text with `--decode`.
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Encode text to token ids (printed as a JSON array), or decode ids with --decode.",
+        discussion: """
+            Examples:
+              emerald tokenize --tokenizer gpt2 "Hello world"        → [15496, 995]
+              echo -n "[15496, 995]" | emerald tokenize --tokenizer gpt2 --decode
+            Without TEXT, the input is read from stdin (all of it, including a final newline).
+            """)
+
+    @Option(help: "gpt2, a tokenizer.json, a folder with encoder.json + vocab.bpe (or vocab.json + merges.txt), or a checkpoint folder.")
+    var tokenizer: String
+    @Flag(help: "Recognise special tokens such as <|endoftext|> in the text (by default they are ordinary text).")
+    var allowSpecial = false
+    @Flag(help: "Decode: the input is token ids (a JSON array or a comma-separated list); prints the text.")
+    var decode = false
+    @Argument(help: "The text to encode (or the ids, with --decode); stdin when absent.")
+    var text: String?
+
+    func run() throws {
+        try EmeraldCommand.guarded {
+            let tok = try loadTokenizerForCLI(tokenizer)
+            let source = text == nil ? "stdin" : "TEXT"
+            let input: [UInt8] = text.map { Array($0.utf8) } ?? [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+            if decode {
+                let ids = try parseIds(input, vocabularySize: tok.vocabularySize)
+                if let bpe = tok as? ByteLevelBPETokenizer {
+                    FileHandle.standardOutput.write(Data(bpe.decodeBytes(ids)))
+                } else {
+                    FileHandle.standardOutput.write(Data(tok.decode(ids).utf8))
+                }
+                return
+            }
+            let ids: [Int32]
+            if let bpe = tok as? ByteLevelBPETokenizer {
+                ids = try bpe.encode(utf8: input, allowedSpecial: allowSpecial ? bpe.allSpecialTokens : [], source: source)
+            } else {
+                if let bad = TextCorpus.firstInvalidUTF8(input) { throw EmeraldError.invalidUTF8(path: source, byteOffset: bad) }
+                ids = try tok.encode(String(decoding: input, as: UTF8.self))
+            }
+            print("[" + ids.map { String($0) }.joined(separator: ", ") + "]")
+        }
+    }
+}
+
+/// Token ids from "[1, 2, 3]" or "1,2,3" (whitespace allowed), each checked against the vocabulary.
+func parseIds(_ input: [UInt8], vocabularySize: Int) throws -> [Int32] {
+    var s = String(decoding: input, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    if s.hasPrefix("[") && s.hasSuffix("]") { s = String(s.dropFirst().dropLast()) }
+    var ids: [Int32] = []
+    for part in s.split(whereSeparator: { $0 == "," || $0.isWhitespace }) {
+        guard let id = Int32(part) else {
+            throw EmeraldError.invalidArgument("--decode expects token ids as a JSON array or a comma-separated list; \(String(part.prefix(20)).debugDescription) is not an id")
+        }
+        guard id >= 0 && Int(id) < vocabularySize else {
+            throw EmeraldError.invalidArgument("token id \(id) is outside the vocabulary (0..<\(vocabularySize))")
+        }
+        ids.append(id)
+    }
+    return ids
+}
+
+/// `gpt2`, a tokenizer file or folder, or a checkpoint folder → a tokenizer.
+func loadTokenizerForCLI(_ spec: String) throws -> any Tokenizer {
+    let fm = FileManager.default
+    if spec == "gpt2" && !fm.fileExists(atPath: spec) { return try ByteLevelBPETokenizer.gpt2() }
+    var path = spec
+    var isDir: ObjCBool = false
+    if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+        for sub in ["", "/best", "/checkpoint"] where fm.fileExists(atPath: path + sub + "/tokenizer.json") {
+            path = path + sub + "/tokenizer.json"
+            break
+        }
+    }
+    if path.hasSuffix(".json"), let data = fm.contents(atPath: path),
+       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], json["type"] is String {
+        return try loadTokenizer(json: json, path: path)   // Emerald's char tokenizer
+    }
+    return try ByteLevelBPETokenizer.load(path: path)
+}
