@@ -147,10 +147,12 @@ public final class ShardWriter {
 /// Token shards mapped into memory as one `TokenSource`: windows may span
 /// shards, nothing is read whole, and the kernel pages tokens in on demand.
 ///
-/// File-backed pages count toward a process's resident size once touched, so
-/// every `releaseInterval` windows the mapping is advised `MADV_DONTNEED`
-/// (the page cache keeps the data; the process just lets go of it). That keeps
-/// peak RSS independent of the corpus size during long random-window training.
+/// File-backed pages count toward a process's resident size once touched —
+/// and on kernels with large page-cache folios one fault can map a megabyte or
+/// more around a 256-byte window — so every `releaseInterval` windows the
+/// mappings are advised `MADV_DONTNEED` (the page cache keeps the data; the
+/// process just lets go of it). That keeps peak RSS independent of the corpus
+/// size during long random-window training.
 public final class ShardedTokens: TokenSource, @unchecked Sendable {
     private struct Shard { let base: UnsafeMutableRawPointer; let length: Int; let tokens: UnsafeRawPointer; let count: Int }
     private let shards: [Shard]
@@ -162,7 +164,7 @@ public final class ShardedTokens: TokenSource, @unchecked Sendable {
     private let lock = NSLock()
     private var copies = 0
     /// Windows between `MADV_DONTNEED` calls.
-    public var releaseInterval = 4096
+    public var releaseInterval = 16
 
     /// Maps `paths` (in order), checking each header and size; `expected` are the manifest's counts.
     public init(paths: [String], expected: [Int]? = nil) throws {
@@ -200,6 +202,7 @@ public final class ShardedTokens: TokenSource, @unchecked Sendable {
             } else if let expected, expected[k] != n { problem = "holds \(n) tokens, the manifest says \(expected[k])" }
             if let problem { munmap(base, length); throw bad(problem) }
             _ = madvise(base, length, MADV_RANDOM)
+            _ = madvise(base, length, MADV_NOHUGEPAGE)
             width = w
             starts.append(total)
             shards.append(Shard(base: base, length: length, tokens: raw + TokenShard.headerBytes, count: n))
