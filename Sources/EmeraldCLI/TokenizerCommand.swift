@@ -72,9 +72,11 @@ struct TokenizerBench: ParsableCommand {
     @Option(help: "UTF-8 text file to encode.") var data: String
     @Option(help: "Repeat the text until it is at least this many MB.") var megabytes: Double = 10
     @Option(help: "Timed repetitions (the best is reported).") var repeats: Int = 3
+    @Option(help: "Batch mode: encode the text's paragraphs with encodeBatch on this many threads.") var threads: Int?
 
     func run() throws {
         try EmeraldCommand.guarded {
+            try applyThreads(threads)
             try require(megabytes > 0 && megabytes <= 1000, "--megabytes must be in (0, 1000]")
             try require(repeats >= 1, "--repeats must be positive")
             guard let tok = try loadTokenizerForCLI(tokenizer) as? ByteLevelBPETokenizer else {
@@ -85,15 +87,40 @@ struct TokenizerBench: ParsableCommand {
             while Double(text.utf8.count) < megabytes * 1e6 { text += once }
             var best = Double.infinity
             var ids: [Int32] = []
+            // Batch mode: the text cut at paragraph breaks into 16 documents per thread.
+            let docs = threads.map { splitAtParagraphs(text, into: 16 * $0) } ?? []
             for _ in 0..<repeats {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                ids = tok.encodeOrdinary(text)
+                if threads != nil {
+                    ids = tok.encodeBatch(docs).flatMap { $0 }
+                } else {
+                    ids = tok.encodeOrdinary(text)
+                }
                 best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
             let roundTrip = tok.decodeBytes(ids) == Array(text.utf8)
             let mb = Double(text.utf8.count) / 1e6
-            print("{\"bytes\": \(text.utf8.count), \"tokens\": \(ids.count), \"seconds\": \(String(format: "%.4f", best)), "
+            print("{\"threads\": \(threads.map { String($0) } ?? "null"), \"bytes\": \(text.utf8.count), \"tokens\": \(ids.count), \"seconds\": \(String(format: "%.4f", best)), "
                 + "\"mb_per_s\": \(String(format: "%.2f", mb / best)), \"round_trip\": \(roundTrip)}")
         }
     }
+}
+
+/// `text` cut into about `parts` pieces, each ending just after a "\n\n" (so the
+/// pieces concatenate back to `text`).
+func splitAtParagraphs(_ text: String, into parts: Int) -> [String] {
+    let bytes = Array(text.utf8)
+    let target = Swift.max(1, bytes.count / Swift.max(parts, 1))
+    var pieces: [String] = [], start = 0, i = target
+    while i < bytes.count - 1 {
+        if bytes[i] == 0x0A && bytes[i + 1] == 0x0A {
+            pieces.append(String(decoding: bytes[start..<(i + 2)], as: UTF8.self))
+            start = i + 2
+            i = start + target
+        } else {
+            i += 1
+        }
+    }
+    pieces.append(String(decoding: bytes[start...], as: UTF8.self))
+    return pieces
 }
