@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Single-thread GPT-2 encode speed: Emerald vs tiktoken (and HF tokenizers).
 
-    /root/refvenv/bin/python bench/tokenizer_speed.py [path/to/emerald] [MB]
+    .venv/bin/python bench/tokenizer_speed.py [path/to/emerald] [MB]
 
 The Oz book (../shared/data/wizard_of_oz.txt, read with universal newlines like
 Emerald's TextCorpus) is repeated to ~MB megabytes (default 10) and written to a

@@ -9,8 +9,8 @@ gpt2 Encoding is built from the local files.
 Setup (once) and run, from the repository root, after
 `swift build -c release --scratch-path .build-bpe`:
 
-    /root/refvenv/bin/pip install tiktoken tokenizers
-    /root/refvenv/bin/python scripts/reference/bpe_fixtures.py [path/to/emerald]
+    .venv/bin/pip install tiktoken tokenizers
+    .venv/bin/python scripts/reference/bpe_fixtures.py [path/to/emerald]
 
 What it records (UTF-8 of each string as hex, so NFC/NFD and NUL survive any
 JSON tooling):

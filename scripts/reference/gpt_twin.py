@@ -7,9 +7,9 @@ used here, to produce fixtures; Emerald never depends on it at run time.
 
 Setup (once) and run, from the repository root:
 
-    python3 -m venv /tmp/refvenv
-    /tmp/refvenv/bin/pip install torch safetensors numpy   # CPU is enough
-    /tmp/refvenv/bin/python scripts/reference/gpt_twin.py
+    python3 -m venv .venv
+    .venv/bin/pip install torch safetensors numpy   # CPU is enough
+    .venv/bin/python scripts/reference/gpt_twin.py
 
 The model mirrors Sources/Emerald/models/GPT.swift exactly:
   * parameter names are Hugging Face GPT-2's; Linear weights are (out, in)
