@@ -21,6 +21,11 @@ struct Sample: ParsableCommand {
             let ckpt = try Checkpoint.load(from: checkpoint)
             let promptIds = try ckpt.tokenizer.encode(prompt)
             try require(!promptIds.isEmpty, "--prompt must not be empty")
+            if let ctx = ckpt.model.contextLength, ctx > 1 {
+                // Generation slides past the context; a prompt must fit the position table.
+                try require(promptIds.count <= ctx,
+                            "--prompt is \(promptIds.count) tokens but the model's context (position table) is \(ctx); shorten it")
+            }
             var rng = RandomGenerator(seed: seed)
             let out = FileHandle.standardOutput
             out.write(Data(prompt.utf8))

@@ -236,6 +236,13 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(ckpt.state?.step, 4)
         XCTAssertEqual(ckpt.moments?.step, 4)
 
+        // A prompt longer than the position table is refused; generation past it slides.
+        let letters = String(smallText.filter { $0.isLetter }.prefix(1))
+        try expectFailure(["sample", "--checkpoint", "gpt", "--prompt", String(repeating: letters, count: 17)], "context")
+        let long = try emerald(["sample", "--checkpoint", "gpt", "--prompt", String(repeating: letters, count: 16),
+                                "--max-new-tokens", "20"])
+        XCTAssertEqual(long.status, 0, long.stderr)
+
         // Two prompts, then EOF: two answers, each after a "> " prompt, then a last prompt and a clean exit.
         let chat = try emerald(["chat", "--checkpoint", "gpt", "--max-new-tokens", "8", "--seed", "3"],
                                stdin: "Dorothy\n\nthe lion\n")
