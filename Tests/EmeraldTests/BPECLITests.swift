@@ -11,23 +11,10 @@ final class BPECLITests: XCTestCase {
         var text: String { String(decoding: stdout, as: UTF8.self) }
     }
 
-    static let executable: String? = {
-        let dirs: [URL] = [Bundle(for: BPECLITests.self).bundleURL.deletingLastPathComponent(),
-                           Bundle(for: BPECLITests.self).bundleURL, Bundle.main.bundleURL,
-                           URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
-        for d in dirs {
-            let path = d.appendingPathComponent("emerald").path
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
-               FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }()
-
     private var work = ""
 
     override func setUpWithError() throws {
-        guard Self.executable != nil else { throw XCTSkip("no emerald executable next to the test bundle; build with --build-tests") }
+        guard EmeraldExecutable.path != nil else { throw XCTSkip("no emerald executable next to the test bundle; build with --build-tests") }
         work = TestSupport.tempDir("bpecli")
     }
 
@@ -36,30 +23,8 @@ final class BPECLITests: XCTestCase {
     }
 
     private func emerald(_ args: [String], stdin: [UInt8] = [], timeout: TimeInterval = 60) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.executable!)
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: work)
-        let outPath = work + "/.out-\(UUID().uuidString)", errPath = work + "/.err-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        p.standardOutput = out
-        p.standardError = err
-        let input = Pipe()
-        p.standardInput = input
-        try p.run()
-        input.fileHandleForWriting.write(Data(stdin))
-        try input.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning { p.terminate(); XCTFail("emerald \(args) ran past \(timeout) s") }
-        p.waitUntilExit()
-        try out.close(); try err.close()
-        return Result(status: p.terminationStatus,
-                      stdout: [UInt8](FileManager.default.contents(atPath: outPath) ?? Data()),
-                      stderr: String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self))
+        let r = try EmeraldExecutable.run(args, in: work, stdin: stdin, timeout: timeout)
+        return Result(status: r.status, stdout: r.stdout, stderr: r.stderr)
     }
 
     private func expectFailure(_ args: [String], stdin: [UInt8] = [], _ phrase: String, file: StaticString = #filePath, line: UInt = #line) throws {

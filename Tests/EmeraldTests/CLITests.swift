@@ -11,26 +11,10 @@ final class CLITests: XCTestCase {
         var stderr: String
     }
 
-    /// The `emerald` binary beside the test bundle (`.build/<config>/emerald`).
-    static let executable: String? = {
-        var dirs: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
-                           Bundle(for: CLITests.self).bundleURL.deletingLastPathComponent(),
-                           Bundle(for: CLITests.self).bundleURL,
-                           URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
-        if let p = Bundle.main.executableURL { dirs.append(p.deletingLastPathComponent()) }
-        for d in dirs {
-            let path = d.appendingPathComponent("emerald").path
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
-               FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }()
-
     private var work = ""
 
     override func setUpWithError() throws {
-        guard Self.executable != nil else {
+        guard EmeraldExecutable.path != nil else {
             throw XCTSkip("no emerald executable next to the test bundle (\(Bundle.main.bundleURL.path)); build with --build-tests")
         }
         work = TestSupport.tempDir("cli")
@@ -43,37 +27,8 @@ final class CLITests: XCTestCase {
     /// Runs `emerald args…` in the work folder, feeding `stdin`, with a time limit.
     @discardableResult
     private func emerald(_ args: [String], stdin: String? = nil, timeout: TimeInterval = 60) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.executable!)
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: work)
-        let id = UUID().uuidString
-        let outPath = work + "/.stdout-\(id)", errPath = work + "/.stderr-\(id)"
-        XCTAssertTrue(FileManager.default.createFile(atPath: outPath, contents: nil))
-        XCTAssertTrue(FileManager.default.createFile(atPath: errPath, contents: nil))
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        p.standardOutput = out
-        p.standardError = err
-        let input = Pipe()
-        p.standardInput = input
-        try p.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
-            XCTFail("emerald \(args.joined(separator: " ")) ran past \(timeout) s")
-        }
-        p.waitUntilExit()
-        try out.close(); try err.close()
-        let o = String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self)
-        let e = String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self)
-        try? FileManager.default.removeItem(atPath: outPath)
-        try? FileManager.default.removeItem(atPath: errPath)
-        return Result(status: p.terminationStatus, reason: p.terminationReason, stdout: o, stderr: e)
+        let r = try EmeraldExecutable.run(args, in: work, stdin: Array((stdin ?? "").utf8), timeout: timeout)
+        return Result(status: r.status, reason: r.reason, stdout: String(decoding: r.stdout, as: UTF8.self), stderr: r.stderr)
     }
 
     /// Asserts a clean failure: non-zero exit, no signal, exactly one non-empty stderr line containing `phrase`.

@@ -332,7 +332,7 @@ final class PrepareTests: XCTestCase {
     // MARK: - The command line
 
     func testPrepareThenTrainFromTheFolder() throws {
-        guard let exe = CLITests.executable else { throw XCTSkip("no emerald executable next to the test bundle") }
+        guard let exe = EmeraldExecutable.path else { throw XCTSkip("no emerald executable next to the test bundle") }
         var text = ""
         for i in 0..<200 { text += "Dorothy and Toto walked \(i) miles to the Emerald City.\n" }
         file("corpus/book1.txt", text)

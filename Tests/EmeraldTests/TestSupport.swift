@@ -36,3 +36,65 @@ enum TestSupport {
         return zip(a, b).map { abs($0 - $1) }.max() ?? 0
     }
 }
+
+/// The built `emerald` executable, run as a child process by the CLI tests.
+enum EmeraldExecutable {
+    /// The binary beside the test bundle (`.build/<config>/emerald`), if built.
+    static let path: String? = {
+        var dirs: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
+                           URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+        if let p = Bundle.main.executableURL { dirs.append(p.deletingLastPathComponent()) }
+        for d in dirs {
+            let path = d.appendingPathComponent("emerald").path
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
+               FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }()
+
+    /// What a run left behind.
+    struct Output {
+        var status: Int32
+        var reason: Process.TerminationReason
+        var stdout: [UInt8]
+        var stderr: String
+    }
+
+    /// Runs `emerald args…` in `directory`, feeding `stdin`, killed after `timeout` seconds
+    /// (a test failure). Output goes through files, so large outputs cannot block on a pipe.
+    static func run(_ args: [String], in directory: String, stdin: [UInt8] = [], timeout: TimeInterval = 60) throws -> Output {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path!)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let id = UUID().uuidString
+        let outPath = directory + "/.stdout-\(id)", errPath = directory + "/.stderr-\(id)"
+        XCTAssertTrue(FileManager.default.createFile(atPath: outPath, contents: nil))
+        XCTAssertTrue(FileManager.default.createFile(atPath: errPath, contents: nil))
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        p.standardOutput = out
+        p.standardError = err
+        let input = Pipe()
+        p.standardInput = input
+        try p.run()
+        input.fileHandleForWriting.write(Data(stdin))
+        try input.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        if p.isRunning {
+            p.terminate()
+            XCTFail("emerald \(args.joined(separator: " ")) ran past \(timeout) s")
+        }
+        p.waitUntilExit()
+        try out.close(); try err.close()
+        defer {
+            try? FileManager.default.removeItem(atPath: outPath)
+            try? FileManager.default.removeItem(atPath: errPath)
+        }
+        return Output(status: p.terminationStatus, reason: p.terminationReason,
+                      stdout: [UInt8](FileManager.default.contents(atPath: outPath) ?? Data()),
+                      stderr: String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self))
+    }
+}

@@ -46,12 +46,12 @@ public final class AdamW {
             parallelFor(p.count, grain: 1 << 14) { r in
                 var j = r.lowerBound
                 while j + 16 <= r.upperBound {
-                    let gj = load16v(gd + j)
-                    let mj = b1 * load16v(md + j) + (1 - b1) * gj
-                    let vj = b2 * load16v(vd + j) + (1 - b2) * gj * gj
-                    store16v(mj, md + j); store16v(vj, vd + j)
+                    let gj = load16(gd + j)
+                    let mj = b1 * load16(md + j) + (1 - b1) * gj
+                    let vj = b2 * load16(vd + j) + (1 - b2) * gj * gj
+                    store16(mj, md + j); store16(vj, vd + j)
                     let upd = (mj / c1) / ((vj / c2).squareRoot() + eps)
-                    store16v(load16v(pd + j) * decay - lr * upd, pd + j)
+                    store16(load16(pd + j) * decay - lr * upd, pd + j)
                     j += 16
                 }
                 while j < r.upperBound {
@@ -91,8 +91,6 @@ public func clipGradNorm(_ parameters: [Tensor], maxNorm: Float) -> Float {
     return norm
 }
 
-@inline(__always) func load16v(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
-@inline(__always) func store16v(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self) }
 
 extension Double {
     /// self^n for a non-negative integer n.

@@ -4,11 +4,13 @@
 /// softmax, GELU and cross-entropy all sit on them.
 public typealias F16 = SIMD16<Float>
 
-@inline(__always) func load16(_ p: UnsafePointer<Float>) -> F16 {
+/// Loads 16 floats from `p` (no alignment needed).
+@inline(__always) public func load16(_ p: UnsafePointer<Float>) -> F16 {
     UnsafeRawPointer(p).loadUnaligned(as: F16.self)
 }
 
-@inline(__always) func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>) {
+/// Stores 16 floats at `p` (no alignment needed).
+@inline(__always) public func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self)
 }
 
