@@ -6,7 +6,7 @@ struct Chat: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The guide's chatbot: read a prompt, print a completion, repeat (EOF or Ctrl-C quits).")
 
-    @Option(help: "Checkpoint folder.") var checkpoint: String
+    @OptionGroup var source: ModelSource
     @Option(help: "Tokens per answer.") var maxNewTokens: Int = 200
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
     @Option(help: "Sample only among the k most likely tokens.") var topK: Int?
@@ -19,7 +19,8 @@ struct Chat: ParsableCommand {
             try require(maxNewTokens > 0, "--max-new-tokens must be positive, got \(maxNewTokens)")
             let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
             try options.validate()
-            let ckpt = try Checkpoint.load(from: checkpoint)
+            let ckpt = try source.load()
+            let tokenizer = try ckpt.requireTokenizer("chat needs one to read prompts")
             signal(SIGINT) { _ in
                 _ = write(1, "\n", 1)
                 _exit(0)
@@ -31,12 +32,12 @@ struct Chat: ParsableCommand {
                 guard let line = readLine(strippingNewline: true) else { out.write(Data("\n".utf8)); return }
                 if line.isEmpty { continue }
                 let ids: [Int32]
-                do { ids = try ckpt.tokenizer.encode(line) } catch let e as EmeraldError {
+                do { ids = try tokenizer.encode(line) } catch let e as EmeraldError {
                     note("error: \(e.description)")
                     continue
                 }
                 var text = ""
-                var stream = StreamingText(ckpt.tokenizer)
+                var stream = StreamingText(tokenizer)
                 Generator.generate(model: ckpt.model, prompt: ids, maxNewTokens: maxNewTokens,
                                    options: options, rng: &rng) { id in
                     let piece = stream.push(id)

@@ -7,7 +7,8 @@ struct EmeraldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emerald",
         abstract: "GPT-style language models from scratch: tokenize, train, sample.",
-        subcommands: [Train.self, Prepare.self, Sample.self, Chat.self, Bench.self, Tokenize.self, TokenizerCommand.self])
+        subcommands: [Train.self, Finetune.self, Prepare.self, Sample.self, Chat.self, Score.self, Convert.self, Bench.self,
+                      Tokenize.self, TokenizerCommand.self])
 
     /// Runs a command body, turning any error into one line on stderr and exit 1.
     static func guarded(_ body: () throws -> Void) throws {

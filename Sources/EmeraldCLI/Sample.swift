@@ -3,23 +3,32 @@ import Emerald
 import Foundation
 
 struct Sample: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Generate text from a checkpoint.")
+    static let configuration = CommandConfiguration(abstract: "Generate text from a checkpoint or a Hugging Face GPT-2 model.")
 
-    @Option(help: "Checkpoint folder (a training --out folder, or one of its best/ or checkpoint/).") var checkpoint: String
-    @Option(help: "Text to continue (default: a newline).") var prompt: String = "\n"
+    @OptionGroup var source: ModelSource
+    @Option(help: "Text to continue (default: a newline).") var prompt: String?
+    @Option(help: "Prompt as token ids, e.g. 464,3290 (instead of --prompt).") var promptIds: String?
     @Option(help: "Tokens to generate.") var maxNewTokens: Int = 500
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 1
     @Option(help: "Sample only among the k most likely tokens.") var topK: Int?
     @Option(help: "Nucleus sampling threshold in (0, 1].") var topP: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 1337
+    @Flag(help: "Print the generated ids as one JSON array instead of text.") var printIds = false
 
     func run() throws {
         try EmeraldCommand.guarded {
             try require(maxNewTokens >= 0, "--max-new-tokens must not be negative, got \(maxNewTokens)")
+            try require(prompt == nil || promptIds == nil, "pass --prompt or --prompt-ids, not both")
             let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
             try options.validate()
-            let ckpt = try Checkpoint.load(from: checkpoint)
-            let promptIds = try ckpt.tokenizer.encode(prompt)
+            let ckpt = try source.load()
+            let vocab = ckpt.model.config.vocabularySize
+            let promptIds: [Int32]
+            if let ids = self.promptIds {
+                promptIds = try parseIDs(ids, flag: "--prompt-ids", vocabularySize: vocab)
+            } else {
+                promptIds = try ckpt.requireTokenizer("pass --prompt-ids").encode(prompt ?? "\n")
+            }
             try require(!promptIds.isEmpty, "--prompt must not be empty")
             if let ctx = ckpt.model.contextLength, ctx > 1 {
                 // Generation slides past the context; a prompt must fit the position table.
@@ -28,8 +37,15 @@ struct Sample: ParsableCommand {
             }
             var rng = RandomGenerator(seed: seed)
             let out = FileHandle.standardOutput
-            out.write(Data(prompt.utf8))
-            var text = StreamingText(ckpt.tokenizer)
+            if printIds {
+                let ids = Generator.generate(model: ckpt.model, prompt: promptIds, maxNewTokens: maxNewTokens,
+                                             options: options, rng: &rng)
+                out.write(Data(("[" + ids.map { String($0) }.joined(separator: ", ") + "]\n").utf8))
+                return
+            }
+            let tokenizer = try ckpt.requireTokenizer("pass --print-ids to see the generated ids")
+            out.write(Data((self.promptIds == nil ? prompt ?? "\n" : tokenizer.decode(promptIds)).utf8))
+            var text = StreamingText(tokenizer)
             Generator.generate(model: ckpt.model, prompt: promptIds, maxNewTokens: maxNewTokens,
                                options: options, rng: &rng) { id in
                 out.write(Data(text.push(id).utf8))

@@ -35,7 +35,7 @@ struct Train: ParsableCommand {
                 // A folder from `emerald prepare`: memory-mapped shards, the manifest's tokenizer and vocabulary.
                 let corpus = try PreparedCorpus(directory: path)
                 if let r = resumed {
-                    try require(r.tokenizer.vocabularySize == corpus.tokenizer.vocabularySize,
+                    try require(r.tokenizer?.vocabularySize == corpus.tokenizer.vocabularySize,
                                 "--resume checkpoint's tokenizer does not match the prepared corpus \(path)")
                 }
                 tokenizer = corpus.tokenizer
@@ -168,6 +168,12 @@ struct OptimizationOptions: ParsableArguments {
             c.warmupSteps = 100; c.weightDecay = 0.1; c.betas = (0.9, 0.99); c.gradClip = 1
             c.evalInterval = 250; c.evalIters = 25
         }
+        try apply(to: &c)
+        return c
+    }
+
+    /// Overrides the fields whose flags were given.
+    func apply(to c: inout TrainConfig) throws {
         if let steps { c.steps = steps }
         if let batchSize { c.batchSize = batchSize }
         if let blockSize { c.blockSize = blockSize }
@@ -181,6 +187,5 @@ struct OptimizationOptions: ParsableArguments {
         if let evalInterval { c.evalInterval = evalInterval }
         if let evalIters { c.evalIters = evalIters }
         if let seed { c.seed = seed }
-        return c
     }
 }

@@ -143,7 +143,7 @@ final class GPTTests: XCTestCase {
         XCTAssertEqual(b1.step, 10)
 
         let ckpt = try Checkpoint.load(from: dirB + "/checkpoint")
-        let b2 = try Trainer(model: ckpt.model, tokenizer: ckpt.tokenizer, train: train, val: val, config: cfg)
+        let b2 = try Trainer(model: ckpt.model, tokenizer: ckpt.tokenizer!, train: train, val: val, config: cfg)
         b2.outputDirectory = dirB; b2.log = { _ in }
         try b2.resume(from: ckpt)
         try b2.run()

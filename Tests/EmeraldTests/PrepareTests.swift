@@ -370,7 +370,7 @@ final class PrepareTests: XCTestCase {
         XCTAssertEqual(st2, 0, err2)
         XCTAssertTrue(err2.contains("prepared corpus"), err2)
         let ck = try Checkpoint.load(from: work + "/runs/checkpoint")
-        XCTAssertEqual(ck.tokenizer.vocabularySize, try PreparedCorpus(directory: work + "/prep").vocabularySize)
+        XCTAssertEqual(ck.tokenizer?.vocabularySize, try PreparedCorpus(directory: work + "/prep").vocabularySize)
         let (st3, err3) = try run(["prepare", "missing-folder", "--out", "x"])
         XCTAssertEqual(st3, 1)
         XCTAssertEqual(err3, "error: no such file or folder: missing-folder\n")

@@ -63,10 +63,13 @@ enum EmeraldExecutable {
 
     /// Runs `emerald args…` in `directory`, feeding `stdin`, killed after `timeout` seconds
     /// (a test failure). Output goes through files, so large outputs cannot block on a pipe.
-    static func run(_ args: [String], in directory: String, stdin: [UInt8] = [], timeout: TimeInterval = 60) throws -> Output {
+    static func run(_ args: [String], in directory: String, stdin: [UInt8] = [], timeout: TimeInterval = 60,
+                    environment: [String: String] = [:]) throws -> Output {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path!)
         p.arguments = args
+        // Tests never download: hub ids fail fast with the offline message.
+        p.environment = ProcessInfo.processInfo.environment.merging(["HF_HUB_OFFLINE": "1"].merging(environment) { $1 }) { $1 }
         p.currentDirectoryURL = URL(fileURLWithPath: directory)
         let id = UUID().uuidString
         let outPath = directory + "/.stdout-\(id)", errPath = directory + "/.stderr-\(id)"
@@ -96,5 +99,23 @@ enum EmeraldExecutable {
         return Output(status: p.terminationStatus, reason: p.terminationReason,
                       stdout: [UInt8](FileManager.default.contents(atPath: outPath) ?? Data()),
                       stderr: String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self))
+    }
+}
+
+extension EmeraldExecutable {
+    /// Asserts a clean failure: exit ≠ 0 (no signal) and exactly one stderr line, starting
+    /// "error: " and containing `phrase`, with no crash text.
+    static func assertCleanFailure(_ r: Output, _ cmd: String, _ phrase: String,
+                                   file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.reason, .exit, "\(cmd) died from signal \(r.status)", file: file, line: line)
+        XCTAssertNotEqual(r.status, 0, "\(cmd) should fail", file: file, line: line)
+        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertEqual(lines.count, 2, "\(cmd): stderr should be one line, got:\n\(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("error: "), "\(cmd): \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(phrase), "\(cmd): stderr \(r.stderr.debugDescription) should mention \(phrase.debugDescription)",
+                      file: file, line: line)
+        for bad in ["Fatal error", "Stack dump", "Backtrace", "Segmentation", "Illegal instruction"] {
+            XCTAssertFalse(r.stderr.contains(bad), "\(cmd): \(r.stderr)", file: file, line: line)
+        }
     }
 }

@@ -27,15 +27,15 @@ public struct TrainState: Codable, Equatable, Sendable {
 public struct Checkpoint {
     /// The model.
     public var model: any LanguageModel
-    /// Its tokenizer.
-    public var tokenizer: any Tokenizer
+    /// Its tokenizer; nil for a Hugging Face folder without tokenizer files (ids still work).
+    public var tokenizer: (any Tokenizer)?
     /// Training progress, when saved from a run.
     public var state: TrainState?
     /// Optimizer moments (m, v per parameter, in parameter order), when saved.
     public var moments: (m: [Tensor], v: [Tensor], step: Int)?
 
     /// Bundles the pieces.
-    public init(model: any LanguageModel, tokenizer: any Tokenizer, state: TrainState? = nil,
+    public init(model: any LanguageModel, tokenizer: (any Tokenizer)?, state: TrainState? = nil,
                 moments: (m: [Tensor], v: [Tensor], step: Int)? = nil) {
         self.model = model; self.tokenizer = tokenizer; self.state = state; self.moments = moments
     }
@@ -55,7 +55,7 @@ public struct Checkpoint {
         if let bpe = tokenizer as? ByteLevelBPETokenizer {
             // Hand-serialised: sorted-keys JSONSerialization takes seconds on a 50k vocabulary.
             try AtomicFile.write(bpe.tokenizerJSONData(), to: tmp + "/tokenizer.json")
-        } else {
+        } else if let tokenizer {
             try AtomicFile.writeJSON(try tokenizer.serialized(), to: tmp + "/tokenizer.json")
         }
         if let state {
@@ -78,7 +78,8 @@ public struct Checkpoint {
         try? fm.removeItem(atPath: old)
     }
 
-    /// Loads a checkpoint directory, validating every piece against the config.
+    /// Loads a checkpoint directory — Emerald's own, a training `--out` folder (its `best/`),
+    /// or a Hugging Face GPT-2 folder — validating every piece against the config.
     public static func load(from path: String) throws -> Checkpoint {
         let fm = FileManager.default
         let path = trimmingTrailingSlashes(path)
@@ -87,19 +88,34 @@ public struct Checkpoint {
             if fm.fileExists(atPath: dir + "/best/config.json") { dir += "/best" }
             else if fm.fileExists(atPath: dir + "/checkpoint/config.json") { dir += "/checkpoint" }
             else if fm.fileExists(atPath: dir + ".old/config.json") { dir += ".old" }
+            else if fm.fileExists(atPath: dir + "/pytorch_model.bin") { throw HuggingFace.pickleOnly(dir) }
             else if fm.fileExists(atPath: dir) { throw EmeraldError.corruptCheckpoint(path: path, reason: "no config.json inside") }
             else { throw EmeraldError.fileNotFound(path) }
         }
-        let config = try ModelConfig(json: AtomicFile.readJSON(dir + "/config.json"), path: dir + "/config.json")
-        let tokenizer = try loadTokenizer(json: AtomicFile.readJSON(dir + "/tokenizer.json"), path: dir + "/tokenizer.json")
-        guard tokenizer.vocabularySize == config.vocabularySize else {
-            throw EmeraldError.corruptCheckpoint(path: dir, reason: "tokenizer has \(tokenizer.vocabularySize) tokens but the model expects \(config.vocabularySize)")
+        let json = try AtomicFile.readJSON(dir + "/config.json")
+        if HuggingFace.isHuggingFaceConfig(json) {
+            guard json["model_type"] as? String == "gpt2" else {
+                throw EmeraldError.invalidArgument("\(dir)/config.json: model_type \"\(json["model_type"]!)\" is not supported; Emerald loads Hugging Face gpt2 models and its own gpt and bigram checkpoints")
+            }
+            return try HuggingFace.load(directory: dir)
+        }
+        let config = try ModelConfig(json: json, path: dir + "/config.json")
+        // No tokenizer.json: a model imported from a Hugging Face folder without one (ids only).
+        var tokenizer: (any Tokenizer)?
+        if fm.fileExists(atPath: dir + "/tokenizer.json") {
+            let t = try loadTokenizer(json: AtomicFile.readJSON(dir + "/tokenizer.json"), path: dir + "/tokenizer.json")
+            // BPE vocabularies may be padded in the model (GPT-2 exports with 50,304 rows); chars never are.
+            let fits = t is ByteLevelBPETokenizer ? t.vocabularySize <= config.vocabularySize : t.vocabularySize == config.vocabularySize
+            guard fits else {
+                throw EmeraldError.corruptCheckpoint(path: dir, reason: "tokenizer has \(t.vocabularySize) tokens but the model expects \(config.vocabularySize)")
+            }
+            tokenizer = t
         }
         let weightsPath = dir + "/model.safetensors"
-        let (tensors, _) = try SafeTensors.read(path: weightsPath)
+        let weights = try SafeTensorsFile(path: weightsPath)
         // Check the config against the weights before allocating a model for it, so a damaged
         // config.json ("n_embd": 1000000000) is an error rather than an out-of-memory crash.
-        let stored = tensors.values.reduce(0.0) { $0 + Double($1.count) }
+        let stored = weights.header.entries.values.reduce(0.0) { $0 + Double($1.count) }
         let needed: Double
         switch config {
         case .bigram(let c): needed = Double(c.vocabSize) * Double(c.vocabSize)
@@ -111,7 +127,15 @@ public struct Checkpoint {
             throw EmeraldError.corruptCheckpoint(path: dir, reason: "config.json describes a model of at least \(Int(needed.rounded(.up))) parameters but \(weightsPath) holds \(Int(stored))")
         }
         let model = config.makeModel(seed: 0)
-        try load(tensors, into: model, path: weightsPath)
+        for (name, p) in model.namedParameters() {
+            guard let e = weights[name] else {
+                throw EmeraldError.corruptCheckpoint(path: weightsPath, reason: "missing tensor \(name)")
+            }
+            guard e.shape == p.shape else {
+                throw EmeraldError.corruptCheckpoint(path: weightsPath, reason: "tensor \(name) has shape \(e.shape), the config needs \(p.shape)")
+            }
+            try weights.copy(name, into: p)
+        }
         var ckpt = Checkpoint(model: model, tokenizer: tokenizer)
         if fm.fileExists(atPath: dir + "/train_state.json") {
             guard let d = fm.contents(atPath: dir + "/train_state.json"),

@@ -31,62 +31,96 @@ public enum SafeTensors {
 
     /// Parses safetensors bytes.
     public static func parse(_ data: Data, path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        func bad(_ r: String) -> EmeraldError { .corruptCheckpoint(path: path, reason: r) }
-        // A slice (`data[k...]`) keeps its parent's indices; rebase so offsets count from 0.
-        let data = data.startIndex == 0 ? data : Data(Array(data))
-        guard data.count >= 8 else { throw bad("file is \(data.count) bytes, too short for a safetensors header") }
-        let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        guard headerLength <= UInt64(data.count - 8) else { throw bad("header length \(headerLength) exceeds the file") }
-        let headerEnd = 8 + Int(headerLength)
-        guard let obj = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)),
-              let header = obj as? [String: Any] else { throw bad("header is not a JSON object") }
-        let body = data.count - headerEnd
-        var metadata: [String: String] = [:]
-        var tensors: [String: Tensor] = [:]
-        for (name, value) in header {
-            if name == "__metadata__" {
-                guard let md = value as? [String: String] else { throw bad("__metadata__ must map strings to strings") }
-                metadata = md
-                continue
+        try data.withUnsafeBytes { raw in
+            let header = try Header(raw, path: path)
+            var tensors: [String: Tensor] = [:]
+            for (name, e) in header.entries {
+                let t = Tensor(uninitialized: e.shape)
+                e.widen(from: raw.baseAddress! + header.dataStart, into: t.data)
+                tensors[name] = t
             }
-            guard let e = value as? [String: Any], let dtype = e["dtype"] as? String,
-                  let shape = e["shape"] as? [Int], let offs = e["data_offsets"] as? [Int], offs.count == 2 else {
-                throw bad("entry \(name) lacks dtype, shape or data_offsets")
-            }
-            let width: Int
-            switch dtype {
-            case "F32": width = 4
-            case "F16", "BF16": width = 2
-            default: throw bad("tensor \(name) has unsupported dtype \(dtype)")
-            }
-            guard shape.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) else { throw bad("tensor \(name) has an invalid shape \(shape)") }
-            // Element count without wrapping: an overflowing shape cannot describe bytes in this file.
-            var n = shape.contains(0) ? 0 : 1
-            for d in shape where n > 0 {
-                let (p, o) = n.multipliedReportingOverflow(by: d)
-                guard !o, p <= body else { throw bad("tensor \(name) has shape \(shape), larger than the file") }
-                n = p
-            }
-            guard offs[0] >= 0, offs[1] >= offs[0], offs[1] <= body else {
-                throw bad("tensor \(name) data_offsets \(offs) lie outside the \(body)-byte data section")
-            }
-            guard offs[1] - offs[0] == n * width else {
-                throw bad("tensor \(name) has \(offs[1] - offs[0]) bytes but shape \(shape) of \(dtype) needs \(n * width)")
-            }
-            let t = Tensor(uninitialized: shape)
-            data.withUnsafeBytes { raw in
-                let src = raw.baseAddress! + headerEnd + offs[0]
-                switch dtype {
-                case "F32": memcpy(t.data, src, n * 4)
-                case "F16":
-                    for i in 0..<n { t.data[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
-                default:
-                    for i in 0..<n { t.data[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
-                }
-            }
-            tensors[name] = t
+            return (tensors, header.metadata)
         }
-        return (tensors, metadata)
+    }
+
+    /// One tensor's place in the file.
+    public struct Entry: Sendable {
+        /// "F32", "F16" or "BF16".
+        public var dtype: String
+        /// Dimensions.
+        public var shape: [Int]
+        /// Byte range inside the data section.
+        public var begin: Int, end: Int
+        /// Elements.
+        public var count: Int { shape.reduce(1, *) }
+
+        /// Copies the elements to `dst` as float32 (F16/BF16 widened exactly).
+        func widen(from data: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>) {
+            let src = data + begin, n = count
+            switch dtype {
+            case "F32": memcpy(dst, src, n * 4)
+            case "F16":
+                for i in 0..<n { dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            default:
+                for i in 0..<n { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
+            }
+        }
+    }
+
+    /// A validated header: every entry's dtype is supported, its shape is sane and its
+    /// bytes lie inside the file with exactly the size the shape and dtype need.
+    public struct Header: Sendable {
+        /// Tensors by name.
+        public var entries: [String: Entry] = [:]
+        /// `__metadata__`.
+        public var metadata: [String: String] = [:]
+        /// Offset of the data section from the start of the file.
+        public var dataStart = 0
+
+        /// Parses and validates the header of a whole file's bytes.
+        public init(_ raw: UnsafeRawBufferPointer, path: String) throws {
+            func bad(_ r: String) -> EmeraldError { .corruptCheckpoint(path: path, reason: r) }
+            guard raw.count >= 8 else { throw bad("file is \(raw.count) bytes, too short for a safetensors header") }
+            let headerLength = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))
+            guard headerLength <= UInt64(raw.count - 8) else { throw bad("header length \(headerLength) exceeds the file") }
+            dataStart = 8 + Int(headerLength)
+            let json = Data(bytes: raw.baseAddress! + 8, count: Int(headerLength))
+            guard let obj = try? JSONSerialization.jsonObject(with: json),
+                  let header = obj as? [String: Any] else { throw bad("header is not a JSON object") }
+            let body = raw.count - dataStart
+            for (name, value) in header {
+                if name == "__metadata__" {
+                    guard let md = value as? [String: String] else { throw bad("__metadata__ must map strings to strings") }
+                    metadata = md
+                    continue
+                }
+                guard let e = value as? [String: Any], let dtype = e["dtype"] as? String,
+                      let shape = e["shape"] as? [Int], let offs = e["data_offsets"] as? [Int], offs.count == 2 else {
+                    throw bad("entry \(name) lacks dtype, shape or data_offsets")
+                }
+                let width: Int
+                switch dtype {
+                case "F32": width = 4
+                case "F16", "BF16": width = 2
+                default: throw bad("tensor \(name) has unsupported dtype \(dtype) (Emerald reads F32, F16 and BF16)")
+                }
+                guard shape.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) else { throw bad("tensor \(name) has an invalid shape \(shape)") }
+                // Element count without wrapping: an overflowing shape cannot describe bytes in this file.
+                var n = shape.contains(0) ? 0 : 1
+                for d in shape where n > 0 {
+                    let (p, o) = n.multipliedReportingOverflow(by: d)
+                    guard !o, p <= body else { throw bad("tensor \(name) has shape \(shape), larger than the file") }
+                    n = p
+                }
+                guard offs[0] >= 0, offs[1] >= offs[0], offs[1] <= body else {
+                    throw bad("tensor \(name) data_offsets \(offs) lie outside the \(body)-byte data section (truncated file?)")
+                }
+                guard offs[1] - offs[0] == n * width else {
+                    throw bad("tensor \(name) has \(offs[1] - offs[0]) bytes but shape \(shape) of \(dtype) needs \(n * width)")
+                }
+                entries[name] = Entry(dtype: dtype, shape: shape, begin: offs[0], end: offs[1])
+            }
+        }
     }
 }
 

@@ -13,7 +13,10 @@ public protocol Tokenizer: Sendable {
 /// Loads a tokenizer from its `tokenizer.json` form: Emerald's `{"type": "char", …}`,
 /// or a Hugging Face tokenizer.json (it has a `"model"` section) for byte-level BPE.
 public func loadTokenizer(json: [String: Any], path: String) throws -> any Tokenizer {
-    if json["model"] is [String: Any] && !(json["type"] is String) { return try ByteLevelBPETokenizer(tokenizerJSON: json, path: path) }
+    if let model = json["model"] as? [String: Any], !(json["type"] is String) {
+        if model["type"] as? String == "WordLevel" { return try CharTokenizer(huggingFaceJSON: json, path: path) }
+        return try ByteLevelBPETokenizer(tokenizerJSON: json, path: path)
+    }
     switch json["type"] as? String {
     case "char": return try CharTokenizer(json: json, path: path)
     case let t: throw EmeraldError.corruptCheckpoint(path: path, reason: "unknown tokenizer type \(t ?? "nil")")

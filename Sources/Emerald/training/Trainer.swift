@@ -101,6 +101,8 @@ public final class Trainer {
     public var progressInterval: Double = 20
     /// Called with each progress line.
     public var log: (String) -> Void = { print($0) }
+    /// Indices (in `optimizer.parameters`) of parameters kept fixed.
+    public private(set) var frozenIndices: [Int] = []
 
     /// Sets up a run; throws when the data is too short for the block size.
     public init(model: any LanguageModel, tokenizer: any Tokenizer, train: any TokenSource, val: any TokenSource,
@@ -120,6 +122,14 @@ public final class Trainer {
         trainSource = train
         valSource = val
         dropoutRNG = RandomGenerator(seed: config.seed &+ 2)
+    }
+
+    /// Keeps the named parameters fixed: their gradients are dropped before clipping and the
+    /// update (so neither Adam nor weight decay touches them). Backward still computes them.
+    public func freeze(_ names: Set<String>) throws {
+        let known = Set(optimizer.names)
+        for n in names.sorted() where !known.contains(n) { throw EmeraldError.invalidArgument("no parameter named \(n) to freeze") }
+        frozenIndices = optimizer.names.indices.filter { names.contains(optimizer.names[$0]) }
     }
 
     /// Continues from a checkpoint's optimizer moments and training state.
@@ -167,6 +177,7 @@ public final class Trainer {
             (config.gradAccum == 1 ? loss : loss * (1 / Float(config.gradAccum))).backward()
         }
         let params = optimizer.parameters
+        for i in frozenIndices { params[i].grad = nil }
         let norm = clipGradNorm(params, maxNorm: config.gradClip)
         optimizer.step(lr: config.schedule(step))
         step += 1

@@ -1,0 +1,71 @@
+import Foundation
+
+/// A safetensors file opened with `mmap`: the header is validated up front, tensor
+/// bytes are read from the mapping only when copied out, so opening a 500 MB
+/// checkpoint costs its header and loading it costs one copy into the model.
+public final class SafeTensorsFile {
+    /// The file's path (for messages).
+    public let path: String
+    /// Validated header.
+    public let header: SafeTensors.Header
+    private let base: UnsafeRawPointer
+    private let size: Int
+
+    /// Maps `path` and validates its header.
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw EmeraldError.fileNotFound(path) }
+            throw EmeraldError.io("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw EmeraldError.corruptCheckpoint(path: path, reason: "not a regular file")
+        }
+        size = Int(st.st_size)
+        guard size >= 8 else {
+            throw EmeraldError.corruptCheckpoint(path: path, reason: "file is \(size) bytes, too short for a safetensors header")
+        }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw EmeraldError.io("cannot map \(path): \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(p)
+        do { header = try SafeTensors.Header(UnsafeRawBufferPointer(start: base, count: size), path: path) }
+        catch { munmap(UnsafeMutableRawPointer(mutating: base), size); throw error }
+    }
+
+    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+
+    /// Tensor names.
+    public var names: Dictionary<String, SafeTensors.Entry>.Keys { header.entries.keys }
+
+    /// The entry for `name`, if stored.
+    public subscript(name: String) -> SafeTensors.Entry? { header.entries[name] }
+
+    /// Copies a tensor out as float32.
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let e = header.entries[name] else {
+            throw EmeraldError.corruptCheckpoint(path: path, reason: "missing tensor \(name)")
+        }
+        let t = Tensor(uninitialized: e.shape)
+        e.widen(from: base + header.dataStart, into: t.data)
+        return t
+    }
+
+    /// Copies a tensor into `destination` (same element count), transposing a stored
+    /// 2-D (rows, cols) matrix into (cols, rows) when `transposed`.
+    public func copy(_ name: String, into destination: Tensor, transposed: Bool = false) throws {
+        guard let e = header.entries[name] else {
+            throw EmeraldError.corruptCheckpoint(path: path, reason: "missing tensor \(name)")
+        }
+        precondition(e.count == destination.count)
+        guard transposed else { e.widen(from: base + header.dataStart, into: destination.data); return }
+        let tmp = try tensor(name)
+        let (r, c) = (e.shape[0], e.shape[1])
+        for i in 0..<r {
+            for j in 0..<c { destination.data[j * r + i] = tmp.data[i * c + j] }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import Emerald
+import Foundation
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert between Emerald checkpoints and Hugging Face GPT-2 folders.",
+        discussion: """
+            emerald convert CKPT --to-hf OUT   writes config.json, model.safetensors (float32), \
+            generation_config.json and tokenizer files that transformers' GPT2LMHeadModel / \
+            AutoTokenizer load. Char-level tokenizers become a tokenizers WordLevel tokenizer.json \
+            (one token per Unicode scalar). Post-LN models cannot be expressed as GPT-2 and are refused.
+            emerald convert HFDIR --out CKPT   writes an Emerald checkpoint folder.
+            """)
+
+    @Argument(help: "Source: an Emerald checkpoint, a Hugging Face GPT-2 folder, or a hub id.") var source: String
+    @Option(help: "Write a Hugging Face folder here.") var toHf: String?
+    @Option(help: "Write an Emerald checkpoint here.") var out: String?
+
+    func run() throws {
+        try EmeraldCommand.guarded {
+            try require((toHf == nil) != (out == nil), "pass exactly one of --to-hf OUT or --out CKPT")
+            let ckpt = try Checkpoint.load(from: Hub.resolve(source, log: note))
+            if let toHf {
+                for n in try HuggingFace.export(ckpt, to: toHf) { note("note: \(n)") }
+                note("wrote \(toHf): config.json, model.safetensors, generation_config.json and tokenizer files")
+            } else if let out {
+                try Checkpoint(model: ckpt.model, tokenizer: ckpt.tokenizer).save(to: out)
+                note("wrote \(out): config.json, model.safetensors\(ckpt.tokenizer == nil ? " (no tokenizer in the source)" : ", tokenizer.json")")
+            }
+        }
+    }
+}

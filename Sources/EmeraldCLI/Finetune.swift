@@ -1,0 +1,166 @@
+import ArgumentParser
+import Emerald
+import Foundation
+
+struct Finetune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue training a pretrained model (Emerald checkpoint or Hugging Face GPT-2) on new text.",
+        discussion: """
+            The text is encoded with the model's own tokenizer (a prepared --data folder must have been \
+            prepared with that tokenizer). The run is `emerald train`'s loop — schedule, clipping, \
+            accumulation, evaluation, best/ and checkpoint/, --resume — with fine-tuning defaults: \
+            300 steps, B=8, T=min(context, 128), AdamW (0.9, 0.95), wd 0.1, lr 3e-4 → 3e-5 cosine, \
+            warmup 30, clip 1, evaluation every 50 steps. Step 0's evaluation is the val loss before \
+            fine-tuning; the summary compares it with the end. --reinitialize trains the same model \
+            shape from random weights with everything else equal: the from-scratch baseline.
+            """)
+
+    @Option(name: .customLong("from"), help: "Pretrained model: Emerald checkpoint, Hugging Face GPT-2 folder, or hub id.")
+    var source: String?
+    @Option(help: "UTF-8 text file, or a folder written by `emerald prepare` with the model's tokenizer.") var data: String
+    @Option(help: "Output folder (metrics.jsonl, loss.svg, best/, checkpoint/, finetune.json).") var out: String?
+    @Option(help: "Continue the fine-tuning run saved in this output folder.") var resume: String?
+    @OptionGroup(title: "Optimization") var opt: OptimizationOptions
+    @Option(help: "Dropout while fine-tuning (default: the model's own).") var dropout: Float?
+    @Flag(help: "Keep the token and position embeddings fixed (with a tied head, the head too).") var freezeEmbeddings = false
+    @Option(help: "Keep the first N transformer blocks fixed.") var freezeLayers: Int = 0
+    @Flag(help: "Start from random weights instead (same shape, tokenizer, data and settings): the baseline.") var reinitialize = false
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Stop after this many steps, as an interrupted run would (checkpoint/ stays resumable).") var stopAfter: Int?
+
+    func run() throws {
+        try EmeraldCommand.guarded {
+            try applyThreads(threads)
+            try require((source == nil) != (resume == nil), "pass --from MODEL to start, or --resume DIR to continue (not both)")
+            try require(resume != nil || out != nil, "pass --out DIR for the fine-tuned model")
+            let outDir = resume ?? out!
+            var settings = FinetuneSettings(source: source ?? "", freezeEmbeddings: freezeEmbeddings,
+                                            freezeLayers: freezeLayers, reinitialize: reinitialize)
+            let ckpt: Checkpoint
+            if let resume {
+                ckpt = try Checkpoint.load(from: resume + "/checkpoint")
+                let stored = try FinetuneSettings.read(from: resume)
+                let given = freezeEmbeddings || freezeLayers != 0 || reinitialize
+                try require(!given || (stored.freezeEmbeddings == freezeEmbeddings && stored.freezeLayers == freezeLayers
+                                        && stored.reinitialize == reinitialize),
+                            "--resume continues with the run's own freeze/reinitialize settings (\(resume)/finetune.json); drop those flags")
+                settings = stored
+            } else {
+                ckpt = try Checkpoint.load(from: Hub.resolve(source!, log: note))
+            }
+            let tokenizer = try ckpt.requireTokenizer("fine-tuning needs it to encode --data")
+            let (train, val, dataNote) = try FinetuneData.load(data, tokenizer: tokenizer)
+
+            var model = ckpt.model
+            if resume == nil, case .gpt(var g) = model.config, dropout != nil || settings.reinitialize {
+                if let dropout { g.dropout = dropout }
+                try g.validate()
+                let fresh = ModelConfig.gpt(g).makeModel(seed: opt.seed ?? 1337)
+                if !settings.reinitialize { try copyWeights(from: model, to: fresh) }
+                model = fresh
+            } else if dropout != nil && resume == nil {
+                throw EmeraldError.invalidArgument("--dropout applies to GPT models only")
+            }
+            var cfg = TrainConfig()
+            let context = model.contextLength ?? 128
+            cfg.steps = 300; cfg.batchSize = 8; cfg.blockSize = Swift.min(context, 128)
+            cfg.learningRate = 3e-4; cfg.minLearningRate = 3e-5; cfg.warmupSteps = 30
+            cfg.weightDecay = 0.1; cfg.betas = (0.9, 0.95); cfg.gradClip = 1
+            cfg.evalInterval = 50; cfg.evalIters = 20
+            try opt.apply(to: &cfg)
+            try cfg.validate()
+
+            let trainer = try Trainer(model: model, tokenizer: tokenizer, train: train, val: val, config: cfg)
+            trainer.outputDirectory = outDir
+            try trainer.freeze(try settings.frozenNames(model))
+            if resume == nil {
+                try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+                try settings.write(to: outDir)
+            } else {
+                try trainer.resume(from: ckpt)
+            }
+            note(dataNote)
+            note("model: \(model.parameterCount) parameters from \(settings.reinitialize ? "random initialisation (baseline)" : settings.source)"
+                 + (trainer.frozenIndices.isEmpty ? "" : "; \(trainer.frozenIndices.count) tensors frozen")
+                 + "; \(ThreadPool.shared.threadCount) threads")
+            trainer.log = { print($0); fflush(stdout) }
+            if let stopAfter { try require(stopAfter > 0, "--stop-after must be positive") }
+            try trainer.run(stopAfter: stopAfter)
+            guard let first = trainer.history.first, let last = trainer.history.last else { return }
+            note(String(format: "val loss on %@: before %.4f → after %.4f (best %.4f)", data, first.val_loss, last.val_loss,
+                        trainer.bestValLoss ?? last.val_loss))
+            note("wrote \(outDir)/metrics.jsonl, loss.svg, best/ and checkpoint/ (convert --to-hf exports them)")
+        }
+    }
+
+    /// Copies every parameter by name (same shapes: only dropout differs).
+    func copyWeights(from a: any LanguageModel, to b: any LanguageModel) throws {
+        let src = Dictionary(uniqueKeysWithValues: a.namedParameters().map { ($0.name, $0.tensor) })
+        for (name, p) in b.namedParameters() {
+            guard let s = src[name], s.shape == p.shape else { throw EmeraldError.invalidArgument("internal: \(name) differs") }
+            p.data.update(from: s.data, count: p.count)
+        }
+    }
+}
+
+/// What a fine-tuning run was started with, kept in `OUT/finetune.json` so `--resume` repeats it.
+struct FinetuneSettings: Codable {
+    var source: String
+    var freezeEmbeddings: Bool
+    var freezeLayers: Int
+    var reinitialize: Bool
+
+    static func read(from dir: String) throws -> FinetuneSettings {
+        guard let d = FileManager.default.contents(atPath: dir + "/finetune.json"),
+              let s = try? JSONDecoder().decode(FinetuneSettings.self, from: d) else {
+            throw EmeraldError.invalidArgument("\(dir) is not a fine-tuning output folder (no valid finetune.json)")
+        }
+        return s
+    }
+
+    func write(to dir: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try enc.encode(self), to: dir + "/finetune.json")
+    }
+
+    /// Parameter names kept fixed.
+    func frozenNames(_ model: any LanguageModel) throws -> Set<String> {
+        guard freezeEmbeddings || freezeLayers != 0 else { return [] }
+        guard case .gpt(let g) = model.config else {
+            throw EmeraldError.invalidArgument("--freeze-embeddings and --freeze-layers apply to GPT models only")
+        }
+        try require(freezeLayers >= 0 && freezeLayers <= g.nLayer, "--freeze-layers must be in 0...\(g.nLayer), got \(freezeLayers)")
+        var names = Set<String>()
+        for (name, _) in model.namedParameters() {
+            if freezeEmbeddings && (name == "transformer.wte.weight" || name == "transformer.wpe.weight") { names.insert(name) }
+            for i in 0..<freezeLayers where name.hasPrefix("transformer.h.\(i).") { names.insert(name) }
+        }
+        return names
+    }
+}
+
+/// The fine-tuning corpus as train/val token sources in the model's tokenizer.
+enum FinetuneData {
+    static func load(_ path: String, tokenizer: any Tokenizer) throws -> (any TokenSource, any TokenSource, String) {
+        if PreparedCorpus.isPrepared(path) {
+            let corpus = try PreparedCorpus(directory: path)
+            try require(sameTokenizer(corpus.tokenizer, tokenizer),
+                        "\(path) was prepared with a different tokenizer than the model's; prepare it with --tokenizer pointing at the model folder")
+            return (corpus.train, corpus.val, "\(path): prepared corpus; train \(corpus.train.count), val \(corpus.val.count) tokens")
+        }
+        let text = try TextCorpus.load(path: path)
+        let ids = try tokenizer.encode(text)
+        let split = trainValSplit(ids)
+        return (split.train, split.val, "\(path): \(text.unicodeScalars.count) characters → \(ids.count) tokens; train \(split.train.count), val \(split.val.count)")
+    }
+
+    static func sameTokenizer(_ a: any Tokenizer, _ b: any Tokenizer) -> Bool {
+        switch (a, b) {
+        case let (x as CharTokenizer, y as CharTokenizer):
+            return x == y
+        case let (x as ByteLevelBPETokenizer, y as ByteLevelBPETokenizer): return x.tokenizerJSONData() == y.tokenizerJSONData()
+        default: return false
+        }
+    }
+}

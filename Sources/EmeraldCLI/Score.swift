@@ -1,0 +1,70 @@
+import ArgumentParser
+import Emerald
+import Foundation
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Next-token cross-entropy of a token sequence (and optionally its logits).",
+        discussion: """
+            Runs the model once over the sequence (no dropout, no sampling). `loss` is the mean of \
+            −log p(id[t+1] | id[0…t]) over t = 0…T−2 — what transformers reports for labels=ids; \
+            `per_token_loss` lists the T−1 terms; `ids` the sequence; `--logits` adds the T×V logits.
+            """)
+
+    @OptionGroup var source: ModelSource
+    @Option(help: "Token ids, e.g. 464,3290,318 (at least 2).") var ids: String?
+    @Option(help: "Text to score with the model's tokenizer (instead of --ids).") var text: String?
+    @Flag(help: "Include the T×V logits.") var logits = false
+    @Flag(help: "Print one JSON object: loss, per_token_loss, tokens, ids (and logits).") var json = false
+
+    func run() throws {
+        try EmeraldCommand.guarded {
+            try require((ids == nil) != (text == nil), "pass exactly one of --ids or --text")
+            let ckpt = try source.load()
+            let vocab = ckpt.model.config.vocabularySize
+            let seq = try ids.map { try parseIDs($0, flag: "--ids", vocabularySize: vocab) }
+                ?? ckpt.requireTokenizer("pass --ids").encode(text!)
+            try require(seq.count >= 2, "need at least 2 tokens to score, got \(seq.count)")
+            if let ctx = ckpt.model.contextLength, ctx > 1 {
+                try require(seq.count <= ctx, "the sequence is \(seq.count) tokens but the model's context is \(ctx)")
+            }
+            let model = ckpt.model
+            model.eval()
+            var rng = RandomGenerator(seed: 0)
+            let t = seq.count
+            let out = withNoGrad { model.logits(seq, batch: 1, time: t, rng: &rng) }  // (T, V)
+            let perToken = nextTokenLosses(out, ids: seq)
+            let loss = Float(perToken.reduce(0.0) { $0 + Double($1) } / Double(perToken.count))
+            if json {
+                var s = "{\"loss\": \(jsonNumber(loss)), \"tokens\": \(t), \"ids\": [\(seq.map { String($0) }.joined(separator: ", "))], \"per_token_loss\": "
+                s += perToken.withUnsafeBufferPointer(jsonArray)
+                if logits {
+                    s += ", \"logits\": ["
+                    for row in 0..<t {
+                        if row > 0 { s += ", " }
+                        s += jsonArray(UnsafeBufferPointer(start: out.data + row * vocab, count: vocab))
+                    }
+                    s += "]"
+                }
+                print(s + "}")
+            } else {
+                print(String(format: "loss %.6f over %d predictions (perplexity %.2f)", loss, perToken.count, Foundation.exp(Double(loss))))
+                print("per-token: " + perToken.map { String(format: "%.4f", $0) }.joined(separator: " "))
+                if logits {
+                    for row in 0..<t { print(jsonArray(UnsafeBufferPointer(start: out.data + row * vocab, count: vocab))) }
+                }
+            }
+        }
+    }
+
+    /// −log softmax(logits[t])[ids[t+1]] for t in 0..<T−1, computed in Double.
+    func nextTokenLosses(_ logits: Tensor, ids: [Int32]) -> [Float] {
+        let v = logits.shape.last!
+        return (0..<(ids.count - 1)).map { t in
+            let row = UnsafeBufferPointer(start: logits.data + t * v, count: v)
+            let m = Double(row.max()!)
+            let lse = m + Foundation.log(row.reduce(0.0) { $0 + Foundation.exp(Double($1) - m) })
+            return Float(lse - Double(row[Int(ids[t + 1])]))
+        }
+    }
+}
