@@ -2,11 +2,15 @@
 """Writes a synthetic corpus in OpenWebText's layout, for testing `emerald prepare` at scale.
 
     scripts/make_owt_corpus.py OUT --size 2G [--docs-per-file 400] [--seed 1] [--workers 2] [--tar]
+                               [--words-from encoder.json]
 
 OUT/openwebtext/urlsf_subset00-K_data.xz: each an xz-compressed tar of
 NNNNNNN-HASH.txt documents (English-like random text with some non-ASCII
 punctuation and letters), like the real corpus. --size counts document text
-(before compression). --tar also packs the folder into OUT/openwebtext.tar.xz
+(before compression). --words-from takes GPT-2's encoder.json and draws words from its
+20,000 lowest-id whole-word tokens with Zipf weights (ids follow merge order, roughly
+frequency), for English-like spelling statistics instead of the built-in ~150 words.
+--tar also packs the folder into OUT/openwebtext.tar.xz
 (a tar of the .xz files, as distributed). Deterministic for a given seed.
 Never commit the output.
 """
@@ -28,9 +32,31 @@ WORDS = ("the of and to a in is that for it as was with be by on not he I this a
 PUNCT = [".", ".", ".", ",", ",", ",", ";", ":", "!", "?", " —", "…"]
 
 
+VOCAB = None  # (words, cumulative Zipf weights) when --words-from is given
+
+
+def load_vocab(path):
+    import json
+    enc = json.load(open(path, encoding="utf-8"))
+    short = set("a I to of in is it on be as at by he we or an my so no do up if me us go am".split())
+    words = [t[1:] for t, _ in sorted(enc.items(), key=lambda kv: kv[1])
+             if t.startswith("\u0120") and t[1:].isalpha() and (len(t) > 3 or t[1:] in short)]
+    words = words[:20000]
+    cum, acc = [], 0.0
+    for r in range(len(words)):
+        acc += 1.0 / (r + 10)
+        cum.append(acc)
+    return words, cum
+
+
+def init_worker(vocab):
+    global VOCAB
+    VOCAB = vocab
+
+
 def make_doc(rng):
     n_words = int(rng.lognormvariate(6.6, 0.8)) + 20  # ~1,000 words, ~6 KB on average
-    words = rng.choices(WORDS, k=n_words)
+    words = rng.choices(VOCAB[0], cum_weights=VOCAB[1], k=n_words) if VOCAB else rng.choices(WORDS, k=n_words)
     out, line = [], []
     for i, w in enumerate(words):
         line.append(w)
@@ -81,6 +107,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--tar", action="store_true", help="also write OUT/openwebtext.tar.xz")
+    ap.add_argument("--words-from", help="GPT-2 encoder.json: Zipf-weighted real words instead of the built-in list")
     a = ap.parse_args()
     target = parse_size(a.size)
     folder = os.path.join(a.out, "openwebtext")
@@ -88,7 +115,8 @@ def main():
     per_file = a.docs_per_file * 5_400  # average document size
     n_files = max(1, round(target / per_file))
     jobs = [(folder, k, a.docs_per_file, a.seed) for k in range(n_files)]
-    with Pool(a.workers) as pool:
+    vocab = load_vocab(a.words_from) if a.words_from else None
+    with Pool(a.workers, initializer=init_worker, initargs=(vocab,)) as pool:
         total = sum(pool.imap(write_subset, jobs))
     print(f"{n_files} files, {total / 1e9:.3f} GB of text in {folder}")
     if a.tar:

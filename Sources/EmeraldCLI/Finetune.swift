@@ -17,7 +17,8 @@ struct Finetune: ParsableCommand {
 
     @Option(name: .customLong("from"), help: "Pretrained model: Emerald checkpoint, Hugging Face GPT-2 folder, or hub id.")
     var source: String?
-    @Option(help: "UTF-8 text file, or a folder written by `emerald prepare` with the model's tokenizer.") var data: String
+    @Option(help: "UTF-8 text file, or a folder written by `emerald prepare` with the model's tokenizer (default: the Oz book).")
+    var data: String?
     @Option(help: "Output folder (metrics.jsonl, loss.svg, best/, checkpoint/, finetune.json).") var out: String?
     @Option(help: "Continue the fine-tuning run saved in this output folder.") var resume: String?
     @OptionGroup(title: "Optimization") var opt: OptimizationOptions
@@ -49,6 +50,7 @@ struct Finetune: ParsableCommand {
                 ckpt = try Checkpoint.load(from: Hub.resolve(source!, log: note))
             }
             let tokenizer = try ckpt.requireTokenizer("fine-tuning needs it to encode --data")
+            let data = try self.data ?? Book.path(log: note)
             let (train, val, dataNote) = try FinetuneData.load(data, tokenizer: tokenizer)
 
             var model = ckpt.model

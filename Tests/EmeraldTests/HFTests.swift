@@ -77,14 +77,18 @@ final class HFTests: XCTestCase {
 
             let exported = Dictionary(uniqueKeysWithValues: HuggingFace.gradients(of: model))
             var checked = 0
+            var worst = 0.0
             for (key, g) in ref where key.hasPrefix("grad.") {
                 let hfName = String(key.dropFirst("grad.".count))
                 let mine = try XCTUnwrap(exported[hfName], "\(name): no gradient for \(hfName)")
                 XCTAssertEqual(mine.shape, g.shape, hfName)
                 let e = relativeError(mine.scalars, g.scalars)
                 XCTAssertLessThanOrEqual(e, 1e-4, "\(name): gradient of \(hfName) relative error \(e)")
+                worst = max(worst, e)
                 checked += 1
             }
+            print(String(format: "%@: logits max |Δ| %.2e, loss |Δ| %.2e, worst gradient relative error %.2e",
+                         name, dl, abs(loss.item - refLoss), worst))
             XCTAssertEqual(checked, model.namedParameters().count, "\(name): every parameter's gradient compared")
 
             let opt = AdamW(model.namedParameters(), betas: (Float(meta["beta1"]!)!, Float(meta["beta2"]!)!),

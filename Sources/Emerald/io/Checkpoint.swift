@@ -126,7 +126,7 @@ public struct Checkpoint {
         guard needed <= stored else {
             throw EmeraldError.corruptCheckpoint(path: dir, reason: "config.json describes a model of at least \(Int(needed.rounded(.up))) parameters but \(weightsPath) holds \(Int(stored))")
         }
-        let model = config.makeModel(seed: 0)
+        let model = Tensor.withoutRandomInitialization { config.makeModel(seed: 0) }  // every weight is loaded next
         for (name, p) in model.namedParameters() {
             guard let e = weights[name] else {
                 throw EmeraldError.corruptCheckpoint(path: weightsPath, reason: "missing tensor \(name)")

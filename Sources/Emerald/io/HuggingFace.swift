@@ -40,8 +40,8 @@ public enum HuggingFace {
     public static func load(directory dir: String) throws -> Checkpoint {
         let config = try GPTConfig(huggingFace: AtomicFile.readJSON(dir + "/config.json"), path: dir + "/config.json")
         let weights = try WeightFiles(directory: dir)
-        var rng = RandomGenerator(seed: 0)  // initial weights are all overwritten
-        let model = GPT(config, rng: &rng)
+        var rng = RandomGenerator(seed: 0)
+        let model = Tensor.withoutRandomInitialization { GPT(config, rng: &rng) }  // every weight is loaded next
         try weights.load(into: model, config: config)
         let fm = FileManager.default
         var tokenizer: (any Tokenizer)?

@@ -76,7 +76,9 @@ extension ByteLevelBPETokenizer {
         if pre["use_regex"] as? Bool == false { throw fail("ByteLevel use_regex=false is not supported (GPT-2's pattern is required)") }
         if let n = typeName(json["normalizer"]) { throw fail("normalizer \(n) is not supported") }
         if let d = typeName(json["decoder"]), d != "ByteLevel" { throw fail("decoder \(d) is not supported (expected ByteLevel)") }
-        if let p = typeName(json["post_processor"]), p != "ByteLevel" { throw fail("post-processor \(p) is not supported") }
+        if let p = typeName(json["post_processor"]), p != "ByteLevel" && !Self.isIdentityTemplate(json["post_processor"]) {
+            throw fail("post-processor \(p) is not supported (only ByteLevel, or a TemplateProcessing that adds no tokens)")
+        }
         for k in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let s = model[k] as? String, !s.isEmpty { throw fail("BPE \(k) \(s.debugDescription) is not supported") }
         }
@@ -111,6 +113,15 @@ extension ByteLevelBPETokenizer {
             if vocab[content] == nil { vocab[content] = id }
         }
         try self.init(vocabulary: vocab, merges: merges, specialTokens: specials, path: path)
+    }
+
+    /// transformers 5 saves GPT-2 tokenizers with `TemplateProcessing` "single": [$A], no special
+    /// tokens — a no-op for encoding, so it is accepted; templates that add tokens are not.
+    static func isIdentityTemplate(_ v: Any?) -> Bool {
+        guard let p = v as? [String: Any], p["type"] as? String == "TemplateProcessing",
+              let single = p["single"] as? [[String: Any]], single.count == 1,
+              let seq = single[0]["Sequence"] as? [String: Any], seq["id"] as? String == "A" else { return false }
+        return (p["special_tokens"] as? [String: Any])?.isEmpty ?? true
     }
 
     // MARK: - Files

@@ -17,9 +17,20 @@ extension Tensor {
         full(shape, 1, requiresGrad: requiresGrad)
     }
 
+    /// While true (see `withoutRandomInitialization`), `randn` and `uniform` return zeros.
+    @TaskLocal public static var skipsRandomInitialization = false
+
+    /// Builds something (a model about to receive loaded weights) without drawing random
+    /// numbers: `randn`/`uniform` give zeros inside `body`. Initialising GPT-2 124M draws
+    /// 124M normals (~4 s); loading then overwrites every one.
+    public static func withoutRandomInitialization<T>(_ body: () throws -> T) rethrows -> T {
+        try $skipsRandomInitialization.withValue(true, operation: body)
+    }
+
     /// Normal samples with the given mean and standard deviation.
     public static func randn(_ shape: [Int], mean: Float = 0, std: Float = 1,
                              using rng: inout RandomGenerator, requiresGrad: Bool = false) -> Tensor {
+        if skipsRandomInitialization { return zeros(shape, requiresGrad: requiresGrad) }
         let t = Tensor(uninitialized: shape)
         for i in 0..<t.count { t.data[i] = mean + std * rng.nextNormal() }
         t.requiresGrad = requiresGrad
@@ -29,6 +40,7 @@ extension Tensor {
     /// Uniform samples in `low..<high`.
     public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1,
                                using rng: inout RandomGenerator, requiresGrad: Bool = false) -> Tensor {
+        if skipsRandomInitialization { return zeros(shape, requiresGrad: requiresGrad) }
         let t = Tensor(uninitialized: shape)
         for i in 0..<t.count { t.data[i] = low + (high - low) * rng.nextFloat() }
         t.requiresGrad = requiresGrad
