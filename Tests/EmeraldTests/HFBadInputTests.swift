@@ -155,6 +155,23 @@ final class HFBadInputTests: XCTestCase {
         expectError(dir, "merges")
     }
 
+    /// transformers 5 writes a TemplateProcessing that adds nothing: accepted; one adding tokens is not.
+    func testTokenizerPostProcessors() throws {
+        let dir = try copy()
+        try editJSON(dir + "/tokenizer.json") {
+            $0["post_processor"] = ["type": "TemplateProcessing", "single": [["Sequence": ["id": "A", "type_id": 0]]],
+                                    "pair": [["Sequence": ["id": "A", "type_id": 0]], ["Sequence": ["id": "B", "type_id": 1]]],
+                                    "special_tokens": [String: Any]()]
+        }
+        XCTAssertNotNil(try Checkpoint.load(from: dir).tokenizer)
+        try editJSON(dir + "/tokenizer.json") {
+            $0["post_processor"] = ["type": "TemplateProcessing",
+                                    "single": [["SpecialToken": ["id": "<|endoftext|>", "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
+                                    "special_tokens": ["<|endoftext|>": ["id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]]]]
+        }
+        expectError(dir, "post-processor TemplateProcessing is not supported")
+    }
+
     /// Random mutations of a real GPT-2 file's header and truncations: an error or a load, never a crash.
     func testFuzzedFoldersNeverCrash() throws {
         let dir = try copy()
