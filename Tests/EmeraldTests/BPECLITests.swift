@@ -28,11 +28,8 @@ final class BPECLITests: XCTestCase {
     }
 
     private func expectFailure(_ args: [String], stdin: [UInt8] = [], _ phrase: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = try emerald(args, stdin: stdin)
-        XCTAssertEqual(r.status, 1, "emerald \(args) should fail: \(r.stderr)", file: file, line: line)
-        XCTAssertTrue(r.stderr.hasPrefix("error: "), r.stderr, file: file, line: line)
-        XCTAssertEqual(r.stderr.filter { $0 == "\n" }.count, 1, "one line: \(r.stderr)", file: file, line: line)
-        XCTAssertTrue(r.stderr.contains(phrase), "\(r.stderr) should mention \(phrase)", file: file, line: line)
+        let r = try EmeraldExecutable.run(args, in: work, stdin: stdin)
+        EmeraldExecutable.assertCleanFailure(r, "emerald " + args.joined(separator: " "), phrase, file: file, line: line)
     }
 
     private func gpt2Dir() throws -> String {

@@ -33,17 +33,8 @@ final class CLITests: XCTestCase {
 
     /// Asserts a clean failure: non-zero exit, no signal, exactly one non-empty stderr line containing `phrase`.
     private func expectFailure(_ args: [String], _ phrase: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = try emerald(args)
-        let cmd = "emerald " + args.joined(separator: " ")
-        XCTAssertEqual(r.reason, .exit, "\(cmd) died from signal \(r.status)", file: file, line: line)
-        XCTAssertNotEqual(r.status, 0, "\(cmd) should fail", file: file, line: line)
-        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false)
-        XCTAssertEqual(lines.count, 2, "\(cmd): stderr should be one line, got:\n\(r.stderr)", file: file, line: line)
-        XCTAssertEqual(lines.last, "", "\(cmd): stderr ends with a newline", file: file, line: line)
-        XCTAssertFalse(lines.first?.isEmpty ?? true, "\(cmd): empty message", file: file, line: line)
-        XCTAssertTrue(r.stderr.contains(phrase), "\(cmd): stderr \(r.stderr.debugDescription) should mention \(phrase.debugDescription)", file: file, line: line)
-        XCTAssertTrue(r.stderr.hasPrefix("error: "), "\(cmd): \(r.stderr)", file: file, line: line)
-        assertNoCrashText(r, cmd, file: file, line: line)
+        let r = try EmeraldExecutable.run(args, in: work)
+        EmeraldExecutable.assertCleanFailure(r, "emerald " + args.joined(separator: " "), phrase, file: file, line: line)
     }
 
     private func assertNoCrashText(_ r: Result, _ cmd: String, file: StaticString = #filePath, line: UInt = #line) {

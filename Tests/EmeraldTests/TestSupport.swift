@@ -114,7 +114,7 @@ extension EmeraldExecutable {
         XCTAssertTrue(r.stderr.hasPrefix("error: "), "\(cmd): \(r.stderr)", file: file, line: line)
         XCTAssertTrue(r.stderr.contains(phrase), "\(cmd): stderr \(r.stderr.debugDescription) should mention \(phrase.debugDescription)",
                       file: file, line: line)
-        for bad in ["Fatal error", "Stack dump", "Backtrace", "Segmentation", "Illegal instruction"] {
+        for bad in ["Fatal error", "Stack dump", "Backtrace", "backtrace", "Crash", "Segmentation", "Illegal instruction"] {
             XCTAssertFalse(r.stderr.contains(bad), "\(cmd): \(r.stderr)", file: file, line: line)
         }
     }
