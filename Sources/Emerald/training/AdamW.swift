@@ -39,6 +39,9 @@ public final class AdamW {
         let (b1, b2) = betas
         let c1 = 1 - Float(Double(b1).power(stepCount)), c2 = 1 - Float(Double(b2).power(stepCount))
         let eps = self.eps
+        // PyTorch's form: p ← p·(1 − lr·wd) − (lr/c1)·m / (√v/√c2 + ε); one division and one
+        // square root per element (the bias corrections are per-step scalars).
+        let stepSize = lr / c1, invSqrtC2 = 1 / c2.squareRoot()
         for (i, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
             let decay = decays[i] ? 1 - lr * weightDecay : 1
@@ -50,14 +53,14 @@ public final class AdamW {
                     let mj = b1 * load16(md + j) + (1 - b1) * gj
                     let vj = b2 * load16(vd + j) + (1 - b2) * gj * gj
                     store16(mj, md + j); store16(vj, vd + j)
-                    let upd = (mj / c1) / ((vj / c2).squareRoot() + eps)
-                    store16(load16(pd + j) * decay - lr * upd, pd + j)
+                    let denom = vj.squareRoot() * invSqrtC2 + eps
+                    store16(load16(pd + j) * decay - stepSize * mj / denom, pd + j)
                     j += 16
                 }
                 while j < r.upperBound {
                     md[j] = b1 * md[j] + (1 - b1) * gd[j]
                     vd[j] = b2 * vd[j] + (1 - b2) * gd[j] * gd[j]
-                    pd[j] = pd[j] * decay - lr * (md[j] / c1) / ((vd[j] / c2).squareRoot() + eps)
+                    pd[j] = pd[j] * decay - stepSize * md[j] / (vd[j].squareRoot() * invSqrtC2 + eps)
                     j += 1
                 }
             }
