@@ -246,9 +246,10 @@ public enum CorpusPreparer {
     }
 
     /// Queues one unit per input file — and, for tar archives, one per member, so
-    /// `openwebtext.tar.xz`'s subsets decompress in parallel.
+    /// `openwebtext.tar.xz`'s subsets decompress in parallel. `handle` gets each
+    /// document, then nil when its unit ends (to send what it batched).
     static func produceUnits<Item>(_ files: [String], counter: ByteCounter, producer: OrderedPipeline<Item>.Producer,
-                                   handle: @escaping (RawDocument, Int, OrderedPipeline<Item>.Emit) throws -> Void) throws {
+                                   handle: @escaping (RawDocument?, Int, OrderedPipeline<Item>.Emit) throws -> Void) throws {
         for path in files {
             if DocumentReader.isTarName(path) {
                 let (reader, _) = try unwrapCompression(BufferedReader(try FileStream(path: path, counter: counter)), name: path)
@@ -258,10 +259,12 @@ public enum CorpusPreparer {
                         let bytes = try readAll(stream, count: member.size)
                         try producer.add { slot, emit in
                             try DocumentReader.read(BufferedReader(MemoryStream(bytes), capacity: 1 << 16), name: name) { try handle($0, slot, emit) }
+                            try handle(nil, slot, emit)
                         }
                     } else {
                         try producer.inline { slot, emit in
                             try DocumentReader.read(BufferedReader(stream), name: name) { try handle($0, slot, emit) }
+                            try handle(nil, slot, emit)
                         }
                     }
                 }
@@ -270,14 +273,18 @@ public enum CorpusPreparer {
                     try DocumentReader.read(BufferedReader(try FileStream(path: path, counter: counter)), name: path) {
                         try handle($0, slot, emit)
                     }
+                    try handle(nil, slot, emit)
                 }
             }
         }
     }
 
-    /// Per-thread scratch (one thread uses a slot at a time).
+    /// Per-thread scratch (one thread uses a slot at a time, and a unit stays on one slot).
     final class SlotState: @unchecked Sendable {
         var decoder = DocumentDecoder()
+        /// Outcomes not yet sent (see `TokenPass`), and their size.
+        var batch: [Outcome] = []
+        var batchBytes = 0
     }
 
     // MARK: - Vocabulary and the char finish
