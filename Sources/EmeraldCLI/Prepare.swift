@@ -9,7 +9,7 @@ struct Prepare: ParsableCommand {
             Inputs are files or folders (walked recursively, sorted). Each document — a text file, a tar \
             member, a JSON line's "text" — is decoded as UTF-8 (BOM dropped, CRLF → LF), sent whole to \
             train or val by a seeded hash of its index, and followed by an end-of-text token (for char: \
-            the id one past the last character). --out gets tokenizer.json, train-NNNNNN.bin, \
+            U+0003, part of the sorted vocabulary). --out gets tokenizer.json, train-NNNNNN.bin, \
             val-NNNNNN.bin and manifest.json (written last); train with `emerald train --data DIR`.
             """)
 

@@ -4,7 +4,7 @@ import XCTest
 
 /// `emerald prepare`: formats, streaming readers, the seeded split, shards, mmap training sources and bad input.
 final class PrepareTests: XCTestCase {
-    private var work = ""
+    var work = ""
 
     override func setUp() { work = TestSupport.tempDir("prepare") }
     override func tearDown() { if !work.isEmpty { try? FileManager.default.removeItem(atPath: work) } }
@@ -12,7 +12,7 @@ final class PrepareTests: XCTestCase {
     // MARK: - Helpers
 
     @discardableResult
-    private func file(_ rel: String, _ bytes: [UInt8]) -> String {
+    func file(_ rel: String, _ bytes: [UInt8]) -> String {
         let path = work + "/" + rel
         try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
@@ -20,10 +20,10 @@ final class PrepareTests: XCTestCase {
     }
 
     @discardableResult
-    private func file(_ rel: String, _ text: String) -> String { file(rel, Array(text.utf8)) }
+    func file(_ rel: String, _ text: String) -> String { file(rel, Array(text.utf8)) }
 
     /// Runs a tool (xz, gzip, tar) in the work folder.
-    private func sh(_ tool: String, _ args: [String]) throws {
+    func sh(_ tool: String, _ args: [String]) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = [tool] + args
@@ -34,7 +34,7 @@ final class PrepareTests: XCTestCase {
     }
 
     @discardableResult
-    private func prepare(_ inputs: [String], _ out: String, _ configure: (inout PrepareOptions) -> Void = { _ in }) throws -> PrepareSummary {
+    func prepare(_ inputs: [String], _ out: String, _ configure: (inout PrepareOptions) -> Void = { _ in }) throws -> PrepareSummary {
         var o = PrepareOptions(inputs: inputs.map { $0.hasPrefix("/") ? $0 : work + "/" + $0 }, output: work + "/" + out)
         o.threads = 2
         configure(&o)
@@ -42,7 +42,7 @@ final class PrepareTests: XCTestCase {
     }
 
     /// The documents of each split, decoded and cut at end-of-text.
-    private func documents(_ out: String) throws -> (train: [String], val: [String]) {
+    func documents(_ out: String) throws -> (train: [String], val: [String]) {
         let c = try PreparedCorpus(directory: work + "/" + out)
         func docs(_ s: ShardedTokens) -> [String] {
             let ids = s.allTokens()
@@ -52,9 +52,9 @@ final class PrepareTests: XCTestCase {
         return (docs(c.train), docs(c.val))
     }
 
-    private func manifest(_ out: String) throws -> [String: Any] { try AtomicFile.readJSON(work + "/" + out + "/manifest.json") }
+    func manifest(_ out: String) throws -> [String: Any] { try AtomicFile.readJSON(work + "/" + out + "/manifest.json") }
 
-    private func expectError(_ body: @autoclosure () throws -> Any, _ phrase: String, file: StaticString = #filePath, line: UInt = #line) {
+    func expectError(_ body: @autoclosure () throws -> Any, _ phrase: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try body(), file: file, line: line) { e in
             guard let ee = e as? EmeraldError else { return XCTFail("not an EmeraldError: \(e)", file: file, line: line) }
             XCTAssertTrue(ee.description.contains(phrase), "\(ee.description.debugDescription) should mention \(phrase.debugDescription)",

@@ -51,6 +51,10 @@ public struct PrepareOptions {
     public var log: ((String) -> Void)?
     /// Seconds between progress lines.
     public var progressInterval = 5.0
+    /// `--tokenizer char`: tokens held back before the vocabulary is guessed
+    /// (see `CharIDs`): 4M (16 MiB held; memory does not grow with the corpus).
+    /// Only speed depends on it, never the output.
+    public var charGuessTokens = 1 << 22
 
     /// Defaults for `inputs` → `output`.
     public init(inputs: [String], output: String) {
@@ -65,6 +69,7 @@ public struct PrepareOptions {
         try require(threads > 0 && threads <= 256, "--threads must be in 1...256")
         try require(shardTokens > 0, "--shard-tokens must be positive, got \(shardTokens)")
         try require(!output.isEmpty, "--out needs a folder")
+        try require(charGuessTokens >= 0, "charGuessTokens must not be negative")
     }
 }
 
@@ -100,7 +105,9 @@ public struct PrepareSummary {
 /// bytes are decoded like `TextCorpus` (BOM dropped, CRLF → LF), invalid UTF-8
 /// handled by `--invalid-utf8`, empty documents dropped; then `--sample-rate`
 /// and `--val-fraction` decide (see `DocumentSplit`), and the document's tokens
-/// followed by the end-of-text id go to that split's shards.
+/// followed by the end-of-text id go to that split's shards. The inputs are
+/// read once, also for `--tokenizer char`, whose vocabulary is built on the
+/// way (see `CharIDs`).
 ///
 /// Outputs in `--out`: `tokenizer.json`, `train-NNNNNN.bin`, `val-NNNNNN.bin`
 /// (see `TokenShard`), and `manifest.json`, written last. A re-run first
@@ -135,29 +142,28 @@ public enum CorpusPreparer {
 
         let counter = ByteCounter()
         var summary = PrepareSummary()
-        if tokenizer == nil {
-            tokenizer = try buildCharVocabulary(files, options: options, counter: counter, totalBytes: totalFileBytes)
+        var tok: any Tokenizer
+        var shards: (train: ShardList, val: ShardList)
+        if var given = tokenizer {
+            if let c = given as? CharTokenizer { given = c.withEndOfText() }
+            guard let eot = (given as? EndOfTextToken)?.endOfTextID, eot >= 0, Int(eot) < given.vocabularySize else {
+                throw EmeraldError.invalidArgument("tokenizer \(tokenizerSource) has no end-of-text token to separate documents")
+            }
+            tok = given
+            setVocabulary(&summary, size: given.vocabularySize, eot: eot)
+            try AtomicFile.writeJSON(try tok.serialized(), to: options.output + "/tokenizer.json")
+            let pass = try writeShards(files, tokenizer: tok, options: options, counter: counter, totalBytes: totalFileBytes,
+                                       summary: &summary)
+            try requireTokens(summary)
+            shards = (pass.train.shards, pass.val.shards)
+        } else {
+            let pass = try writeShards(files, tokenizer: nil, options: options, counter: counter, totalBytes: totalFileBytes,
+                                       summary: &summary)
+            tok = try finishCharShards(pass, options: options, summary: &summary)
+            shards = (pass.train.shards, pass.val.shards)
         }
-        var tok = tokenizer!
-        if let c = tok as? CharTokenizer { tok = c.withEndOfText() }
-        guard let eot = (tok as? EndOfTextToken)?.endOfTextID, eot >= 0, Int(eot) < tok.vocabularySize else {
-            throw EmeraldError.invalidArgument("tokenizer \(tokenizerSource) has no end-of-text token to separate documents")
-        }
-        let vocab = tok.vocabularySize
-        summary.vocabularySize = vocab
-        summary.eotID = eot
-        summary.tokenWidth = vocab <= 65536 ? 2 : 4
-        try AtomicFile.writeJSON(try tok.serialized(), to: options.output + "/tokenizer.json")
-
-        let passBytes = counter.value
-        let shards = try writeShards(files, tokenizer: tok, options: options, counter: counter, totalBytes: totalFileBytes,
-                                     summary: &summary)
-        summary.fileBytes = counter.value - passBytes
+        summary.fileBytes = counter.value
         summary.seconds = Date().timeIntervalSince(started)
-        guard summary.trainTokens + summary.valTokens > 0 else {
-            throw EmeraldError.invalidArgument(
-                "no documents kept out of \(summary.documentsRead) read (all empty, invalid UTF-8 or sampled out)")
-        }
         try writeManifest(options: options, files: files, tokenizer: tok, tokenizerSource: tokenizerSource, summary: summary,
                           shards: shards)
         return summary
@@ -240,9 +246,10 @@ public enum CorpusPreparer {
     }
 
     /// Queues one unit per input file — and, for tar archives, one per member, so
-    /// `openwebtext.tar.xz`'s subsets decompress in parallel.
+    /// `openwebtext.tar.xz`'s subsets decompress in parallel. `handle` gets each
+    /// document, then nil when its unit ends (to send what it batched).
     static func produceUnits<Item>(_ files: [String], counter: ByteCounter, producer: OrderedPipeline<Item>.Producer,
-                                   handle: @escaping (RawDocument, Int, OrderedPipeline<Item>.Emit) throws -> Void) throws {
+                                   handle: @escaping (RawDocument?, Int, OrderedPipeline<Item>.Emit) throws -> Void) throws {
         for path in files {
             if DocumentReader.isTarName(path) {
                 let (reader, _) = try unwrapCompression(BufferedReader(try FileStream(path: path, counter: counter)), name: path)
@@ -252,10 +259,12 @@ public enum CorpusPreparer {
                         let bytes = try readAll(stream, count: member.size)
                         try producer.add { slot, emit in
                             try DocumentReader.read(BufferedReader(MemoryStream(bytes), capacity: 1 << 16), name: name) { try handle($0, slot, emit) }
+                            try handle(nil, slot, emit)
                         }
                     } else {
                         try producer.inline { slot, emit in
                             try DocumentReader.read(BufferedReader(stream), name: name) { try handle($0, slot, emit) }
+                            try handle(nil, slot, emit)
                         }
                     }
                 }
@@ -264,173 +273,61 @@ public enum CorpusPreparer {
                     try DocumentReader.read(BufferedReader(try FileStream(path: path, counter: counter)), name: path) {
                         try handle($0, slot, emit)
                     }
+                    try handle(nil, slot, emit)
                 }
             }
         }
     }
 
-    /// Per-thread scratch (one thread uses a slot at a time).
+    /// Per-thread scratch (one thread uses a slot at a time, and a unit stays on one slot).
     final class SlotState: @unchecked Sendable {
         var decoder = DocumentDecoder()
-        var bits: [UInt64]
-        init(bitWords: Int) { bits = [UInt64](repeating: 0, count: bitWords) }
+        /// Outcomes not yet sent (see `TokenPass`), and their size.
+        var batch: [Outcome] = []
+        var batchBytes = 0
     }
 
-    // MARK: - Pass 1: the character vocabulary
+    // MARK: - Vocabulary and the char finish
 
-    static func buildCharVocabulary(_ files: [String], options: PrepareOptions, counter: ByteCounter, totalBytes: Int) throws -> CharTokenizer {
-        let words = 0x110000 / 64
-        let states = (0...options.threads).map { _ in SlotState(bitWords: words) }
-        let progress = PrepareProgress(label: "pass 1/2 (vocabulary)", options: options, counter: counter, totalBytes: totalBytes)
-        let pipeline = OrderedPipeline<Int>(workers: options.threads)
-        let policy = options.invalidUTF8
-        try pipeline.run(produce: { producer in
-            try produceUnits(files, counter: counter, producer: producer) { doc, slot, emit in
-                let state = states[slot]
-                doc.bytes.withUnsafeBufferPointer { state.decoder.decode($0) }
-                let dec = state.decoder
-                if dec.invalidCount > 0 {
-                    if policy == .error { throw EmeraldError.invalidUTF8(path: doc.name, byteOffset: dec.firstInvalidOffset) }
-                    if policy == .skip { try emit(doc.bytes.count, 64); return }
-                }
-                dec.scalars.withUnsafeBufferPointer { s in
-                    state.bits.withUnsafeMutableBufferPointer { b in
-                        for c in s { b[Int(c >> 6)] |= 1 << (c & 63) }
-                    }
-                }
-                try emit(doc.bytes.count, 64)
-            }
-        }, consume: { bytes in
-            progress.tick(documents: 1, bytes: bytes, tokens: 0)
-        })
-        var merged = [UInt64](repeating: 0, count: words)
-        merged[0] |= 1 << 3  // U+0003, the end-of-text token
-        for s in states { for i in 0..<words { merged[i] |= s.bits[i] } }
-        var scalars: [Unicode.Scalar] = []
-        for i in 0..<words where merged[i] != 0 {
-            for b in 0..<64 where merged[i] & (1 << UInt64(b)) != 0 {
-                if let s = Unicode.Scalar(UInt32(i * 64 + b)) { scalars.append(s) }
-            }
+    static func setVocabulary(_ s: inout PrepareSummary, size: Int, eot: Int32) {
+        s.vocabularySize = size
+        s.eotID = eot
+        s.tokenWidth = size <= 65536 ? 2 : 4
+    }
+
+    static func requireTokens(_ s: PrepareSummary) throws {
+        guard s.trainTokens + s.valTokens > 0 else {
+            throw EmeraldError.invalidArgument(
+                "no documents kept out of \(s.documentsRead) read (all empty, invalid UTF-8 or sampled out)")
         }
-        progress.finish()
-        guard scalars.count > 1 else { throw EmeraldError.invalidArgument("the inputs hold no text") }
-        return CharTokenizer(vocabulary: scalars)
     }
 
-    // MARK: - Pass 2: tokens into shards
-
-    /// One document's result, from a worker to the writer.
-    struct Outcome {
-        enum Status { case ok, empty, invalid }
-        var status: Status
-        var tokens: [UInt32]
-        var bytes: Int
-        var repaired: Bool
-    }
-
-    typealias ShardList = [(file: String, tokens: Int)]
-
-    static func writeShards(_ files: [String], tokenizer: any Tokenizer, options: PrepareOptions, counter: ByteCounter,
-                            totalBytes: Int, summary: inout PrepareSummary) throws -> (train: ShardList, val: ShardList) {
-        let policy = options.invalidUTF8
-        // Characters map through a flat table; other tokenizers encode strings.
-        var table: [Int32]?
-        if let c = tokenizer as? CharTokenizer {
-            var t = [Int32](repeating: -1, count: 0x110000)
-            for (i, s) in c.vocabulary.enumerated() { t[Int(s.value)] = Int32(i) }
-            table = t
+    /// After a char pass: sorts the vocabulary, writes `tokenizer.json` and
+    /// completes the provisional shards (see `CharIDs`, `ProvisionalShards`).
+    static func finishCharShards(_ pass: TokenPass, options: PrepareOptions, summary: inout PrepareSummary) throws -> CharTokenizer {
+        let pending = pass.train.pending + pass.val.pending
+        do {
+            let chars = pass.chars!
+            guard chars.count > 1 else { throw EmeraldError.invalidArgument("the inputs hold no text") }
+            try requireTokens(summary)
+            let started = Date()
+            let (vocabulary, perm, unchangedBelow) = chars.finalVocabulary()
+            let tok = CharTokenizer(vocabulary: vocabulary)
+            setVocabulary(&summary, size: tok.vocabularySize, eot: tok.endOfTextID!)
+            try AtomicFile.writeJSON(try tok.serialized(), to: options.output + "/tokenizer.json")
+            let done = try ProvisionalShards.finish(pending, directory: options.output, perm: perm, unchangedBelow: unchangedBelow,
+                                                    width: summary.tokenWidth, vocabularySize: summary.vocabularySize,
+                                                    threads: options.threads, log: options.log,
+                                                    interval: options.progressInterval)
+            let what = done.shards == 0 ? "no shard needed new ids"
+                : "rewrote \(done.shards) of \(pending.count) shards (\(PrepareProgress.count(Double(done.tokens))) tokens) for characters first seen late"
+            options.log?("prepare ids: \(tok.vocabularySize) characters; \(what), done in "
+                         + PrepareProgress.duration(Date().timeIntervalSince(started)))
+            return tok
+        } catch {
+            for p in pending { unlink(options.output + "/" + p.file + ".tmp") }
+            throw error
         }
-        let charVocab = tokenizer.vocabularySize
-        let states = (0...options.threads).map { _ in SlotState(bitWords: 0) }
-        let lookup = table
-        let tokenizerName = options.tokenizer
-        let train = ShardWriter(directory: options.output, split: "train", width: summary.tokenWidth,
-                                shardTokens: options.shardTokens, vocabularySize: summary.vocabularySize)
-        let val = ShardWriter(directory: options.output, split: "val", width: summary.tokenWidth,
-                              shardTokens: options.shardTokens, vocabularySize: summary.vocabularySize)
-        let progress = PrepareProgress(label: options.tokenizer == "char" ? "pass 2/2 (tokens)" : "tokens", options: options,
-                                counter: counter, totalBytes: totalBytes)
-        let pipeline = OrderedPipeline<Outcome>(workers: options.threads)
-        var index = 0
-        let eot = [UInt32(bitPattern: summary.eotID)]
-        let seed = options.seed, rate = options.sampleRate, fraction = options.valFraction
-        var s = summary
-        try pipeline.run(produce: { producer in
-            try produceUnits(files, counter: counter, producer: producer) { doc, slot, emit in
-                let state = states[slot]
-                doc.bytes.withUnsafeBufferPointer { state.decoder.decode($0) }
-                let dec = state.decoder
-                let n = doc.bytes.count
-                if dec.scalars.isEmpty { return try emit(Outcome(status: .empty, tokens: [], bytes: n, repaired: false), 64) }
-                if dec.invalidCount > 0 {
-                    if policy == .error { throw EmeraldError.invalidUTF8(path: doc.name, byteOffset: dec.firstInvalidOffset) }
-                    if policy == .skip { return try emit(Outcome(status: .invalid, tokens: [], bytes: n, repaired: false), 64) }
-                }
-                var tokens: [UInt32]
-                if let lookup {
-                    tokens = [UInt32](repeating: 0, count: dec.scalars.count)
-                    var bad: UInt32?
-                    var kept = 0
-                    lookup.withUnsafeBufferPointer { t in
-                        dec.scalars.withUnsafeBufferPointer { sc in
-                            tokens.withUnsafeMutableBufferPointer { out in
-                                for i in 0..<sc.count {
-                                    let c = sc[i]
-                                    if c == 3 { continue }  // U+0003 is reserved for end-of-text
-                                    let id = t[Int(c)]
-                                    if id < 0 { bad = c; break }
-                                    out[kept] = UInt32(id)
-                                    kept += 1
-                                }
-                            }
-                        }
-                    }
-                    tokens.removeLast(tokens.count - kept)
-                    if let bad {
-                        let sc = Unicode.Scalar(bad)!
-                        let shown = sc.properties.isWhitespace || bad < 32 ? "U+\(String(bad, radix: 16, uppercase: true))" : "'\(sc)'"
-                        throw EmeraldError.unknownCharacter(
-                            "\(doc.name): character \(shown) is not in the vocabulary of \(charVocab) characters of \(tokenizerName)")
-                    }
-                } else {
-                    var view = String.UnicodeScalarView()
-                    for c in dec.scalars { view.append(Unicode.Scalar(c)!) }
-                    do {
-                        tokens = try tokenizer.encode(String(view)).map { UInt32(bitPattern: $0) }
-                    } catch EmeraldError.unknownCharacter(let m) {
-                        throw EmeraldError.unknownCharacter("\(doc.name): \(m)")
-                    }
-                }
-                try emit(Outcome(status: .ok, tokens: tokens, bytes: n, repaired: dec.invalidCount > 0), tokens.count * 4 + 64)
-            }
-        }, consume: { o in
-            defer { index += 1 }
-            s.documentsRead += 1
-            s.textBytes += o.bytes
-            switch o.status {
-            case .empty: s.emptyDocuments += 1; progress.tick(documents: 1, bytes: o.bytes, tokens: 0); return
-            case .invalid: s.invalidUTF8Documents += 1; progress.tick(documents: 1, bytes: o.bytes, tokens: 0); return
-            case .ok: if o.repaired { s.invalidUTF8Documents += 1 }
-            }
-            guard DocumentSplit.isSampled(index: index, seed: seed, rate: rate) else {
-                s.sampledOut += 1
-                progress.tick(documents: 1, bytes: o.bytes, tokens: 0)
-                return
-            }
-            let isVal = DocumentSplit.isValidation(index: index, seed: seed, fraction: fraction)
-            let w = isVal ? val : train
-            try o.tokens.withUnsafeBufferPointer { try w.append($0) }
-            try eot.withUnsafeBufferPointer { try w.append($0) }
-            if isVal { s.valDocuments += 1 } else { s.trainDocuments += 1 }
-            progress.tick(documents: 1, bytes: o.bytes, tokens: o.tokens.count + 1)
-        })
-        try train.finish()
-        try val.finish()
-        s.trainTokens = train.totalTokens
-        s.valTokens = val.totalTokens
-        progress.finish()
-        summary = s
-        return (train.shards, val.shards)
     }
 
     // MARK: - Manifest

@@ -26,25 +26,44 @@ public struct DocumentDecoder {
 
     /// Decodes `bytes` into `scalars`.
     public mutating func decode(_ bytes: UnsafeBufferPointer<UInt8>) {
-        scalars.removeAll(keepingCapacity: true)
-        scalars.reserveCapacity(bytes.count)
         invalidCount = 0
         firstInvalidOffset = -1
+        var out = scalars  // reuse the capacity without copying
+        scalars = []
+        out.removeAll(keepingCapacity: true)
         let n = bytes.count
-        guard n > 0 else { return }
-        let p = bytes.baseAddress!
+        guard n > 0 else { scalars = out; return }
+        // At most one scalar per byte: size the output once, write through a pointer, trim at the end.
+        out.append(contentsOf: repeatElement(0, count: n))
+        var written = 0
+        out.withUnsafeMutableBufferPointer { decode(bytes.baseAddress!, n, into: $0.baseAddress!, &written) }
+        out.removeLast(n - written)
+        scalars = out
+    }
+
+    private mutating func decode(_ p: UnsafePointer<UInt8>, _ n: Int, into q: UnsafeMutablePointer<UInt32>, _ k: inout Int) {
         var i = 0
         if n >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF { i = 3 }
         var lastCR = false
-        var out = scalars  // reuse the capacity without copying
-        scalars = []
         @inline(__always) func emit(_ c: UInt32) {
-            if c == 0x0D { out.append(0x0A); lastCR = true; return }
+            if c == 0x0D { q[k] = 0x0A; k += 1; lastCR = true; return }
             if c == 0x0A && lastCR { lastCR = false; return }
             lastCR = false
-            out.append(c)
+            q[k] = c
+            k += 1
         }
         while i < n {
+            // Eight ASCII bytes without "\r" (most text) copy straight through.
+            if !lastCR && i + 8 <= n {
+                let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+                let cr = w ^ 0x0D0D_0D0D_0D0D_0D0D
+                if (w | ((cr &- 0x0101_0101_0101_0101) & ~cr)) & 0x8080_8080_8080_8080 == 0 {
+                    for j in 0..<8 { q[k + j] = UInt32(p[i + j]) }
+                    k += 8
+                    i += 8
+                    continue
+                }
+            }
             let b0 = p[i]
             if b0 < 0x80 { emit(UInt32(b0)); i += 1; continue }
             var need = 0
@@ -80,7 +99,6 @@ public struct DocumentDecoder {
                 i += j  // the maximal subpart (at least one byte)
             }
         }
-        scalars = out
     }
 }
 

@@ -15,6 +15,8 @@ import Foundation
 /// A shard is written as `NAME.tmp` with a zeroed header, then the header is
 /// filled in, the file flushed and renamed to `NAME`: a file under the final
 /// name is always complete, and readers check its size against the header.
+/// (A `--tokenizer char` run's shards wait, flushed, under `NAME.tmp` until the
+/// vocabulary is known; see `ProvisionalShards`.)
 public enum TokenShard {
     /// Header size.
     public static let headerBytes = 64
@@ -38,14 +40,26 @@ public enum TokenShard {
     }
 }
 
+/// A shard that a provisional `ShardWriter` left as `NAME.tmp` with a zero
+/// header (data flushed) for `ProvisionalShards.finish` to complete.
+struct PendingShard {
+    /// Final name (without ".tmp").
+    var file: String
+    var tokens: Int
+    /// Bytes per token as written (2 or 4).
+    var width: Int
+    /// No token id in the shard is above this (per document, so an upper bound).
+    var maxID: UInt32
+}
+
 /// Writes one split's token stream as numbered shards (`SPLIT-000000.bin`, …).
 public final class ShardWriter {
     /// Folder.
     public let directory: String
     /// "train" or "val".
     public let split: String
-    /// Bytes per token (2 or 4).
-    public let width: Int
+    /// Bytes per token (2 or 4); a provisional writer can `widen()` from 2 to 4.
+    public private(set) var width: Int
     /// Tokens per shard.
     public let shardTokens: Int
     private let vocabularySize: Int
@@ -57,6 +71,11 @@ public final class ShardWriter {
     private var inShard = 0
     private let buffer: UnsafeMutableRawBufferPointer
     private var used = 0
+    /// Provisional mode: a full shard is flushed and kept as `NAME.tmp` with a
+    /// zero header (ids not final yet) and listed in `pending`.
+    var provisional = false
+    private(set) var pending: [PendingShard] = []
+    private var shardMaxID: UInt32 = 0
 
     /// A writer for `split` in `directory`.
     public init(directory: String, split: String, width: Int, shardTokens: Int, vocabularySize: Int) {
@@ -81,12 +100,13 @@ public final class ShardWriter {
 
     private func openShard() throws {
         let path = directory + "/" + currentName + ".tmp"
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)  // read too: `widen()` rewrites in place
         guard fd >= 0 else { throw EmeraldError.io("cannot write \(path): \(String(cString: strerror(errno)))") }
         // A zero header until the shard is finished: an interrupted shard never looks complete.
         buffer.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: TokenShard.headerBytes)
         used = TokenShard.headerBytes
         inShard = 0
+        shardMaxID = 0
     }
 
     private func flush() throws {
@@ -105,6 +125,16 @@ public final class ShardWriter {
 
     private func finishShard() throws {
         try flush()
+        if provisional {
+            // Flushed now, so that the disk writes overlap the pass and finishing costs little when no id changes.
+            let ok = fsync(fd) == 0
+            close(fd); fd = -1
+            guard ok else { throw EmeraldError.io("cannot write \(directory)/\(currentName).tmp: \(String(cString: strerror(errno)))") }
+            pending.append(PendingShard(file: currentName, tokens: inShard, width: width, maxID: shardMaxID))
+            shards.append((currentName, inShard))
+            inShard = 0
+            return
+        }
         let h = TokenShard.header(width: width, count: inShard, vocabularySize: vocabularySize)
         let path = directory + "/" + currentName
         let ok = h.withUnsafeBytes { pwrite(fd, $0.baseAddress!, $0.count, 0) == $0.count } && fsync(fd) == 0
@@ -116,11 +146,13 @@ public final class ShardWriter {
         inShard = 0
     }
 
-    /// Appends tokens, starting new shards as they fill.
-    public func append(_ tokens: UnsafeBufferPointer<UInt32>) throws {
+    /// Appends tokens, starting new shards as they fill; `maxID` (provisional
+    /// mode) bounds their ids, for `PendingShard.maxID`.
+    public func append(_ tokens: UnsafeBufferPointer<UInt32>, maxID: UInt32 = 0) throws {
         var i = 0
         while i < tokens.count {
             if fd < 0 { try openShard() }
+            shardMaxID = max(shardMaxID, maxID)
             let k = min(tokens.count - i, shardTokens - inShard, (buffer.count - used) / width)
             if k == 0 { try flush(); continue }
             let src = tokens.baseAddress! + i
@@ -137,10 +169,34 @@ public final class ShardWriter {
         }
     }
 
+    /// Switches a provisional writer from 2 to 4 bytes per token (ids grew past
+    /// UInt16): the open shard is widened in place, finished shards keep their
+    /// width until `ProvisionalShards.finish`.
+    func widen() throws {
+        precondition(provisional && width == 2)
+        if fd >= 0 {
+            try flush()
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ProvisionalShards.chunkTokens * 6, alignment: 64)
+            defer { buffer.deallocate() }
+            try ProvisionalShards.rewrite(fd: fd, count: inShard, from: 2, to: 4, perm: nil, buffer: buffer,
+                                          name: directory + "/" + currentName + ".tmp")
+            lseek(fd, 0, SEEK_END)  // further writes go after the widened tokens
+        }
+        width = 4
+    }
+
     /// Finishes the last, partly filled shard.
     public func finish() throws {
         if fd >= 0 && inShard > 0 { try finishShard() }
         if fd >= 0 { close(fd); fd = -1; unlink(directory + "/" + currentName + ".tmp") }
+    }
+
+    /// After a failure: deletes the open shard and provisional ones (finished
+    /// final shards stay; without a manifest the folder is not a corpus).
+    func discard() {
+        if fd >= 0 { close(fd); fd = -1; unlink(directory + "/" + currentName + ".tmp") }
+        for p in pending { unlink(directory + "/" + p.file + ".tmp") }
+        pending = []
     }
 }
 
