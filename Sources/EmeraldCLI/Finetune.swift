@@ -17,7 +17,7 @@ struct Finetune: ParsableCommand {
 
     @Option(name: .customLong("from"), help: "Pretrained model: Emerald checkpoint, Hugging Face GPT-2 folder, or hub id.")
     var source: String?
-    @Option(help: "UTF-8 text file, or a folder written by `emerald prepare` with the model's tokenizer (default: the Oz book).")
+    @Option(help: "UTF-8 text file, or a folder written by `emerald prepare` with the model's tokenizer (default: the Oz book; with --resume, the run's own).")
     var data: String?
     @Option(help: "Output folder (metrics.jsonl, loss.svg, best/, checkpoint/, finetune.json).") var out: String?
     @Option(help: "Continue the fine-tuning run saved in this output folder.") var resume: String?
@@ -50,7 +50,8 @@ struct Finetune: ParsableCommand {
                 ckpt = try Checkpoint.load(from: Hub.resolve(source!, log: note))
             }
             let tokenizer = try ckpt.requireTokenizer("fine-tuning needs it to encode --data")
-            let data = try self.data ?? Book.path(log: note)
+            let data = try self.data ?? settings.data ?? Book.path(log: note)
+            settings.data = data
             let (train, val, dataNote) = try FinetuneData.load(data, tokenizer: tokenizer)
 
             var model = ckpt.model
@@ -111,6 +112,8 @@ struct FinetuneSettings: Codable {
     var freezeEmbeddings: Bool
     var freezeLayers: Int
     var reinitialize: Bool
+    /// The corpus the run started on (`--resume` defaults to it).
+    var data: String?
 
     static func read(from dir: String) throws -> FinetuneSettings {
         guard let d = FileManager.default.contents(atPath: dir + "/finetune.json"),
