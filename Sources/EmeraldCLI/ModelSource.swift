@@ -29,17 +29,19 @@ extension Checkpoint {
     }
 }
 
-/// Parses "1,2,3" (or "[1, 2, 3]") into ids below `vocabularySize`.
+/// Token ids from "1,2,3" or "[1, 2, 3]" (whitespace allowed), each below `vocabularySize`.
 func parseIDs(_ text: String, flag: String, vocabularySize: Int) throws -> [Int32] {
-    let body = text.trimmingCharacters(in: CharacterSet(charactersIn: "[] \n\t"))
+    var s = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    if s.hasPrefix("[") && s.hasSuffix("]") { s = String(s.dropFirst().dropLast()) }
     var ids: [Int32] = []
-    for part in body.split(separator: ",", omittingEmptySubsequences: false) {
-        let s = part.trimmingCharacters(in: .whitespaces)
-        guard let v = Int(s) else { throw EmeraldError.invalidArgument("\(flag) takes comma-separated token ids such as 1,2,3; \"\(s)\" is not an integer") }
-        guard v >= 0 && v < vocabularySize else {
-            throw EmeraldError.invalidArgument("\(flag): id \(v) is outside the model's vocabulary 0..<\(vocabularySize)")
+    for part in s.split(whereSeparator: { $0 == "," || $0.isWhitespace }) {
+        guard let id = Int32(part) else {
+            throw EmeraldError.invalidArgument("\(flag) takes token ids as a JSON array or a comma-separated list such as 1,2,3; \(String(part.prefix(20)).debugDescription) is not an integer id")
         }
-        ids.append(Int32(v))
+        guard id >= 0 && Int(id) < vocabularySize else {
+            throw EmeraldError.invalidArgument("\(flag): token id \(id) is outside the vocabulary (0..<\(vocabularySize))")
+        }
+        ids.append(id)
     }
     return ids
 }

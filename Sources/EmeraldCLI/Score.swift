@@ -34,7 +34,7 @@ struct Score: ParsableCommand {
             let t = seq.count
             let out = withNoGrad { model.logits(seq, batch: 1, time: t, rng: &rng) }  // (T, V)
             let perToken = nextTokenLosses(out, ids: seq)
-            let loss = Float(perToken.reduce(0.0) { $0 + Double($1) } / Double(perToken.count))
+            let loss = Float(perToken.reduce(0.0) { $0 + Double($1) } / Double(perToken.count))  // mean in Double
             if json {
                 var s = "{\"loss\": \(jsonNumber(loss)), \"tokens\": \(t), \"ids\": [\(seq.map { String($0) }.joined(separator: ", "))], \"per_token_loss\": "
                 s += perToken.withUnsafeBufferPointer(jsonArray)
@@ -57,14 +57,12 @@ struct Score: ParsableCommand {
         }
     }
 
-    /// −log softmax(logits[t])[ids[t+1]] for t in 0..<T−1, computed in Double.
+    /// −log softmax(logits[t])[ids[t+1]] for t in 0..<T−1.
     func nextTokenLosses(_ logits: Tensor, ids: [Int32]) -> [Float] {
         let v = logits.shape.last!
         return (0..<(ids.count - 1)).map { t in
-            let row = UnsafeBufferPointer(start: logits.data + t * v, count: v)
-            let m = Double(row.max()!)
-            let lse = m + Foundation.log(row.reduce(0.0) { $0 + Foundation.exp(Double($1) - m) })
-            return Float(lse - Double(row[Int(ids[t + 1])]))
+            let row = logits.data + t * v
+            return SoftmaxKernel.logSumExp(row, v) - row[Int(ids[t + 1])]
         }
     }
 }

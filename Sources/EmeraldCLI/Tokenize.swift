@@ -28,7 +28,7 @@ struct Tokenize: ParsableCommand {
             let source = text == nil ? "stdin" : "TEXT"
             let input: [UInt8] = text.map { Array($0.utf8) } ?? [UInt8](FileHandle.standardInput.readDataToEndOfFile())
             if decode {
-                let ids = try parseIds(input, vocabularySize: tok.vocabularySize)
+                let ids = try parseIDs(String(decoding: input, as: UTF8.self), flag: "--decode", vocabularySize: tok.vocabularySize)
                 if let bpe = tok as? ByteLevelBPETokenizer {
                     FileHandle.standardOutput.write(Data(bpe.decodeBytes(ids)))
                 } else {
@@ -46,23 +46,6 @@ struct Tokenize: ParsableCommand {
             print("[" + ids.map { String($0) }.joined(separator: ", ") + "]")
         }
     }
-}
-
-/// Token ids from "[1, 2, 3]" or "1,2,3" (whitespace allowed), each checked against the vocabulary.
-func parseIds(_ input: [UInt8], vocabularySize: Int) throws -> [Int32] {
-    var s = String(decoding: input, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    if s.hasPrefix("[") && s.hasSuffix("]") { s = String(s.dropFirst().dropLast()) }
-    var ids: [Int32] = []
-    for part in s.split(whereSeparator: { $0 == "," || $0.isWhitespace }) {
-        guard let id = Int32(part) else {
-            throw EmeraldError.invalidArgument("--decode expects token ids as a JSON array or a comma-separated list; \(String(part.prefix(20)).debugDescription) is not an id")
-        }
-        guard id >= 0 && Int(id) < vocabularySize else {
-            throw EmeraldError.invalidArgument("token id \(id) is outside the vocabulary (0..<\(vocabularySize))")
-        }
-        ids.append(id)
-    }
-    return ids
 }
 
 /// `gpt2`, a tokenizer file or folder, or a checkpoint folder → a tokenizer.

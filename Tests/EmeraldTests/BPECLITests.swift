@@ -63,7 +63,7 @@ final class BPECLITests: XCTestCase {
     func testTokenizeBadInput() throws {
         let g = try gpt2Dir()
         try expectFailure(["tokenize", "--tokenizer", "missing.json", "x"], "no such file or folder: missing.json")
-        try expectFailure(["tokenize", "--tokenizer", g, "--decode", "[1, x]"], "is not an id")
+        try expectFailure(["tokenize", "--tokenizer", g, "--decode", "[1, x]"], "\"x\" is not an integer id")
         try expectFailure(["tokenize", "--tokenizer", g, "--decode", "[99999]"], "outside the vocabulary")
         try expectFailure(["tokenize", "--tokenizer", g], stdin: [0x61, 0xFF], "stdin is not valid UTF-8 (first bad byte at offset 1)")
         FileManager.default.createFile(atPath: work + "/wp.json", contents: Data("{\"model\": {\"type\": \"WordPiece\"}}".utf8))

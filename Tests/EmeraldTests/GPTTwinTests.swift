@@ -47,21 +47,6 @@ final class GPTTwinTests: XCTestCase {
 
     private func ints(_ t: Tensor) -> [Int32] { t.scalars.map { Int32($0) } }
 
-    private func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
-        precondition(a.count == b.count)
-        return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
-    }
-
-    /// ‖a − b‖ / ‖b‖ in double precision.
-    private func relativeError(_ a: [Float], _ b: [Float]) -> Double {
-        var num = 0.0, den = 0.0
-        for (x, y) in zip(a, b) {
-            let d = Double(x) - Double(y)
-            num += d * d; den += Double(y) * Double(y)
-        }
-        return den == 0 ? num.squareRoot() : (num / den).squareRoot()
-    }
-
     private func checkTwin(_ name: String) throws {
         let fx = try loadFixture(name)
         let t = fx.tensors
@@ -85,7 +70,7 @@ final class GPTTwinTests: XCTestCase {
         let logits = model.logits(ids, batch: fx.batch, time: fx.time, rng: &rng)
         let refLogits = try XCTUnwrap(t["logits"])
         XCTAssertEqual(logits.shape, refLogits.shape)
-        let logitsErr = maxAbsDiff(logits.scalars, refLogits.scalars)
+        let logitsErr = TestSupport.maxAbsDiff(logits.scalars, refLogits.scalars)
         let loss = logits.crossEntropy(targets: targets)
         let refLoss = try XCTUnwrap(t["loss"]).item
         let lossErr = abs(loss.item - refLoss)
@@ -97,7 +82,7 @@ final class GPTTwinTests: XCTestCase {
             let ref = try XCTUnwrap(t["grad." + pname])
             let g = p.grad?.scalars ?? [Float](repeating: 0, count: p.count)
             XCTAssertEqual(ref.count, g.count, pname)
-            let e = relativeError(g, ref.scalars)
+            let e = TestSupport.relativeError(g, ref.scalars)
             XCTAssertLessThanOrEqual(e, 1e-4, "gradient of \(pname): relative error \(e)")
             if e > gradErr { gradErr = e; worst = pname }
         }
@@ -113,7 +98,7 @@ final class GPTTwinTests: XCTestCase {
             l.backward()
             opt.step(lr: fx.lr)
         }
-        let adamErr = maxAbsDiff(losses, refLosses)
+        let adamErr = TestSupport.maxAbsDiff(losses, refLosses)
 
         func e(_ x: Double) -> String { String(format: "%.3e", x) }
         print("GPTTwin \(name): logits max|Δ| \(e(Double(logitsErr))), loss |Δ| \(e(Double(lossErr))), "

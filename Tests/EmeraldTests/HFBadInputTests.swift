@@ -45,6 +45,15 @@ final class HFBadInputTests: XCTestCase {
         try out.write(to: URL(fileURLWithPath: path))
     }
 
+    /// Sets one field of one tensor's header entry.
+    private func editEntry(_ dir: String, _ tensor: String, _ field: String, _ value: Any) throws {
+        try editHeader(dir) { h in
+            var e = h[tensor] as! [String: Any]
+            e[field] = value
+            h[tensor] = e
+        }
+    }
+
     func testDamagedWeights() throws {
         var dir = try copy()
         let w = try Data(contentsOf: URL(fileURLWithPath: dir + "/model.safetensors"))
@@ -56,27 +65,15 @@ final class HFBadInputTests: XCTestCase {
         expectError(dir, "too short for a safetensors header")
 
         dir = try copy()
-        try editHeader(dir) { h in
-            var e = h["transformer.wpe.weight"] as! [String: Any]
-            e["data_offsets"] = [0, 1 << 40]
-            h["transformer.wpe.weight"] = e
-        }
+        try editEntry(dir, "transformer.wpe.weight", "data_offsets", [0, 1 << 40])
         expectError(dir, "lie outside")
 
         dir = try copy()
-        try editHeader(dir) { h in
-            var e = h["transformer.ln_f.weight"] as! [String: Any]
-            e["dtype"] = "I64"
-            h["transformer.ln_f.weight"] = e
-        }
+        try editEntry(dir, "transformer.ln_f.weight", "dtype", "I64")
         expectError(dir, "unsupported dtype I64")
 
         dir = try copy()
-        try editHeader(dir) { h in
-            var e = h["transformer.ln_f.weight"] as! [String: Any]
-            e["dtype"] = "F16"
-            h["transformer.ln_f.weight"] = e
-        }
+        try editEntry(dir, "transformer.ln_f.weight", "dtype", "F16")
         expectError(dir, "bytes but shape [32] of F16 needs 64")
 
         dir = try copy()
@@ -95,7 +92,7 @@ final class HFBadInputTests: XCTestCase {
 
         dir = try copy()
         try editJSON(dir + "/config.json") { $0["vocab_size"] = 50257 }
-        expectError(dir, "needs [50257, 64]".replacingOccurrences(of: "64", with: "32"))
+        expectError(dir, "needs [50257, 32]")
 
         dir = try copy()
         try editJSON(dir + "/config.json") { $0["model_type"] = "llama" }

@@ -111,8 +111,8 @@ final class HFCLITests: XCTestCase {
 
     func testBadInput() throws {
         let tiny = try HFTests.folder("tiny-gpt2")
-        try fails(["score", "--model", tiny, "--ids", "1,2,x"], "\"x\" is not an integer")
-        try fails(["score", "--model", tiny, "--ids", "1,300"], "outside the model's vocabulary 0..<300")
+        try fails(["score", "--model", tiny, "--ids", "1,2,x"], "\"x\" is not an integer id")
+        try fails(["score", "--model", tiny, "--ids", "1,300"], "token id 300 is outside the vocabulary (0..<300)")
         try fails(["score", "--model", tiny, "--ids", "1"], "at least 2 tokens")
         try fails(["score", "--model", tiny, "--ids", (0..<33).map(String.init).joined(separator: ",")], "context is 32")
         try fails(["score", "--model", tiny], "exactly one of --ids or --text")

@@ -29,13 +29,6 @@ final class HFTests: XCTestCase {
         return (try XCTUnwrap(ckpt.model as? GPT), ckpt)
     }
 
-    /// ‖a − b‖ / ‖b‖.
-    private func relativeError(_ a: [Float], _ b: [Float]) -> Double {
-        var num = 0.0, den = 0.0
-        for (x, y) in zip(a, b) { num += Double(x - y) * Double(x - y); den += Double(y) * Double(y) }
-        return (num / max(den, 1e-30)).squareRoot()
-    }
-
     func testConfigComesFromConfigJSON() throws {
         let (a, _) = try load("tiny-gpt2")
         XCTAssertEqual(a.cfg, GPTConfig(vocabSize: 300, blockSize: 32, nLayer: 2, nHead: 4, nEmbd: 32, dropout: 0,
@@ -82,7 +75,7 @@ final class HFTests: XCTestCase {
                 let hfName = String(key.dropFirst("grad.".count))
                 let mine = try XCTUnwrap(exported[hfName], "\(name): no gradient for \(hfName)")
                 XCTAssertEqual(mine.shape, g.shape, hfName)
-                let e = relativeError(mine.scalars, g.scalars)
+                let e = TestSupport.relativeError(mine.scalars, g.scalars)
                 XCTAssertLessThanOrEqual(e, 1e-4, "\(name): gradient of \(hfName) relative error \(e)")
                 worst = max(worst, e)
                 checked += 1

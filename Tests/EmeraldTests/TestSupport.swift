@@ -35,6 +35,17 @@ enum TestSupport {
         precondition(a.count == b.count)
         return zip(a, b).map { abs($0 - $1) }.max() ?? 0
     }
+
+    /// ‖a − b‖ / ‖b‖ in double precision (‖a − b‖ when b is zero).
+    static func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+        precondition(a.count == b.count)
+        var num = 0.0, den = 0.0
+        for (x, y) in zip(a, b) {
+            let d = Double(x) - Double(y)
+            num += d * d; den += Double(y) * Double(y)
+        }
+        return den == 0 ? num.squareRoot() : (num / den).squareRoot()
+    }
 }
 
 /// The built `emerald` executable, run as a child process by the CLI tests.

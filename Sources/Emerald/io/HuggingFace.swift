@@ -83,9 +83,10 @@ public enum HuggingFace {
                     }
                     opened.append(try SafeTensorsFile(path: dir + "/" + n))
                 }
+                let shardIndex = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
                 var lookup: [String: Int] = [:]
                 for (key, file) in map {
-                    let i = names.firstIndex(of: file)!
+                    let i = shardIndex[file]!
                     guard opened[i][key] != nil else {
                         throw EmeraldError.corruptCheckpoint(path: dir + "/" + file, reason: "missing tensor \(key) (listed in model.safetensors.index.json)")
                     }

@@ -24,9 +24,10 @@ public enum SafeTensors {
 
     /// Reads every tensor as float32 (F16 and BF16 are widened), validating the header.
     public static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        guard FileManager.default.fileExists(atPath: path) else { throw EmeraldError.fileNotFound(path) }
-        guard let data = FileManager.default.contents(atPath: path) else { throw EmeraldError.io("cannot read \(path)") }
-        return try parse(data, path: path)
+        let file = try SafeTensorsFile(path: path)
+        var tensors: [String: Tensor] = [:]
+        for name in file.names { tensors[name] = try file.tensor(name) }
+        return (tensors, file.header.metadata)
     }
 
     /// Parses safetensors bytes.
