@@ -13,10 +13,13 @@ struct BenchGEMM: ParsableCommand {
     @Option(help: "Thread counts to measure, comma-separated.") var threads: String = "1,2"
     @Option(help: "Timed repetitions per case (median reported).") var iterations: Int = 15
     @Option(help: "Shapes as \"M,N,K;M,N,K\" (default: the issue's five).") var shapes: String?
+    @Option(help: ArgumentHelp("Also time a variant, alternating run by run: pack-a (pack A even when it can be read in place) or private-b (each row task packs its own B).",
+                               valueName: "variant")) var versus: String?
     @Flag(help: "One JSON object per line instead of a table.") var json = false
 
     func run() throws {
         try EmeraldCommand.guarded {
+            let variant = try engineVariant(versus)
             let counts = threads.split(separator: ",").compactMap { Int($0) }
             try require(!counts.isEmpty && counts.allSatisfy { $0 > 0 }, "--threads must list positive counts")
             var list = [(256, 768, 768), (256, 3072, 768), (256, 768, 3072), (4096, 384, 384), (256, 50304, 768)]
@@ -30,20 +33,35 @@ struct BenchGEMM: ParsableCommand {
             let layouts: [(String, Bool, Bool)] = [("NN", false, false), ("NT", false, true), ("TN", true, false)]
             if !json {
                 print("GEMM, fp32, median of \(iterations); op: NN = A·B, NT = A·Bᵀ, TN = Aᵀ·B (the backward pass's layouts)")
-                print("   M      N     K  op  threads   GFLOP/s")
+                print("   M      N     K  op  threads   GFLOP/s" + (versus.map { String(format: "  %10@   ratio", $0) } ?? ""))
             }
             for (m, n, k) in list {
                 for (name, ta, tb) in layouts {
                     for t in counts {
-                        let r = GEMMBenchmark.run(m: m, n: n, k: k, transA: ta, transB: tb, threads: t, iterations: iterations)
+                        let r = GEMMBenchmark.run(m: m, n: n, k: k, transA: ta, transB: tb, threads: t,
+                                                  iterations: iterations, variant: variant)
                         if json {
-                            print("{\"m\":\(m),\"n\":\(n),\"k\":\(k),\"op\":\"\(name)\",\"threads\":\(t),\"gflops\":\(String(format: "%.1f", r.gflops))}")
+                            let v = r.variantGflops.map { String(format: ",\"variant\":\"%@\",\"variant_gflops\":%.1f", versus!, $0) } ?? ""
+                            print("{\"m\":\(m),\"n\":\(n),\"k\":\(k),\"op\":\"\(name)\",\"threads\":\(t),\"gflops\":\(String(format: "%.1f", r.gflops))\(v)}")
                         } else {
-                            print(String(format: "%5d %6d %5d  %@  %7d  %8.1f", m, n, k, name, t, r.gflops))
+                            let v = r.variantGflops.map { String(format: "  %10.1f  %6.3f", $0, r.gflops / $0) } ?? ""
+                            print(String(format: "%5d %6d %5d  %@  %7d  %8.1f", m, n, k, name, t, r.gflops) + v)
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// A/B switch for `--versus`: `variant(true)` turns the alternative on, `variant(false)` back off.
+func engineVariant(_ name: String?) throws -> ((Bool) -> Void)? {
+    switch name {
+    case nil: return nil
+    case "pack-a": return { GEMMTuning.unpackedA = !$0 }
+    case "private-b":
+        let saved = GEMMTuning.sharedBMaxFloats
+        return { GEMMTuning.sharedBMaxFloats = $0 ? 0 : saved }
+    default: throw EmeraldError.invalidArgument("--versus takes pack-a or private-b, got \(name!)")
     }
 }

@@ -66,11 +66,14 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 2
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Precision: fp32 (bf16 is not built yet).") var dtype: String = "fp32"
+    @Option(help: ArgumentHelp("Also time an engine variant, alternating step by step (see `bench gemm --versus`).",
+                               valueName: "variant")) var versus: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         try EmeraldCommand.guarded {
             try require(dtype == "fp32", "--dtype \(dtype) is not available yet; only fp32 is built")
+            let variant = try engineVariant(versus)
             try require(steps > 0 && warmup >= 0 && batchSize > 0, "--steps and --batch-size must be positive")
             try applyThreads(threads)
             let cfg = try shape.config()
@@ -80,9 +83,13 @@ struct BenchTrain: ParsableCommand {
             let tokens = (0..<Swift.max(100_000, batchSize * (t + 1) * 4)).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
             var batches = try Batcher(source: TokenArray(tokens), batchSize: batchSize, blockSize: t, seed: 2)
             let opt = AdamW(model.namedParameters(), betas: (0.9, 0.95), weightDecay: 0.1)
-            var times: [Double] = []
+            var times: [Double] = [], variantTimes: [Double] = []
             var lastLoss: Float = 0
-            for i in 0..<(warmup + steps) {
+            for i in 0..<(warmup + steps) * (variant == nil ? 1 : 2) {
+                // With a variant, odd steps run it: both see the same machine, step by step.
+                let isVariant = variant != nil && i % 2 == 1
+                if isVariant { variant?(true) }
+                defer { if isVariant { variant?(false) } }
                 let start = DispatchTime.now().uptimeNanoseconds
                 model.zeroGrad()
                 let loss = model.loss(batches.next(), rng: &rng)
@@ -90,13 +97,16 @@ struct BenchTrain: ParsableCommand {
                 clipGradNorm(model.parameters, maxNorm: 1)
                 opt.step(lr: 1e-4)
                 lastLoss = loss.item
-                if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                if i / (variant == nil ? 1 : 2) >= warmup {
+                    if isVariant { variantTimes.append(elapsed) } else { times.append(elapsed) }
+                }
             }
             let sec = median(times)
             let tokensPerStep = Double(batchSize * t)
             let flops = cfg.trainingFlopsPerToken(contextLength: t) * tokensPerStep / sec
             let peak = peakGFLOPs(threads: ThreadPool.shared.threadCount) * 1e9
-            let result: [String: Any] = [
+            var result: [String: Any] = [
                 "n_layer": cfg.nLayer, "n_head": cfg.nHead, "n_embd": cfg.nEmbd, "vocab_size": cfg.vocabSize,
                 "block_size": t, "batch_size": batchSize, "threads": ThreadPool.shared.threadCount, "dtype": dtype,
                 "tokens_per_s": (tokensPerStep / sec).rounded(), "ms_per_step": (sec * 1e5).rounded() / 100,
@@ -104,9 +114,19 @@ struct BenchTrain: ParsableCommand {
                 "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10, "final_loss": Double(lastLoss),
                 "parameters": model.parameterCount,
             ]
+            if let versus {
+                let v = median(variantTimes)
+                result["variant"] = versus
+                result["variant_ms_per_step"] = (v * 1e5).rounded() / 100
+                result["variant_speedup"] = (v / sec * 1e3).rounded() / 1e3
+            }
             if json { try printJSON(result) } else {
                 print(String(format: "%.0f tokens/s, %.1f ms/step (median of %d), %.1f GFLOP/s, MFU %.1f%%, peak RSS %.0f MB",
                              tokensPerStep / sec, sec * 1e3, steps, flops / 1e9, flops / peak * 100, peakRSSMegabytes()))
+                if let versus {
+                    let v = median(variantTimes)
+                    print(String(format: "%@: %.1f ms/step; default is %.3f× as fast", versus, v * 1e3, v / sec))
+                }
             }
         }
     }

@@ -130,6 +130,20 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// The paths the defaults skip: A packed even when it could be read in place, and
+    /// row tasks that pack their own B instead of sharing one pre-packed B.
+    func testPackedAAndPrivateBPaths() {
+        let a0 = GEMMTuning.unpackedA, b0 = GEMMTuning.sharedBMaxFloats
+        defer { GEMMTuning.unpackedA = a0; GEMMTuning.sharedBMaxFloats = b0 }
+        for (inPlace, shared) in [(false, b0), (true, 0)] {
+            GEMMTuning.unpackedA = inPlace; GEMMTuning.sharedBMaxFloats = shared
+            for kern in GEMMTuning.Kernel.allCases {
+                withSettings(kernel: kern, threads: 1, forceSplit: false) { edgeSuite(step: 3) }
+                withSettings(kernel: kern, threads: 3, forceSplit: true) { blockSuite() }
+            }
+        }
+    }
+
     func testOneAndTwoThreadsAgree() {
         // Same inputs, 1 vs 2 threads: both must match the reference (already checked) and each other closely.
         let m = 300, n = 700, k = 260

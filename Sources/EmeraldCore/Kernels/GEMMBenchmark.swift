@@ -22,10 +22,14 @@ public enum GEMMBenchmark {
     /// - Parameters:
     ///   - threads: pool size for the run (see `usePool`); the previous pool is restored.
     ///   - iterations: timed runs after warm-up; 0 picks enough for ~0.3 s.
-    /// - Returns: GFLOP/s from the median run (2·m·n·k flops) and that median in seconds.
+    ///   - variant: when given, every timed run is followed by one with `variant(true)` in
+    ///     effect (then `variant(false)`): an A/B comparison on a noisy machine.
+    /// - Returns: GFLOP/s from the median run (2·m·n·k flops), that median in seconds, and
+    ///   the variant's GFLOP/s from its median run.
     public static func run(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
-                           threads: Int = ThreadPool.shared.threadCount,
-                           iterations: Int = 0) -> (gflops: Double, medianSeconds: Double) {
+                           threads: Int = ThreadPool.shared.threadCount, iterations: Int = 0,
+                           variant: ((Bool) -> Void)? = nil)
+        -> (gflops: Double, medianSeconds: Double, variantGflops: Double?) {
         let previous = ThreadPool.shared
         usePool(threads: threads)
         defer { ThreadPool.shared = previous }
@@ -50,17 +54,24 @@ public enum GEMMBenchmark {
                        a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: n)
             return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         }
+        func median(_ t: [Double]) -> Double {
+            let t = t.sorted()
+            return t.count % 2 == 1 ? t[t.count / 2] : 0.5 * (t[t.count / 2 - 1] + t[t.count / 2])
+        }
+        let flops = 2 * Double(m) * Double(n) * Double(k)
         // Warm-up: page in, grow packing buffers, wake the pool.
         var warm = once()
+        if let variant { variant(true); warm = min(warm, once()); variant(false) }
         warm = min(warm, once())
         var reps = iterations
         if reps <= 0 { reps = max(5, min(200, Int(0.3 / max(warm, 1e-6)))) }
-        var times: [Double] = []
+        var times: [Double] = [], other: [Double] = []
         times.reserveCapacity(reps)
-        for _ in 0..<reps { times.append(once()) }
-        times.sort()
-        let median = times.count % 2 == 1 ? times[times.count / 2]
-                                          : 0.5 * (times[times.count / 2 - 1] + times[times.count / 2])
-        return (2 * Double(m) * Double(n) * Double(k) / median * 1e-9, median)
+        for _ in 0..<reps {
+            times.append(once())
+            // Paired: the variant runs right after, so both see the same machine.
+            if let variant { variant(true); other.append(once()); variant(false) }
+        }
+        return (flops / median(times) * 1e-9, median(times), other.isEmpty ? nil : flops / median(other) * 1e-9)
     }
 }

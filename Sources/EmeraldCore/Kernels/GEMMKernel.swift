@@ -53,6 +53,10 @@ public enum GEMMTuning {
     public nonisolated(unsafe) static var smallThreshold = 32 * 1024
     /// Minimum flops (2·m·n·k) per thread before a GEMM is split across threads.
     public nonisolated(unsafe) static var minFlopsPerThread = 1 << 21
+    /// Read non-transposed A in place instead of packing it (`EMERALD_GEMM_PACK_A=1` turns it off).
+    public nonisolated(unsafe) static var unpackedA = ProcessInfo.processInfo.environment["EMERALD_GEMM_PACK_A"] != "1"
+    /// Largest B (floats, packed) that a row-split call packs once for all its threads.
+    public nonisolated(unsafe) static var sharedBMaxFloats = 4 << 20
     /// Overrides of the depth block KC and the column block NC (nil: per-kernel defaults).
     public nonisolated(unsafe) static var kc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_KC"].flatMap { Int($0) }
     public nonisolated(unsafe) static var nc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_NC"].flatMap { Int($0) }
@@ -89,6 +93,9 @@ protocol GEMMMicroKernel {
     /// C[mr×nr] (row stride ldc) = A·B (+ beta·C); a: kc×mr packed, b: kc×nr packed.
     static func run(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float)
+    /// Same with A read in place (row r at a + r·lda, not transposed) and alpha applied at the store.
+    static func runA(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>,
+                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float)
 }
 
 /// 6×16 tile with SIMD8<Float>: 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm.
@@ -119,6 +126,47 @@ enum Kernel6x16: GEMMMicroKernel {
             x = V8(repeating: pa[5])
             c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
             pa += 6; pb += 64; p += 1
+        }
+        let r = UnsafeMutableRawPointer(c), s = ldc * 4
+        out(c00, r, 0, beta); out(c01, r, 32, beta)
+        out(c10, r, s, beta); out(c11, r, s + 32, beta)
+        out(c20, r, 2 * s, beta); out(c21, r, 2 * s + 32, beta)
+        out(c30, r, 3 * s, beta); out(c31, r, 3 * s + 32, beta)
+        out(c40, r, 4 * s, beta); out(c41, r, 4 * s + 32, beta)
+        out(c50, r, 5 * s, beta); out(c51, r, 5 * s + 32, beta)
+    }
+
+    @inline(__always)
+    static func runA(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>,
+                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+        var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
+        var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
+        // Rows 0–2 from pa0 (+0, +lda, +2·lda), rows 3–5 from pa3: two pointers and one
+        // stride, so every broadcast is a single addressing mode.
+        var pa0 = a, pa3 = a + 3 * lda
+        let l1 = lda, l2 = 2 * lda
+        var pb = UnsafeRawPointer(b)
+        var p = 0
+        while p < kc {
+            let b0: V8 = ld(pb, 0, V8.self), b1: V8 = ld(pb, 32, V8.self)
+            var x = V8(repeating: pa0[0])
+            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = V8(repeating: pa0[l1])
+            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V8(repeating: pa0[l2])
+            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V8(repeating: pa3[0])
+            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = V8(repeating: pa3[l1])
+            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = V8(repeating: pa3[l2])
+            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            pa0 += 1; pa3 += 1; pb += 64; p += 1
+        }
+        if alpha != 1 {
+            let s = V8(repeating: alpha)
+            c00 *= s; c01 *= s; c10 *= s; c11 *= s; c20 *= s; c21 *= s
+            c30 *= s; c31 *= s; c40 *= s; c41 *= s; c50 *= s; c51 *= s
         }
         let r = UnsafeMutableRawPointer(c), s = ldc * 4
         out(c00, r, 0, beta); out(c01, r, 32, beta)
@@ -163,6 +211,52 @@ enum Kernel8x32: GEMMMicroKernel {
             x = V16(repeating: pa[7])
             c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
             pa += 8; pb += 128; p += 1
+        }
+        let r = UnsafeMutableRawPointer(c), s = ldc * 4
+        out(c00, r, 0, beta); out(c01, r, 64, beta)
+        out(c10, r, s, beta); out(c11, r, s + 64, beta)
+        out(c20, r, 2 * s, beta); out(c21, r, 2 * s + 64, beta)
+        out(c30, r, 3 * s, beta); out(c31, r, 3 * s + 64, beta)
+        out(c40, r, 4 * s, beta); out(c41, r, 4 * s + 64, beta)
+        out(c50, r, 5 * s, beta); out(c51, r, 5 * s + 64, beta)
+        out(c60, r, 6 * s, beta); out(c61, r, 6 * s + 64, beta)
+        out(c70, r, 7 * s, beta); out(c71, r, 7 * s + 64, beta)
+    }
+
+    @inline(__always)
+    static func runA(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>,
+                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+        var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
+        var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
+        var c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
+        var pa0 = a, pa4 = a + 4 * lda
+        let l1 = lda, l2 = 2 * lda, l3 = 3 * lda
+        var pb = UnsafeRawPointer(b)
+        var p = 0
+        while p < kc {
+            let b0: V16 = ld(pb, 0, V16.self), b1: V16 = ld(pb, 64, V16.self)
+            var x = V16(repeating: pa0[0])
+            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = V16(repeating: pa0[l1])
+            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V16(repeating: pa0[l2])
+            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V16(repeating: pa0[l3])
+            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = V16(repeating: pa4[0])
+            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = V16(repeating: pa4[l1])
+            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            x = V16(repeating: pa4[l2])
+            c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
+            x = V16(repeating: pa4[l3])
+            c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
+            pa0 += 1; pa4 += 1; pb += 128; p += 1
+        }
+        if alpha != 1 {
+            let s = V16(repeating: alpha)
+            c00 *= s; c01 *= s; c10 *= s; c11 *= s; c20 *= s; c21 *= s; c30 *= s; c31 *= s
+            c40 *= s; c41 *= s; c50 *= s; c51 *= s; c60 *= s; c61 *= s; c70 *= s; c71 *= s
         }
         let r = UnsafeMutableRawPointer(c), s = ldc * 4
         out(c00, r, 0, beta); out(c01, r, 64, beta)
@@ -390,30 +484,52 @@ enum GEMMDriver {
         }
     }
 
+    /// Depth and column block sizes for k × n: even blocks (columns rounded to the tile), so
+    /// no block is a sliver. A pre-packed B uses the same blocks.
+    @inline(__always)
+    static func blockSizes(k: Int, n: Int, nr: Int, kcMax: Int, ncMax: Int) -> (kc: Int, nc: Int) {
+        let kBlocks = (k + kcMax - 1) / kcMax
+        let nBlocks = (n + ncMax - 1) / ncMax
+        return ((k + kBlocks - 1) / kBlocks, roundUp((n + nBlocks - 1) / nBlocks, nr))
+    }
+
+    /// Where block (jc, pc) of a whole pre-packed B starts: column block jc holds all of k
+    /// (roundUp(nc, NR)·k floats, earlier blocks full), its pc-th depth slice after that.
+    @inline(__always)
+    static func packedBOffset(jc: Int, pc: Int, nc: Int, k: Int, nr: Int) -> Int {
+        jc * k + pc * roundUp(nc, nr)
+    }
+
     /// Blocked GEMM over the C block rows × cols, on the calling thread.
     ///
-    /// A is packed once per row block for the whole depth k (alpha folded in), so it is
-    /// never repacked; B is packed in KC×NC blocks sized for L2. Inside a block, each
-    /// MR-row micro-panel of A stays in L1 while the jr loop streams B micro-panels from
-    /// L2 and walks C along its rows (sequential streams the hardware prefetches).
+    /// A not transposed, when C is a single column block, is read in place by the micro-kernel
+    /// (`runA`): its MR rows are MR sequential streams that stay in L1 across the jr loop, so
+    /// packing them would only copy.
+    /// A transposed is packed once per row block for the whole depth k (alpha folded in): its
+    /// MR values per k step are contiguous but a micro-panel spans kc cache lines.
+    /// B is packed in KC×NC blocks sized for L2, or comes pre-packed (`packedB`, all of n,
+    /// shared by the threads of one call). Inside a block, each MR-row micro-panel of A stays
+    /// in L1 while the jr loop streams B micro-panels from L2 and walks C along its rows.
     @inline(never)
     static func blocked<K: GEMMMicroKernel>(_ g: GEMMArgs, rows: Range<Int>, cols: Range<Int>,
-                                            _: K.Type, kcMax: Int, ncMax: Int, aMaxFloats: Int, callID: Int = -1) {
+                                            _: K.Type, kcMax: Int, ncMax: Int, aMaxFloats: Int, callID: Int = -1,
+                                            packedB: UnsafePointer<Float>? = nil) {
         let MR = K.mr, NR = K.nr
         let m = rows.count, n = cols.count, k = g.k
         if m == 0 || n == 0 { return }
-        // Even block sizes (rounded to the tile) so no block is a sliver.
-        let kBlocks = (k + kcMax - 1) / kcMax
-        let KC = (k + kBlocks - 1) / kBlocks
-        let nBlocks = (n + ncMax - 1) / ncMax
-        let NC = roundUp((n + nBlocks - 1) / nBlocks, NR)
+        let (KC, NC) = blockSizes(k: k, n: n, nr: NR, kcMax: kcMax, ncMax: ncMax)
         let mcMax = max(MR, aMaxFloats / max(k, 1) / MR * MR)
         let mBlocks = (m + mcMax - 1) / mcMax
         let MC = roundUp((m + mBlocks - 1) / mBlocks, MR)
+        // In place only when the call's C is one column block, so each row of A is read once:
+        // re-read per column block, the strided rows cost more than packed panels (measured
+        // with `emerald bench gemm --versus pack-a`: +6–10% at n = 128, −5–10% at n ≥ 384).
+        let inPlaceA = !g.transA && GEMMTuning.unpackedA && g.n <= ncMax
 
         let scratch = GEMMScratch.current
-        scratch.ensure(a: min(MC, roundUp(m, MR)) * k, b: KC * min(NC, roundUp(n, NR)))
-        let pa = scratch.a, pb = scratch.b, tile = scratch.tile
+        scratch.ensure(a: inPlaceA ? MR * KC : min(MC, roundUp(m, MR)) * k,
+                       b: packedB == nil ? KC * min(NC, roundUp(n, NR)) : 0)
+        let pa = scratch.a, tile = scratch.tile
         let ldc = g.ldc
 
         var ic = 0
@@ -422,7 +538,7 @@ enum GEMMDriver {
             // Whole depth of this row block: the pc-th KC slice starts at pa + mcr·pc.
             var pc = 0
             let key = (callID, rows.lowerBound + ic, rows.lowerBound + ic + mc)
-            if callID < 0 || scratch.aKey != key {
+            if !inPlaceA && (callID < 0 || scratch.aKey != key) {
                 while pc < k {
                     packA(g, MR, rows.lowerBound + ic, mc, pc, min(KC, k - pc), pa + mcr * pc)
                     pc += KC
@@ -436,22 +552,40 @@ enum GEMMDriver {
                 while pc < k {
                     let kc = min(KC, k - pc)
                     let beta: Float = pc == 0 ? g.beta : 1
-                    packB(g, NR, cols.lowerBound + jc, nc, pc, kc, pb)
+                    let pb: UnsafePointer<Float>
+                    if let packedB {
+                        pb = packedB + packedBOffset(jc: jc, pc: pc, nc: nc, k: k, nr: NR)
+                    } else {
+                        packB(g, NR, cols.lowerBound + jc, nc, pc, kc, scratch.b)
+                        pb = UnsafePointer(scratch.b)
+                    }
                     let aBlock = pa + mcr * pc
                     let cBlock = g.c + (rows.lowerBound + ic) * ldc + cols.lowerBound + jc
                     var ir = 0
                     while ir < mc {
                         let mr = min(MR, mc - ir)
-                        let ap = UnsafePointer(aBlock + ir * kc)
+                        let inPlace = inPlaceA && mr == MR
+                        let ap: UnsafePointer<Float>
+                        if inPlace {
+                            ap = g.a + (rows.lowerBound + ic + ir) * g.lda + pc
+                        } else if inPlaceA {
+                            // Last rows of a call: pack them (zero-padded) so no row past m is read.
+                            packA(g, MR, rows.lowerBound + ic + ir, mr, pc, kc, pa)
+                            ap = UnsafePointer(pa)
+                        } else {
+                            ap = UnsafePointer(aBlock + ir * kc)
+                        }
                         var jr = 0
                         while jr < nc {
                             let nr = min(NR, nc - jr)
-                            let bp = UnsafePointer(pb + jr * kc)
+                            let bp = pb + jr * kc
                             let cp = cBlock + ir * ldc + jr
                             if mr == MR && nr == NR {
-                                K.run(kc, ap, bp, cp, ldc, beta)
+                                if inPlace { K.runA(kc, ap, g.lda, bp, cp, ldc, g.alpha, beta) }
+                                else { K.run(kc, ap, bp, cp, ldc, beta) }
                             } else {
-                                K.run(kc, ap, bp, tile, NR, 0)
+                                if inPlace { K.runA(kc, ap, g.lda, bp, tile, NR, g.alpha, 0) }
+                                else { K.run(kc, ap, bp, tile, NR, 0) }
                                 for r in 0..<mr {
                                     let crow = cp + r * ldc, trow = tile + r * NR
                                     if beta == 0 {
@@ -552,6 +686,27 @@ enum GEMMDriver {
         let callID = calls.wrappingAdd(1, ordering: .relaxed).oldValue
         let counter = GEMMScratch.current
         counter.nextTask.store(0, ordering: .relaxed)
+        // Row tasks all need every block of B: pack it once, shared, instead of once per task
+        // (for a weight gradient, B is the whole activation, k = B·T deep).
+        var sharedB: UnsafePointer<Float>?
+        let bFloats = roundUp(n, NR) * k
+        if !alongN && bFloats <= GEMMTuning.sharedBMaxFloats {
+            let (KC, NC) = blockSizes(k: k, n: n, nr: NR, kcMax: kc, ncMax: nc)
+            counter.ensure(a: 0, b: bFloats)
+            let dst = counter.b
+            let kBlocks = (k + KC - 1) / KC, nBlocks = (n + NC - 1) / NC
+            let pack = { (block: Int) in
+                let jc = block / kBlocks * NC, pc = block % kBlocks * KC
+                let ncb = min(NC, n - jc)
+                packB(g, NR, jc, ncb, pc, min(KC, k - pc), dst + packedBOffset(jc: jc, pc: pc, nc: ncb, k: k, nr: NR))
+            }
+            if bFloats >= 1 << 18 && kBlocks * nBlocks >= t {
+                parallelFor(kBlocks * nBlocks) { r in for block in r { pack(block) } }
+            } else {
+                for block in 0..<(kBlocks * nBlocks) { pack(block) }
+            }
+            sharedB = UnsafePointer(dst)
+        }
         parallelFor(t) { r in
             for _ in r {
                 while true {
@@ -561,7 +716,7 @@ enum GEMMDriver {
                     let r0 = min(m, mPanels * ri / rChunks * MR), r1 = min(m, mPanels * (ri + 1) / rChunks * MR)
                     let c0 = min(n, nPanels * ci / cChunks * NR), c1 = min(n, nPanels * (ci + 1) / cChunks * NR)
                     blocked(g, rows: r0..<r1, cols: c0..<c1, K.self, kcMax: kc, ncMax: nc, aMaxFloats: aMax,
-                            callID: callID)
+                            callID: callID, packedB: sharedB)
                 }
             }
         }
