@@ -10,6 +10,8 @@ final class GEMMTests: XCTestCase {
         var tA: Bool, tB: Bool
         var alpha: Float, beta: Float
         var padA: Int, padB: Int, padC: Int
+        /// Adds a random bias row (the fused-bias store).
+        var bias = false
     }
 
     private var rng: UInt64 = 0x1234_5678_9ABC_DEF1
@@ -29,6 +31,7 @@ final class GEMMTests: XCTestCase {
         for r in 0..<aRows { for j in 0..<aCols { a[r * lda + j] = rand() } }
         for r in 0..<bRows { for j in 0..<bCols { b[r * ldb + j] = rand() } }
         if t.beta != 0 { for r in 0..<t.m { for j in 0..<t.n { c0[r * ldc + j] = rand() } } }
+        let bias = t.bias ? (0..<t.n).map { _ in rand() } : []
         var want = c0, got = c0
         a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
@@ -36,11 +39,14 @@ final class GEMMTests: XCTestCase {
                     GEMM.reference(transA: t.tA, transB: t.tB, m: t.m, n: t.n, k: t.k, alpha: t.alpha,
                                    a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
                                    beta: t.beta, c: c.baseAddress!, ldc: ldc)
+                    if t.bias { for r in 0..<t.m { for j in 0..<t.n { c[r * ldc + j] += bias[j] } } }
                 }
                 got.withUnsafeMutableBufferPointer { c in
-                    GEMM.sgemm(transA: t.tA, transB: t.tB, m: t.m, n: t.n, k: t.k, alpha: t.alpha,
-                               a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
-                               beta: t.beta, c: c.baseAddress!, ldc: ldc)
+                    bias.withUnsafeBufferPointer { bias in
+                        GEMM.sgemm(transA: t.tA, transB: t.tB, m: t.m, n: t.n, k: t.k, alpha: t.alpha,
+                                   a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
+                                   beta: t.beta, c: c.baseAddress!, ldc: ldc, bias: t.bias ? bias.baseAddress : nil)
+                    }
                 }
             }
         }
@@ -75,7 +81,8 @@ final class GEMMTests: XCTestCase {
                 if idx % step != 0 { continue }
                 let (al, be) = Self.scalars[idx % Self.scalars.count]
                 check(Case(m: m, n: n, k: k, tA: tA, tB: tB, alpha: al, beta: be,
-                           padA: Self.pads[idx % 3], padB: Self.pads[(idx / 3) % 3], padC: Self.pads[(idx / 9) % 3]))
+                           padA: Self.pads[idx % 3], padB: Self.pads[(idx / 3) % 3], padC: Self.pads[(idx / 9) % 3],
+                           bias: idx % 5 < 2))
             } }
         } } }
     }
@@ -93,7 +100,8 @@ final class GEMMTests: XCTestCase {
                 idx += 1
                 let (al, be) = Self.scalars[idx % Self.scalars.count]
                 check(Case(m: m, n: n, k: k, tA: tA, tB: tB, alpha: al, beta: be,
-                           padA: Self.pads[idx % 3], padB: Self.pads[(idx + 1) % 3], padC: Self.pads[(idx + 2) % 3]))
+                           padA: Self.pads[idx % 3], padB: Self.pads[(idx + 1) % 3], padC: Self.pads[(idx + 2) % 3],
+                           bias: idx % 3 == 0))
             } }
         }
     }
@@ -180,6 +188,8 @@ final class GEMMTests: XCTestCase {
                 check(Case(m: 9, n: 40, k: 0, tA: false, tB: false, alpha: 1, beta: 0.5, padA: 0, padB: 0, padC: 2))
                 check(Case(m: 9, n: 40, k: 0, tA: true, tB: true, alpha: 1, beta: 0, padA: 0, padB: 0, padC: 0))
                 check(Case(m: 64, n: 64, k: 64, tA: false, tB: true, alpha: 0, beta: -2, padA: 1, padB: 1, padC: 1))
+                check(Case(m: 9, n: 40, k: 0, tA: false, tB: false, alpha: 1, beta: 0.5, padA: 0, padB: 0, padC: 2, bias: true))
+                check(Case(m: 64, n: 64, k: 64, tA: false, tB: true, alpha: 0, beta: 0, padA: 1, padB: 1, padC: 1, bias: true))
                 check(Case(m: 70, n: 90, k: 300, tA: true, tB: false, alpha: 1, beta: 0, padA: 0, padB: 0, padC: 5))
             }
         }

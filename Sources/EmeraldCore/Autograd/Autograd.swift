@@ -55,6 +55,19 @@ extension Tensor {
         body(grad!.data)
     }
 
+    /// Lets `body` write the gradient GEMM-style: with beta 0 into a new, uninitialised
+    /// buffer it must overwrite (no zero fill), with beta 1 into the existing one.
+    func withGrad(beta body: (UnsafeMutablePointer<Float>, Float) -> Void) {
+        guard requiresGrad else { return }
+        if let grad {
+            body(grad.data, 1)
+        } else {
+            let fresh = Tensor(uninitialized: shape)
+            body(fresh.data, 0)
+            grad = fresh
+        }
+    }
+
     /// Like `accumulateGrad`, for a gradient tensor made just for this call
     /// and referenced nowhere else: on first use it becomes the gradient
     /// without a copy.

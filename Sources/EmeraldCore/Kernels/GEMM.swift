@@ -1,5 +1,5 @@
 /// Single-precision matrix multiply, row-major:
-/// C[m×n] = alpha · op(A) · op(B) + beta · C, with op(X) = X or Xᵀ.
+/// C[m×n] = alpha · op(A) · op(B) (+ bias on every row) + beta · C, with op(X) = X or Xᵀ.
 ///
 /// `lda`, `ldb`, `ldc` are row strides of the matrices as stored.
 public enum GEMM {
@@ -9,10 +9,12 @@ public enum GEMM {
                              a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0,
-                             c: UnsafeMutablePointer<Float>, ldc: Int) {
-        // Packed, register-blocked, threaded kernel: see GEMMKernel.swift.
+                             c: UnsafeMutablePointer<Float>, ldc: Int,
+                             bias: UnsafePointer<Float>? = nil) {
+        // Packed, register-blocked, threaded kernel: see GEMMKernel.swift. A bias (n floats)
+        // is added in the micro-kernel's store, so a linear layer writes its output once.
         GEMMDriver.sgemm(GEMMArgs(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                                  a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc))
+                                  a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias))
     }
 
     /// Straightforward row-times-panel GEMM: correct for every layout, used as

@@ -90,12 +90,14 @@ public enum GEMMTuning {
 protocol GEMMMicroKernel {
     static var mr: Int { get }
     static var nr: Int { get }
-    /// C[mr×nr] (row stride ldc) = A·B (+ beta·C); a: kc×mr packed, b: kc×nr packed.
+    /// C[mr×nr] (row stride ldc) = A·B (+ bias[0..<nr] on every row) (+ beta·C);
+    /// a: kc×mr packed, b: kc×nr packed.
     static func run(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float)
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float, _ bias: UnsafePointer<Float>?)
     /// Same with A read in place (row r at a + r·lda, not transposed) and alpha applied at the store.
     static func runA(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>,
-                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float)
+                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
+                     _ bias: UnsafePointer<Float>?)
 }
 
 /// 6×16 tile with SIMD8<Float>: 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm.
@@ -105,7 +107,7 @@ enum Kernel6x16: GEMMMicroKernel {
 
     @inline(__always)
     static func run(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float) {
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float, _ bias: UnsafePointer<Float>?) {
         var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
         var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
         var pa = a
@@ -127,6 +129,11 @@ enum Kernel6x16: GEMMMicroKernel {
             c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
             pa += 6; pb += 64; p += 1
         }
+        if let bias {
+            let r = UnsafeRawPointer(bias), u: V8 = ld(r, 0, V8.self), w: V8 = ld(r, 32, V8.self)
+            c00 += u; c01 += w; c10 += u; c11 += w; c20 += u; c21 += w
+            c30 += u; c31 += w; c40 += u; c41 += w; c50 += u; c51 += w
+        }
         let r = UnsafeMutableRawPointer(c), s = ldc * 4
         out(c00, r, 0, beta); out(c01, r, 32, beta)
         out(c10, r, s, beta); out(c11, r, s + 32, beta)
@@ -138,7 +145,8 @@ enum Kernel6x16: GEMMMicroKernel {
 
     @inline(__always)
     static func runA(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>,
-                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
+                     _ bias: UnsafePointer<Float>?) {
         var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
         var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
         // Rows 0–2 from pa0 (+0, +lda, +2·lda), rows 3–5 from pa3: two pointers and one
@@ -168,6 +176,11 @@ enum Kernel6x16: GEMMMicroKernel {
             c00 *= s; c01 *= s; c10 *= s; c11 *= s; c20 *= s; c21 *= s
             c30 *= s; c31 *= s; c40 *= s; c41 *= s; c50 *= s; c51 *= s
         }
+        if let bias {
+            let r = UnsafeRawPointer(bias), u: V8 = ld(r, 0, V8.self), w: V8 = ld(r, 32, V8.self)
+            c00 += u; c01 += w; c10 += u; c11 += w; c20 += u; c21 += w
+            c30 += u; c31 += w; c40 += u; c41 += w; c50 += u; c51 += w
+        }
         let r = UnsafeMutableRawPointer(c), s = ldc * 4
         out(c00, r, 0, beta); out(c01, r, 32, beta)
         out(c10, r, s, beta); out(c11, r, s + 32, beta)
@@ -185,7 +198,7 @@ enum Kernel8x32: GEMMMicroKernel {
 
     @inline(__always)
     static func run(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float) {
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float, _ bias: UnsafePointer<Float>?) {
         var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
         var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
         var c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
@@ -212,6 +225,11 @@ enum Kernel8x32: GEMMMicroKernel {
             c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
             pa += 8; pb += 128; p += 1
         }
+        if let bias {
+            let r = UnsafeRawPointer(bias), u: V16 = ld(r, 0, V16.self), w: V16 = ld(r, 64, V16.self)
+            c00 += u; c01 += w; c10 += u; c11 += w; c20 += u; c21 += w; c30 += u; c31 += w
+            c40 += u; c41 += w; c50 += u; c51 += w; c60 += u; c61 += w; c70 += u; c71 += w
+        }
         let r = UnsafeMutableRawPointer(c), s = ldc * 4
         out(c00, r, 0, beta); out(c01, r, 64, beta)
         out(c10, r, s, beta); out(c11, r, s + 64, beta)
@@ -225,7 +243,8 @@ enum Kernel8x32: GEMMMicroKernel {
 
     @inline(__always)
     static func runA(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>,
-                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float) {
+                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
+                     _ bias: UnsafePointer<Float>?) {
         var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
         var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
         var c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
@@ -257,6 +276,11 @@ enum Kernel8x32: GEMMMicroKernel {
             let s = V16(repeating: alpha)
             c00 *= s; c01 *= s; c10 *= s; c11 *= s; c20 *= s; c21 *= s; c30 *= s; c31 *= s
             c40 *= s; c41 *= s; c50 *= s; c51 *= s; c60 *= s; c61 *= s; c70 *= s; c71 *= s
+        }
+        if let bias {
+            let r = UnsafeRawPointer(bias), u: V16 = ld(r, 0, V16.self), w: V16 = ld(r, 64, V16.self)
+            c00 += u; c01 += w; c10 += u; c11 += w; c20 += u; c21 += w; c30 += u; c31 += w
+            c40 += u; c41 += w; c50 += u; c51 += w; c60 += u; c61 += w; c70 += u; c71 += w
         }
         let r = UnsafeMutableRawPointer(c), s = ldc * 4
         out(c00, r, 0, beta); out(c01, r, 64, beta)
@@ -332,6 +356,8 @@ struct GEMMArgs {
     var b: UnsafePointer<Float>, ldb: Int
     var beta: Float
     var c: UnsafeMutablePointer<Float>, ldc: Int
+    /// Added to every row of C (n floats), or nil.
+    var bias: UnsafePointer<Float>? = nil
 }
 
 @inline(__always) private func roundUp(_ x: Int, _ r: Int) -> Int { (x + r - 1) / r * r }
@@ -580,12 +606,17 @@ enum GEMMDriver {
                             let nr = min(NR, nc - jr)
                             let bp = pb + jr * kc
                             let cp = cBlock + ir * ldc + jr
+                            // The bias goes in once, with the first depth block.
+                            let bias = pc == 0 ? g.bias.map { $0 + cols.lowerBound + jc + jr } : nil
                             if mr == MR && nr == NR {
-                                if inPlace { K.runA(kc, ap, g.lda, bp, cp, ldc, g.alpha, beta) }
-                                else { K.run(kc, ap, bp, cp, ldc, beta) }
+                                if inPlace { K.runA(kc, ap, g.lda, bp, cp, ldc, g.alpha, beta, bias) }
+                                else { K.run(kc, ap, bp, cp, ldc, beta, bias) }
                             } else {
-                                if inPlace { K.runA(kc, ap, g.lda, bp, tile, NR, g.alpha, 0) }
-                                else { K.run(kc, ap, bp, tile, NR, 0) }
+                                if inPlace { K.runA(kc, ap, g.lda, bp, tile, NR, g.alpha, 0, nil) }
+                                else { K.run(kc, ap, bp, tile, NR, 0, nil) }
+                                if let bias {
+                                    for r in 0..<mr { for c in 0..<nr { tile[r * NR + c] += bias[c] } }
+                                }
                                 for r in 0..<mr {
                                     let crow = cp + r * ldc, trow = tile + r * NR
                                     if beta == 0 {
@@ -611,20 +642,33 @@ enum GEMMDriver {
 
     /// Entry point behind `GEMM.sgemm`.
     static func sgemm(_ g: GEMMArgs) {
+        var g = g
         let m = g.m, n = g.n, k = g.k
         if m <= 0 || n <= 0 { return }
+        let work = m * n * k
+        let small = work < GEMMTuning.smallThreshold || m < 4 || n < 4
+        if let bias = g.bias, k <= 0 || g.alpha == 0 || small {
+            // Paths without a fused bias: C = beta·C + bias first, then accumulate.
+            parallelFor(m, grain: max(1, 65536 / n)) { rows in
+                for i in rows {
+                    let ci = g.c + i * g.ldc
+                    scaleRow(ci, n, g.beta)
+                    Kernels.axpy(1, bias, ci, n)
+                }
+            }
+            g.beta = 1; g.bias = nil
+        }
         if k <= 0 || g.alpha == 0 {
             parallelFor(m, grain: max(1, 65536 / n)) { rows in
                 for i in rows { scaleRow(g.c + i * g.ldc, n, g.beta) }
             }
             return
         }
-        let work = m * n * k
         let threads = ThreadPool.shared.threadCount
         let maxThreads = max(1, min(threads, 2 * work / GEMMTuning.minFlopsPerThread))
 
         // Tiny products and skinny shapes: no packing.
-        if work < GEMMTuning.smallThreshold || m < 4 || n < 4 {
+        if small {
             if maxThreads > 1 && m >= 2 * maxThreads && (m >= n || n < 64 * maxThreads) {
                 parallelFor(maxThreads) { r in
                     for w in r { direct(g, rows: (m * w / maxThreads)..<(m * (w + 1) / maxThreads), cols: 0..<n) }

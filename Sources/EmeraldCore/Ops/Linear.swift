@@ -1,8 +1,9 @@
 extension Tensor {
     /// Fused affine map on the last axis (llm.c's matmul_forward/backward):
     /// out (N, OC) = inp (N, C) · Wᵀ + b with W (OC, C), N = all leading dims.
-    /// The bias is written into C before one GEMM with beta = 1, so no
-    /// broadcast temporary is made.
+    /// The bias is added by the GEMM's micro-kernel as it stores C, so the
+    /// output is written once; gradients made fresh here are written, not zeroed
+    /// then accumulated.
     public func linear(weight: Tensor, bias: Tensor?) -> Tensor {
         let c = shape.last ?? 1
         precondition(weight.rank == 2 && weight.shape[1] == c, "linear: weight \(weight.shape) does not take \(c) features")
@@ -10,23 +11,20 @@ extension Tensor {
         precondition(bias == nil || bias!.count == oc, "linear: bias has \(bias!.count) entries, expected \(oc)")
         let n = count / Swift.max(c, 1)
         let out = Tensor(uninitialized: Array(shape.dropLast()) + [oc])
-        if let bias {
-            for r in 0..<n { (out.data + r * oc).update(from: bias.data, count: oc) }
-        }
         GEMM.sgemm(transA: false, transB: true, m: n, n: oc, k: c, a: data, lda: c,
-                   b: weight.data, ldb: c, beta: bias == nil ? 0 : 1, c: out.data, ldc: oc)
+                   b: weight.data, ldb: c, c: out.data, ldc: oc, bias: bias.map { UnsafePointer($0.data) })
         var inputs = [self, weight]
         if let bias { inputs.append(bias) }
         return out.record(inputs) { g in
             // dinp (N, C) += g (N, OC) · W (OC, C)
-            self.withGrad { dx in
+            self.withGrad { dx, beta in
                 GEMM.sgemm(transA: false, transB: false, m: n, n: c, k: oc, a: g.data, lda: oc,
-                           b: weight.data, ldb: c, beta: 1, c: dx, ldc: c)
+                           b: weight.data, ldb: c, beta: beta, c: dx, ldc: c)
             }
             // dW (OC, C) += gᵀ (OC, N) · inp (N, C)
-            weight.withGrad { dw in
+            weight.withGrad { dw, beta in
                 GEMM.sgemm(transA: true, transB: false, m: oc, n: c, k: n, a: g.data, lda: oc,
-                           b: self.data, ldb: c, beta: 1, c: dw, ldc: c)
+                           b: self.data, ldb: c, beta: beta, c: dw, ldc: c)
             }
             // db (OC) += Σ_rows g
             bias?.withGrad { db in for r in 0..<n { Kernels.axpy(1, g.data + r * oc, db, oc) } }
