@@ -71,6 +71,26 @@ final class GPTTests: XCTestCase {
         XCTAssertLessThan(TestSupport.maxAbsDiff(wqGrad, Array(wAttn.grad!.scalars[0..<(c * c)])), 1e-5)
     }
 
+    /// The attention-dropout mask drops with probability p and scales the rest by 1/(1−p):
+    /// with uniform probabilities and V = 1, row i's output is the mean of i+1 keep
+    /// factors, whose mean is 1 and whose variance is p/(1−p).
+    func testAttentionDropoutRateAndScale() {
+        let (t, c) = (512, 8)
+        for p: Float in [0.5, 0.2] {
+            var qkv = [Float](repeating: 0, count: t * 3 * c)
+            for i in 0..<t { for j in 0..<c { qkv[i * 3 * c + 2 * c + j] = 1 } }  // q = k = 0, v = 1
+            let out = withNoGrad { Tensor(qkv, shape: [1, t, 3 * c]).causalSelfAttention(heads: 1, dropout: p, seed: 7) }
+            var mean = 0.0, variance = 0.0
+            for i in 256..<t {
+                let o = Double(out.data[i * c])
+                mean += o / 256
+                variance += (o - 1) * (o - 1) * Double(i + 1) / 256
+            }
+            XCTAssertEqual(mean, 1, accuracy: 0.01, "p \(p)")
+            XCTAssertEqual(variance, Double(p / (1 - p)), accuracy: 0.3 * Double(p / (1 - p)), "p \(p)")
+        }
+    }
+
     /// Attention-probability dropout: the mask is a pure function of the seed, and
     /// backward (which regenerates it) matches central finite differences.
     func testAttentionDropoutGradientMatchesFiniteDifferences() {
@@ -100,6 +120,36 @@ final class GPTTests: XCTestCase {
             scale = max(scale, abs(analytic[i]))
         }
         XCTAssertLessThan(worst, 1e-2 * scale)
+    }
+
+    /// A split smaller than evalIters batches is scored exactly once over a sweep; a larger
+    /// one by evalIters random batches.
+    func testEstimateLossSweepsASmallSplit() throws {
+        let tokens = TestSupport.ids(2_000, vocab: 11)
+        let (train, val) = trainValSplit(tokens)  // 1,800 and 200 tokens
+        var cfg = TrainConfig()
+        cfg.batchSize = 4; cfg.blockSize = 8; cfg.evalIters = 10  // 320 tokens per estimate
+        let model = ModelConfig.gpt(TestSupport.tinyGPT(dropout: 0.1)).makeModel(seed: 3)
+        let trainer = try Trainer(model: model, tokenizer: CharTokenizer(training: "abcdefghijk"), train: train, val: val, config: cfg)
+        let (tr, va) = trainer.estimateLoss()
+        model.eval()
+        let sweep = withNoGrad { () -> Float in
+            var rng = RandomGenerator(seed: 0), sum: Float = 0, rows = 0
+            for b in Batcher.sweep(val, batchSize: 4, blockSize: 8) {
+                sum += model.loss(b, rng: &rng).item * Float(b.batchSize); rows += b.batchSize
+            }
+            return sum / Float(rows)
+        }
+        XCTAssertEqual(va, sweep, accuracy: 1e-5)
+        // The training split (1,800 > 320 tokens) is sampled: 10 batches seeded from the config.
+        let sampled = withNoGrad { () -> Float in
+            var rng = RandomGenerator(seed: 0), sum: Float = 0
+            var batches = try! Batcher(source: train, batchSize: 4, blockSize: 8, seed: cfg.seed &+ 3)
+            for _ in 0..<10 { sum += model.loss(batches.next(), rng: &rng).item }
+            return sum / 10
+        }
+        XCTAssertEqual(tr, sampled, accuracy: 1e-5)
+        XCTAssertNotEqual(tr, va)
     }
 
     /// N micro-batches of B give the same update as one batch of N·B.

@@ -271,4 +271,17 @@ final class TokenizerCorpusTests: XCTestCase {
         XCTAssertEqual(Array(batch.inputs[..<9]), (0..<9).map(Int32.init))
         XCTAssertEqual(Array(batch.targets[..<9]), (1..<10).map(Int32.init))
     }
+
+    func testSweepCoversEveryTargetOnce() {
+        let source = TokenArray((0..<203).map(Int32.init))  // token value == its position
+        let batches = Batcher.sweep(source, batchSize: 4, blockSize: 10)
+        // 20 whole windows (202 targets, the last 2 left out): batches of 4, 4, 4, 4, 4.
+        XCTAssertEqual(batches.map(\.batchSize), [4, 4, 4, 4, 4])
+        let targets = batches.flatMap(\.targets), inputs = batches.flatMap(\.inputs)
+        XCTAssertEqual(targets, (1...200).map(Int32.init), "each target once, in order")
+        XCTAssertEqual(inputs, (0..<200).map(Int32.init))
+        let short = Batcher.sweep(source, batchSize: 3, blockSize: 25)  // 8 windows: 3, 3, 2
+        XCTAssertEqual(short.map(\.batchSize), [3, 3, 2])
+        XCTAssertEqual(short.last?.inputs.count, 50)
+    }
 }

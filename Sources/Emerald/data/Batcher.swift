@@ -77,3 +77,28 @@ public struct Batcher {
         return Batch(inputs: inputs, targets: targets, batchSize: b, blockSize: t)
     }
 }
+
+extension Batcher {
+    /// Every target of `source` exactly once: consecutive windows starting at 0, T, 2T, …,
+    /// B per batch (the last batch may be shorter). The fewer than T tokens after the last
+    /// whole window are left out. Each window's targets see contexts 0…T−1, as random
+    /// windows do on average, so the mean loss over a sweep estimates the same quantity
+    /// without sampling noise.
+    public static func sweep(_ source: any TokenSource, batchSize: Int, blockSize: Int) -> [Batch] {
+        let t = blockSize, windows = (source.count - 1) / t
+        var batches: [Batch] = []
+        var w = 0
+        while w < windows {
+            let b = Swift.min(batchSize, windows - w)
+            var inputs = [Int32](repeating: 0, count: b * t), targets = inputs
+            var window = [Int32](repeating: 0, count: t + 1)
+            for row in 0..<b {
+                window.withUnsafeMutableBufferPointer { source.copy(from: (w + row) * t, count: t + 1, into: $0.baseAddress!) }
+                for j in 0..<t { inputs[row * t + j] = window[j]; targets[row * t + j] = window[j + 1] }
+            }
+            batches.append(Batch(inputs: inputs, targets: targets, batchSize: b, blockSize: t))
+            w += b
+        }
+        return batches
+    }
+}

@@ -58,7 +58,7 @@ public struct EvalRecord: Codable, Equatable, Sendable {
     public var step: Int
     /// Mean loss over `evalIters` training batches.
     public var train_loss: Float
-    /// Mean loss over `evalIters` validation batches.
+    /// Mean loss over the validation split (`evalIters` batches, or all of it when smaller).
     public var val_loss: Float
     /// Training throughput since the previous evaluation.
     public var tokens_per_s: Double
@@ -149,14 +149,25 @@ public final class Trainer {
         }
     }
 
-    /// Mean loss over `evalIters` fixed batches of each split (same batches every evaluation).
+    /// Mean loss of each split: over `evalIters` fixed random batches (the same every
+    /// evaluation), or, for a split no larger than those batches would sample (the book's
+    /// validation tenth), over all of it exactly once (`Batcher.sweep`): no sampling noise,
+    /// and cheaper.
     public func estimateLoss() -> (train: Float, val: Float) {
         model.eval()
         defer { model.train() }
         return withNoGrad {
+            var rng = RandomGenerator(seed: 0)
             func mean(_ src: any TokenSource, seed: UInt64) -> Float {
+                if src.count - 1 <= config.evalIters * config.batchSize * config.blockSize {
+                    var total = 0.0, rows = 0
+                    for b in Batcher.sweep(src, batchSize: config.batchSize, blockSize: config.blockSize) {
+                        total += Double(model.loss(b, rng: &rng).item) * Double(b.batchSize)
+                        rows += b.batchSize
+                    }
+                    return Float(total / Double(rows))
+                }
                 var b = try! Batcher(source: src, batchSize: config.batchSize, blockSize: config.blockSize, seed: seed)
-                var rng = RandomGenerator(seed: 0)
                 var total = 0.0
                 for _ in 0..<config.evalIters { total += Double(model.loss(b.next(), rng: &rng).item) }
                 return Float(total / Double(config.evalIters))

@@ -50,13 +50,64 @@ public enum AttentionKernel {
             self.b = b; self.t = t; self.c = c; self.heads = heads; self.dropout = dropout; self.seed = seed
         }
 
-        /// 1/(1−p) where position (bh, i, j) is kept, 0 where dropped.
-        @inline(__always) func keep(_ bh: Int, _ i: Int, _ j: Int) -> Float {
-            var z = seed &+ UInt64((bh * t + i) * t + j) &* 0x9E37_79B9_7F4A_7C15
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return Float(z >> 40) * (1.0 / 16_777_216.0) < dropout ? 0 : 1 / (1 - dropout)
+        /// The mask is a 32-bit counter hash (murmur3's finalizer, as `Kernels.dropout`) of
+        /// position (bh·t + i)·t + j under a key from the seed, 8 lanes at a time.
+        var key: SIMD8<UInt32> {
+            var z = seed &* 0x9E37_79B9_7F4A_7C15
+            z ^= z >> 32
+            return SIMD8(repeating: UInt32(truncatingIfNeeded: z))
+        }
+
+        /// 1/(1−p) in each lane whose position is kept, 0 where dropped.
+        @inline(__always) func keep8(_ position: SIMD8<UInt32>, key: SIMD8<UInt32>) -> F8 {
+            let h = mix8(position ^ key)
+            let u = unsafeBitCast(SIMD8<UInt32>(repeating: 0x3F80_0000) | (h &>> 9), to: F8.self) - 1
+            let dropped = unsafeBitCast(u - F8(repeating: dropout), to: SIMD8<UInt32>.self) &>> 31
+            return unsafeBitCast((dropped &- 1) & SIMD8(repeating: (1 / (1 - dropout)).bitPattern), to: F8.self)
+        }
+
+        /// Positions (bh, i, j + 0…7).
+        @inline(__always) func positions(_ bh: Int, _ i: Int, _ j: Int) -> SIMD8<UInt32> {
+            SIMD8(repeating: UInt32(truncatingIfNeeded: (bh * t + i) * t + j)) &+ SIMD8(0, 1, 2, 3, 4, 5, 6, 7)
+        }
+
+        /// row[j] ·= keep(bh, i, j) for j < count (forward's dropped probabilities).
+        @inline(__always) func dropRow(_ bh: Int, _ i: Int, _ row: UnsafeMutablePointer<Float>, count: Int) {
+            let k = key
+            var j = 0
+            while j < count {
+                let f = keep8(positions(bh, i, j), key: k)
+                if j + 8 <= count {
+                    store8(load8(row + j) * f, row + j)
+                } else {
+                    for l in 0..<(count - j) { row[j + l] *= f[l] }
+                }
+                j += 8
+            }
+        }
+
+        /// Backward's dS for one row, with the mask: dp holds dP′ = dO Vᵀ on entry and dS on
+        /// exit; p holds P on entry and P′ = P·keep (for dV) on exit. Entries count..<width of
+        /// dS are zeroed (masked keys).
+        @inline(__always) func dropoutScores(_ bh: Int, _ i: Int, p: UnsafeMutablePointer<Float>, dp: UnsafeMutablePointer<Float>,
+                                             d: Float, count: Int, width: Int) {
+            let k = key, dv = F8(repeating: d)
+            var j = 0
+            while j < count {
+                let m = keep8(positions(bh, i, j), key: k)
+                if j + 8 <= count {
+                    let pv = load8(p + j)
+                    store8(pv * (load8(dp + j) * m - dv), dp + j)
+                    store8(pv * m, p + j)
+                } else {
+                    for l in 0..<(count - j) {
+                        dp[j + l] = p[j + l] * (dp[j + l] * m[l] - d)
+                        p[j + l] *= m[l]
+                    }
+                }
+                j += 8
+            }
+            if width > count { (dp + count).update(repeating: 0, count: width - count) }
         }
     }
 
@@ -100,7 +151,7 @@ public enum AttentionKernel {
                     let r1 = Swift.min(t, r0 + rowBlock)
                     probabilities(g, q: q, k: k, r0: r0, r1: r1, p: p, lse: lse + bh * t, known: nil)
                     if g.dropout > 0 {
-                        for i in r0..<r1 { let row = p + (i - r0) * t; for j in 0...i { row[j] *= g.keep(bh, i, j) } }
+                        for i in r0..<r1 { g.dropRow(bh, i, p + (i - r0) * t, count: i + 1) }
                     }
                     GEMM.sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1,
                                a: p, lda: t, b: v, ldb: g.c3, c: o + r0 * c, ldc: c)
@@ -136,15 +187,14 @@ public enum AttentionKernel {
                         let d = Kernels.dot(dO + i * c, o + i * c, hs)
                         let pr = p + (i - r0) * t, dpr = dp + (i - r0) * t
                         if g.dropout > 0 {
-                            // dp holds dP′ = dO Vᵀ: dP = dP′·keep; p becomes P′ = P·keep for dV.
-                            for j in 0...i {
-                                let m = g.keep(bh, i, j)
-                                dpr[j] = pr[j] * (dpr[j] * m - d)
-                                pr[j] *= m
-                            }
-                            for j in (i + 1)..<Swift.max(r1, i + 1) { dpr[j] = 0 }
+                            // dP = dP′·keep; p becomes P′ = P·keep for dV.
+                            g.dropoutScores(bh, i, p: pr, dp: dpr, d: d, count: i + 1, width: r1)
                         } else {
-                            for j in 0..<r1 { dpr[j] = pr[j] * (dpr[j] - d) }  // dS (zero where masked: p = 0)
+                            // dS (zero where masked: p = 0).
+                            let dv = F8(repeating: d)
+                            var j = 0
+                            while j + 8 <= r1 { store8(load8(pr + j) * (load8(dpr + j) - dv), dpr + j); j += 8 }
+                            while j < r1 { dpr[j] = pr[j] * (dpr[j] - d); j += 1 }
                         }
                     }
                     GEMM.sgemm(transA: false, transB: false, m: rb, n: hs, k: r1, alpha: g.scale,
