@@ -163,10 +163,14 @@ struct OptimizationOptions: ParsableArguments {
             c.steps = 3000; c.batchSize = 32; c.blockSize = 8; c.learningRate = 1e-2; c.minLearningRate = 1e-2
             c.evalInterval = 300; c.evalIters = 100
         case .gpt(let g):
-            // The oz recipe (MEASUREMENTS.md): AdamW (0.9, 0.99), wd 0.1, lr 2e-3 → 2e-4 cosine, warmup 100, clip 1.
-            c.steps = 2500; c.batchSize = 32; c.blockSize = g.blockSize; c.learningRate = 2e-3; c.minLearningRate = 2e-4
+            // The oz recipe: AdamW (0.9, 0.99), wd 0.1, lr 3e-3 → 3e-4 cosine, warmup 100, clip 1.
+            // MEASUREMENTS.md's 2e-3 → 2e-4 ends at best val 1.3994–1.4059 on the book; 3e-3
+            // reaches 1.3853 in the same 2,500 steps (BENCHMARKS.md).
+            c.steps = 2500; c.batchSize = 32; c.blockSize = g.blockSize; c.learningRate = 3e-3; c.minLearningRate = 3e-4
             c.warmupSteps = 100; c.weightDecay = 0.1; c.betas = (0.9, 0.99); c.gradClip = 1
-            c.evalInterval = 250; c.evalIters = 25
+            // 10 batches: the book's val split (23k tokens) is then still scored whole (exact),
+            // and the train estimate, a monitor of the gap, costs 40% of the old 25.
+            c.evalInterval = 250; c.evalIters = 10
         }
         try apply(to: &c)
         return c
