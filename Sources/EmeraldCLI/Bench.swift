@@ -13,7 +13,7 @@ struct BenchGEMM: ParsableCommand {
     @Option(help: "Thread counts to measure, comma-separated.") var threads: String = "1,2"
     @Option(help: "Timed repetitions per case (median reported).") var iterations: Int = 15
     @Option(help: "Shapes as \"M,N,K;M,N,K\" (default: the issue's five).") var shapes: String?
-    @Option(help: ArgumentHelp("Also time a variant, alternating run by run: pack-a (pack A even when it can be read in place) or private-b (each row task packs its own B).",
+    @Option(help: ArgumentHelp("Also time a variant, alternating run by run: pack-a (pack A even when it can be read in place), private-b (each row task packs its own B) more-tasks (twice as many threaded tasks, half the size) or no-direct (tiny products take the blocked path too).",
                                valueName: "variant")) var versus: String?
     @Flag(help: "One JSON object per line instead of a table.") var json = false
 
@@ -62,6 +62,15 @@ func engineVariant(_ name: String?) throws -> ((Bool) -> Void)? {
     case "private-b":
         let saved = GEMMTuning.sharedBMaxFloats
         return { GEMMTuning.sharedBMaxFloats = $0 ? 0 : saved }
-    default: throw EmeraldError.invalidArgument("--versus takes pack-a or private-b, got \(name!)")
+    case "more-tasks":
+        let (t0, p0) = (GEMMTuning.maxTasksPerThread, GEMMTuning.minPanelsPerTask)
+        return { on in
+            GEMMTuning.maxTasksPerThread = on ? 2 * t0 : t0
+            GEMMTuning.minPanelsPerTask = on ? max(1, p0 / 2) : p0
+        }
+    case "no-direct":
+        let saved = GEMMTuning.smallThreshold
+        return { GEMMTuning.smallThreshold = $0 ? 0 : saved }
+    default: throw EmeraldError.invalidArgument("--versus takes pack-a, private-b, more-tasks or no-direct, got \(name!)")
     }
 }

@@ -55,6 +55,11 @@ public enum GEMMTuning {
     public nonisolated(unsafe) static var minFlopsPerThread = 1 << 21
     /// Read non-transposed A in place instead of packing it (`EMERALD_GEMM_PACK_A=1` turns it off).
     public nonisolated(unsafe) static var unpackedA = ProcessInfo.processInfo.environment["EMERALD_GEMM_PACK_A"] != "1"
+    /// A threaded call is cut into at most this many tasks per thread (taken dynamically, so
+    /// a slowed core takes fewer; the last task's tail is the imbalance)…
+    public nonisolated(unsafe) static var maxTasksPerThread = 4
+    /// …of at least this many MR- or NR-wide panels each.
+    public nonisolated(unsafe) static var minPanelsPerTask = 4
     /// Largest B (floats, packed) that a row-split call packs once for all its threads.
     public nonisolated(unsafe) static var sharedBMaxFloats = 4 << 20
     /// Overrides of the depth block KC and the column block NC (nil: per-kernel defaults).
@@ -646,7 +651,11 @@ enum GEMMDriver {
         let m = g.m, n = g.n, k = g.k
         if m <= 0 || n <= 0 { return }
         let work = m * n * k
-        let small = work < GEMMTuning.smallThreshold || m < 4 || n < 4
+        // Tiny products go unpacked, except narrow ones with many rows: the direct path's
+        // row kernel keeps only n/8 accumulator chains for n ≤ 32 (latency-bound), where the
+        // blocked path's 6×16 tiles run 2× faster (`bench gemm --versus no-direct`: 64×16×16,
+        // 32×16×32, 24×24×48); at 8×8×8 or 8×128×8 direct wins by 1.8–2.8×.
+        let small = (work < GEMMTuning.smallThreshold && (m < 12 || n > 32)) || m < 4 || n < 4
         if let bias = g.bias, k <= 0 || g.alpha == 0 || small {
             // Paths without a fused bias: C = beta·C + bias first, then accumulate.
             parallelFor(m, grain: max(1, 65536 / n)) { rows in
@@ -724,7 +733,8 @@ enum GEMMDriver {
         // Row chunks: A of one chunk (all of k) must fit aMax floats.
         let aPanelsMax = max(1, aMax / max(k, 1) / MR)
         var rChunks = (mPanels + aPanelsMax - 1) / aPanelsMax, cChunks = 1
-        let want = max(2 * t, min(4 * t, (alongN ? nPanels : mPanels) / 4))
+        let want = max(2 * t, min(GEMMTuning.maxTasksPerThread * t,
+                                  (alongN ? nPanels : mPanels) / GEMMTuning.minPanelsPerTask))
         if alongN { cChunks = min(nPanels, want) } else { rChunks = max(rChunks, min(mPanels, want)) }
         let tasks = rChunks * cChunks
         let callID = calls.wrappingAdd(1, ordering: .relaxed).oldValue
