@@ -114,18 +114,17 @@ struct BenchTrain: ParsableCommand {
                 "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10, "final_loss": Double(lastLoss),
                 "parameters": model.parameterCount,
             ]
+            let variantSec = variant == nil ? 0 : median(variantTimes)
             if let versus {
-                let v = median(variantTimes)
                 result["variant"] = versus
-                result["variant_ms_per_step"] = (v * 1e5).rounded() / 100
-                result["variant_speedup"] = (v / sec * 1e3).rounded() / 1e3
+                result["variant_ms_per_step"] = (variantSec * 1e5).rounded() / 100
+                result["variant_speedup"] = (variantSec / sec * 1e3).rounded() / 1e3
             }
             if json { try printJSON(result) } else {
                 print(String(format: "%.0f tokens/s, %.1f ms/step (median of %d), %.1f GFLOP/s, MFU %.1f%%, peak RSS %.0f MB",
                              tokensPerStep / sec, sec * 1e3, steps, flops / 1e9, flops / peak * 100, peakRSSMegabytes()))
                 if let versus {
-                    let v = median(variantTimes)
-                    print(String(format: "%@: %.1f ms/step; default is %.3f× as fast", versus, v * 1e3, v / sec))
+                    print(String(format: "%@: %.1f ms/step; default is %.3f× as fast", versus, variantSec * 1e3, variantSec / sec))
                 }
             }
         }

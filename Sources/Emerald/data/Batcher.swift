@@ -65,12 +65,19 @@ public struct Batcher {
 
     /// The next random batch.
     public mutating func next() -> Batch {
-        let b = batchSize, t = blockSize
+        var starts = [Int](repeating: 0, count: batchSize)
+        for row in 0..<batchSize { starts[row] = rng.nextInt(below: source.count - blockSize) }
+        return Batcher.windows(of: source, at: starts, blockSize: blockSize)
+    }
+
+    /// The batch of T-token windows of `source` starting at `starts` (one row each), with
+    /// next-token targets.
+    static func windows(of source: any TokenSource, at starts: [Int], blockSize t: Int) -> Batch {
+        let b = starts.count
         var inputs = [Int32](repeating: 0, count: b * t)
         var targets = [Int32](repeating: 0, count: b * t)
         var window = [Int32](repeating: 0, count: t + 1)
-        for row in 0..<b {
-            let start = rng.nextInt(below: source.count - t)
+        for (row, start) in starts.enumerated() {
             window.withUnsafeMutableBufferPointer { source.copy(from: start, count: t + 1, into: $0.baseAddress!) }
             for j in 0..<t { inputs[row * t + j] = window[j]; targets[row * t + j] = window[j + 1] }
         }
@@ -85,20 +92,9 @@ extension Batcher {
     /// windows do on average, so the mean loss over a sweep estimates the same quantity
     /// without sampling noise.
     public static func sweep(_ source: any TokenSource, batchSize: Int, blockSize: Int) -> [Batch] {
-        let t = blockSize, windows = (source.count - 1) / t
-        var batches: [Batch] = []
-        var w = 0
-        while w < windows {
-            let b = Swift.min(batchSize, windows - w)
-            var inputs = [Int32](repeating: 0, count: b * t), targets = inputs
-            var window = [Int32](repeating: 0, count: t + 1)
-            for row in 0..<b {
-                window.withUnsafeMutableBufferPointer { source.copy(from: (w + row) * t, count: t + 1, into: $0.baseAddress!) }
-                for j in 0..<t { inputs[row * t + j] = window[j]; targets[row * t + j] = window[j + 1] }
-            }
-            batches.append(Batch(inputs: inputs, targets: targets, batchSize: b, blockSize: t))
-            w += b
+        let t = blockSize, whole = (source.count - 1) / t
+        return stride(from: 0, to: whole, by: batchSize).map { w in
+            windows(of: source, at: (w..<Swift.min(w + batchSize, whole)).map { $0 * t }, blockSize: t)
         }
-        return batches
     }
 }

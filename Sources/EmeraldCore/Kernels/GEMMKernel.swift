@@ -95,14 +95,12 @@ public enum GEMMTuning {
 protocol GEMMMicroKernel {
     static var mr: Int { get }
     static var nr: Int { get }
-    /// C[mr×nr] (row stride ldc) = A·B (+ bias[0..<nr] on every row) (+ beta·C);
-    /// a: kc×mr packed, b: kc×nr packed.
-    static func run(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float, _ bias: UnsafePointer<Float>?)
-    /// Same with A read in place (row r at a + r·lda, not transposed) and alpha applied at the store.
-    static func runA(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>,
-                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
-                     _ bias: UnsafePointer<Float>?)
+    /// C[mr×nr] (row stride ldc) = alpha·A·B (+ bias[0..<nr] on every row) (+ beta·C);
+    /// b: kc×nr packed. A(r, p) is at a[r·rowStride + p·kStride]: (1, mr) for a packed
+    /// micro-panel (alpha already folded in, pass 1), (lda, 1) for rows read in place.
+    static func run(_ kc: Int, _ a: UnsafePointer<Float>, rowStride: Int, kStride: Int, _ b: UnsafePointer<Float>,
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
+                    _ bias: UnsafePointer<Float>?)
 }
 
 /// 6×16 tile with SIMD8<Float>: 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm.
@@ -111,53 +109,15 @@ enum Kernel6x16: GEMMMicroKernel {
     static var nr: Int { 16 }
 
     @inline(__always)
-    static func run(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float, _ bias: UnsafePointer<Float>?) {
+    static func run(_ kc: Int, _ a: UnsafePointer<Float>, rowStride: Int, kStride: Int, _ b: UnsafePointer<Float>,
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
+                    _ bias: UnsafePointer<Float>?) {
         var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
         var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
-        var pa = a
-        var pb = UnsafeRawPointer(b)
-        var p = 0
-        while p < kc {
-            let b0: V8 = ld(pb, 0, V8.self), b1: V8 = ld(pb, 32, V8.self)
-            var x = V8(repeating: pa[0])
-            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-            x = V8(repeating: pa[1])
-            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-            x = V8(repeating: pa[2])
-            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-            x = V8(repeating: pa[3])
-            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-            x = V8(repeating: pa[4])
-            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-            x = V8(repeating: pa[5])
-            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-            pa += 6; pb += 64; p += 1
-        }
-        if let bias {
-            let r = UnsafeRawPointer(bias), u: V8 = ld(r, 0, V8.self), w: V8 = ld(r, 32, V8.self)
-            c00 += u; c01 += w; c10 += u; c11 += w; c20 += u; c21 += w
-            c30 += u; c31 += w; c40 += u; c41 += w; c50 += u; c51 += w
-        }
-        let r = UnsafeMutableRawPointer(c), s = ldc * 4
-        out(c00, r, 0, beta); out(c01, r, 32, beta)
-        out(c10, r, s, beta); out(c11, r, s + 32, beta)
-        out(c20, r, 2 * s, beta); out(c21, r, 2 * s + 32, beta)
-        out(c30, r, 3 * s, beta); out(c31, r, 3 * s + 32, beta)
-        out(c40, r, 4 * s, beta); out(c41, r, 4 * s + 32, beta)
-        out(c50, r, 5 * s, beta); out(c51, r, 5 * s + 32, beta)
-    }
-
-    @inline(__always)
-    static func runA(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>,
-                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
-                     _ bias: UnsafePointer<Float>?) {
-        var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
-        var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
-        // Rows 0–2 from pa0 (+0, +lda, +2·lda), rows 3–5 from pa3: two pointers and one
-        // stride, so every broadcast is a single addressing mode.
-        var pa0 = a, pa3 = a + 3 * lda
-        let l1 = lda, l2 = 2 * lda
+        // Rows 0–2 from pa0 (+0, +s, +2s), rows 3–5 from pa3: two pointers and one stride,
+        // so every broadcast is a single addressing mode.
+        var pa0 = a, pa3 = a + 3 * rowStride
+        let l1 = rowStride, l2 = 2 * rowStride
         var pb = UnsafeRawPointer(b)
         var p = 0
         while p < kc {
@@ -174,7 +134,7 @@ enum Kernel6x16: GEMMMicroKernel {
             c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
             x = V8(repeating: pa3[l2])
             c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-            pa0 += 1; pa3 += 1; pb += 64; p += 1
+            pa0 += kStride; pa3 += kStride; pb += 64; p += 1
         }
         if alpha != 1 {
             let s = V8(repeating: alpha)
@@ -202,59 +162,14 @@ enum Kernel8x32: GEMMMicroKernel {
     static var nr: Int { 32 }
 
     @inline(__always)
-    static func run(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float, _ bias: UnsafePointer<Float>?) {
+    static func run(_ kc: Int, _ a: UnsafePointer<Float>, rowStride: Int, kStride: Int, _ b: UnsafePointer<Float>,
+                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
+                    _ bias: UnsafePointer<Float>?) {
         var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
         var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
         var c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
-        var pa = a
-        var pb = UnsafeRawPointer(b)
-        var p = 0
-        while p < kc {
-            let b0: V16 = ld(pb, 0, V16.self), b1: V16 = ld(pb, 64, V16.self)
-            var x = V16(repeating: pa[0])
-            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-            x = V16(repeating: pa[1])
-            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-            x = V16(repeating: pa[2])
-            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-            x = V16(repeating: pa[3])
-            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-            x = V16(repeating: pa[4])
-            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-            x = V16(repeating: pa[5])
-            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-            x = V16(repeating: pa[6])
-            c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
-            x = V16(repeating: pa[7])
-            c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
-            pa += 8; pb += 128; p += 1
-        }
-        if let bias {
-            let r = UnsafeRawPointer(bias), u: V16 = ld(r, 0, V16.self), w: V16 = ld(r, 64, V16.self)
-            c00 += u; c01 += w; c10 += u; c11 += w; c20 += u; c21 += w; c30 += u; c31 += w
-            c40 += u; c41 += w; c50 += u; c51 += w; c60 += u; c61 += w; c70 += u; c71 += w
-        }
-        let r = UnsafeMutableRawPointer(c), s = ldc * 4
-        out(c00, r, 0, beta); out(c01, r, 64, beta)
-        out(c10, r, s, beta); out(c11, r, s + 64, beta)
-        out(c20, r, 2 * s, beta); out(c21, r, 2 * s + 64, beta)
-        out(c30, r, 3 * s, beta); out(c31, r, 3 * s + 64, beta)
-        out(c40, r, 4 * s, beta); out(c41, r, 4 * s + 64, beta)
-        out(c50, r, 5 * s, beta); out(c51, r, 5 * s + 64, beta)
-        out(c60, r, 6 * s, beta); out(c61, r, 6 * s + 64, beta)
-        out(c70, r, 7 * s, beta); out(c71, r, 7 * s + 64, beta)
-    }
-
-    @inline(__always)
-    static func runA(_ kc: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>,
-                     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
-                     _ bias: UnsafePointer<Float>?) {
-        var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
-        var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
-        var c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
-        var pa0 = a, pa4 = a + 4 * lda
-        let l1 = lda, l2 = 2 * lda, l3 = 3 * lda
+        var pa0 = a, pa4 = a + 4 * rowStride
+        let l1 = rowStride, l2 = 2 * rowStride, l3 = 3 * rowStride
         var pb = UnsafeRawPointer(b)
         var p = 0
         while p < kc {
@@ -275,7 +190,7 @@ enum Kernel8x32: GEMMMicroKernel {
             c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
             x = V16(repeating: pa4[l3])
             c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
-            pa0 += 1; pa4 += 1; pb += 128; p += 1
+            pa0 += kStride; pa4 += kStride; pb += 128; p += 1
         }
         if alpha != 1 {
             let s = V16(repeating: alpha)
@@ -534,8 +449,8 @@ enum GEMMDriver {
     /// Blocked GEMM over the C block rows × cols, on the calling thread.
     ///
     /// A not transposed, when C is a single column block, is read in place by the micro-kernel
-    /// (`runA`): its MR rows are MR sequential streams that stay in L1 across the jr loop, so
-    /// packing them would only copy.
+    /// (row stride lda): its MR rows are MR sequential streams that stay in L1 across the jr
+    /// loop, so packing them would only copy.
     /// A transposed is packed once per row block for the whole depth k (alpha folded in): its
     /// MR values per k step are contiguous but a micro-panel spans kc cache lines.
     /// B is packed in KC×NC blocks sized for L2, or comes pre-packed (`packedB`, all of n,
@@ -613,12 +528,14 @@ enum GEMMDriver {
                             let cp = cBlock + ir * ldc + jr
                             // The bias goes in once, with the first depth block.
                             let bias = pc == 0 ? g.bias.map { $0 + cols.lowerBound + jc + jr } : nil
+                            // Constant strides in each branch, so the inlined packed kernel
+                            // keeps immediate offsets.
                             if mr == MR && nr == NR {
-                                if inPlace { K.runA(kc, ap, g.lda, bp, cp, ldc, g.alpha, beta, bias) }
-                                else { K.run(kc, ap, bp, cp, ldc, beta, bias) }
+                                if inPlace { K.run(kc, ap, rowStride: g.lda, kStride: 1, bp, cp, ldc, g.alpha, beta, bias) }
+                                else { K.run(kc, ap, rowStride: 1, kStride: MR, bp, cp, ldc, 1, beta, bias) }
                             } else {
-                                if inPlace { K.runA(kc, ap, g.lda, bp, tile, NR, g.alpha, 0, nil) }
-                                else { K.run(kc, ap, bp, tile, NR, 0, nil) }
+                                if inPlace { K.run(kc, ap, rowStride: g.lda, kStride: 1, bp, tile, NR, g.alpha, 0, nil) }
+                                else { K.run(kc, ap, rowStride: 1, kStride: MR, bp, tile, NR, 1, 0, nil) }
                                 if let bias {
                                     for r in 0..<mr { for c in 0..<nr { tile[r * NR + c] += bias[c] } }
                                 }
