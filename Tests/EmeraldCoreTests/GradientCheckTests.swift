@@ -572,4 +572,51 @@ final class GradientCheckTests: XCTestCase {
             return Tensor.stack([h, h.sigmoid()], axis: 1).sum(axis: 1)
         }
     }
+
+    // MARK: Fused ops
+
+    func testFusedLayerNorm() {
+        var g = Inputs(40)
+        // 20 features: one 16-wide vector step plus a scalar tail.
+        GradCheck.check("fused layer norm", [g.normal([3, 20], std: 2), g.normal([20]), g.normal([20])], eps: 1e-3) { p in
+            p[0].layerNorm(weight: p[1], bias: p[2])
+        }
+    }
+
+    func testFusedLinear() {
+        var g = Inputs(41)
+        GradCheck.check("fused linear", [g.normal([2, 3, 5]), g.normal([18, 5]), g.normal([18])]) { p in
+            p[0].linear(weight: p[1], bias: p[2])
+        }
+    }
+
+    /// At sizes where backward splits rows (layer norm: per-thread dw/db partials) and
+    /// columns (linear's bias gradient) across threads, the fused ops' gradients equal
+    /// those of the same maps built from primitive ops.
+    func testFusedOpsMatchCompositesOnThreadedSizes() {
+        let pool = ThreadPool.shared
+        GEMMBenchmark.usePool(threads: 2)
+        defer { ThreadPool.shared = pool }
+        var g = Inputs(42)
+        let (rows, c, oc) = (300, 144, 130)
+        let x = g.normal([rows, c], std: 2), w = g.normal([c]), b = g.normal([c])
+        let wl = g.normal([oc, c], std: 0.1), bl = g.normal([oc])
+        let r = g.normal([rows, oc])
+        func grads(_ f: () -> Tensor) -> [[Float]] {
+            for t in [x, w, b, wl, bl] { t.requiresGrad = true; t.zeroGrad() }
+            f().backward(seed: r)
+            return [x, w, b, wl, bl].map { $0.grad!.scalars }
+        }
+        let fused = grads { x.layerNorm(weight: w, bias: b).linear(weight: wl, bias: bl) }
+        let composite = grads {
+            let xc = x - x.mean(axis: -1, keepDims: true)
+            let n = xc / (xc.square().mean(axis: -1, keepDims: true) + 1e-5).sqrt() * w + b
+            return n.matmul(wl.transposed(0, 1)) + bl
+        }
+        for (name, (f, c)) in zip(["x", "ln.weight", "ln.bias", "weight", "bias"], zip(fused, composite)) {
+            let scale = c.map { abs($0) }.max()!
+            let err = zip(f, c).map { abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(err, 1e-4 * Swift.max(1, scale), "\(name): max |fused − composite| \(err)")
+        }
+    }
 }

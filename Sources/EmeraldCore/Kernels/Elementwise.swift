@@ -85,6 +85,27 @@ public enum Kernels {
         return s
     }
 
+    /// y[j] = beta·y[j] + Σ_r x[r·cols + j] (column sums of a rows × cols block; beta 0
+    /// never reads y). Split across threads by column ranges, so no partials are merged.
+    public static func sumRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int,
+                               into y: UnsafeMutablePointer<Float>, beta: Float) {
+        let chunks = cols / 16  // 16-wide column chunks; a thread takes a contiguous range
+        parallelFor(Swift.max(chunks, 1), grain: Swift.max(1, 8192 / Swift.max(rows, 1))) { r in
+            let lo = r.lowerBound * 16, hi = r.upperBound == Swift.max(chunks, 1) ? cols : r.upperBound * 16
+            var j = lo
+            while j + 16 <= hi {
+                var acc = beta == 0 ? F16(repeating: 0) : beta * load16(y + j)
+                for row in 0..<rows { acc += load16(x + row * cols + j) }
+                store16(acc, y + j); j += 16
+            }
+            while j < hi {
+                var acc: Float = beta == 0 ? 0 : beta * y[j]
+                for row in 0..<rows { acc += x[row * cols + j] }
+                y[j] = acc; j += 1
+            }
+        }
+    }
+
     /// y += alpha · x.
     @inline(__always)
     public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {

@@ -27,7 +27,7 @@ extension Tensor {
                            b: self.data, ldb: c, beta: beta, c: dw, ldc: c)
             }
             // db (OC) += Σ_rows g
-            bias?.withGrad { db in for r in 0..<n { Kernels.axpy(1, g.data + r * oc, db, oc) } }
+            bias?.withGrad { db, beta in Kernels.sumRows(g.data, rows: n, cols: oc, into: db, beta: beta) }
         }
     }
 }
