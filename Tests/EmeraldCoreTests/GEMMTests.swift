@@ -152,6 +152,30 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// Deep products (whole-depth A does not fit the packing budget): A packed slice by slice,
+    /// with one and several row blocks per slice, and the whole-depth path they replace.
+    func testDeepProducts() {
+        let a0 = GEMMTuning.aMaxFloats, s0 = GEMMTuning.slicedDeepA
+        defer { GEMMTuning.aMaxFloats = a0; GEMMTuning.slicedDeepA = s0 }
+        let shapes = [(40, 50, 2000), (50, 37, 700), (13, 70, 1100)]
+        for (budget, sliced) in [(8192, true), (4096, true), (8192, false)] {
+            GEMMTuning.aMaxFloats = budget; GEMMTuning.slicedDeepA = sliced
+            for kern in GEMMTuning.Kernel.allCases {
+                for (t, force) in [(1, false), (2, true), (3, true)] {
+                    withSettings(kernel: kern, threads: t, forceSplit: force) {
+                        var idx = 0
+                        for (m, n, k) in shapes { for tA in [false, true] { for tB in [false, true] {
+                            idx += 1
+                            let (al, be) = Self.scalars[idx % Self.scalars.count]
+                            check(Case(m: m, n: n, k: k, tA: tA, tB: tB, alpha: al, beta: be, padA: Self.pads[idx % 3],
+                                       padB: Self.pads[(idx + 1) % 3], padC: Self.pads[(idx + 2) % 3], bias: idx % 3 == 0))
+                        } } }
+                    }
+                }
+            }
+        }
+    }
+
     func testOneAndTwoThreadsAgree() {
         // Same inputs, 1 vs 2 threads: both must match the reference (already checked) and each other closely.
         let m = 300, n = 700, k = 260

@@ -55,6 +55,10 @@ public enum GEMMTuning {
     public nonisolated(unsafe) static var minFlopsPerThread = 1 << 21
     /// Read non-transposed A in place instead of packing it (`EMERALD_GEMM_PACK_A=1` turns it off).
     public nonisolated(unsafe) static var unpackedA = ProcessInfo.processInfo.environment["EMERALD_GEMM_PACK_A"] != "1"
+    /// Packed A per thread (floats): a row block's whole depth, or one depth slice of many rows.
+    public nonisolated(unsafe) static var aMaxFloats = 2 << 20
+    /// Deep products pack A one depth slice at a time for all rows (see `GEMMDriver.blocked`).
+    public nonisolated(unsafe) static var slicedDeepA = true
     /// A threaded call is cut into at most this many tasks per thread (taken dynamically, so
     /// a slowed core takes fewer; the last task's tail is the imbalance)…
     public nonisolated(unsafe) static var maxTasksPerThread = 4
@@ -473,10 +477,47 @@ enum GEMMDriver {
         let inPlaceA = !g.transA && GEMMTuning.unpackedA && g.n <= ncMax
 
         let scratch = GEMMScratch.current
+        let tile = scratch.tile
+        // Deep products (k so large that whole-depth A fits fewer rows than the call has, e.g.
+        // the LM head's dX with k = vocab): A is packed one depth slice at a time for all rows,
+        // so each B block is packed once instead of once per row block.
+        if !inPlaceA && mcMax < roundUp(m, MR) && GEMMTuning.slicedDeepA {
+            let rowsMax = max(MR, aMaxFloats / KC / MR * MR)
+            let sBlocks = (m + rowsMax - 1) / rowsMax
+            let SC = roundUp((m + sBlocks - 1) / sBlocks, MR)
+            scratch.ensure(a: min(SC, roundUp(m, MR)) * KC, b: packedB == nil ? KC * min(NC, roundUp(n, NR)) : 0)
+            scratch.aKey = (-1, 0, 0)
+            let pa = scratch.a
+            var pc = 0
+            while pc < k {
+                let kc = min(KC, k - pc)
+                var ic = 0
+                while ic < m {
+                    let mc = min(SC, m - ic)
+                    packA(g, MR, rows.lowerBound + ic, mc, pc, kc, pa)
+                    var jc = 0
+                    while jc < n {
+                        let nc = min(NC, n - jc)
+                        let pb: UnsafePointer<Float>
+                        if let packedB {
+                            pb = packedB + packedBOffset(jc: jc, pc: pc, nc: nc, k: k, nr: NR)
+                        } else {
+                            packB(g, NR, cols.lowerBound + jc, nc, pc, kc, scratch.b)
+                            pb = UnsafePointer(scratch.b)
+                        }
+                        macroKernel(g, K.self, row0: rows.lowerBound + ic, mc: mc, col0: cols.lowerBound + jc, nc: nc,
+                                    pc: pc, kc: kc, a: pa, inPlaceA: false, b: pb, tile: tile)
+                        jc += NC
+                    }
+                    ic += SC
+                }
+                pc += KC
+            }
+            return
+        }
         scratch.ensure(a: inPlaceA ? MR * KC : min(MC, roundUp(m, MR)) * k,
                        b: packedB == nil ? KC * min(NC, roundUp(n, NR)) : 0)
-        let pa = scratch.a, tile = scratch.tile
-        let ldc = g.ldc
+        let pa = scratch.a
 
         var ic = 0
         while ic < m {
@@ -497,7 +538,6 @@ enum GEMMDriver {
                 pc = 0
                 while pc < k {
                     let kc = min(KC, k - pc)
-                    let beta: Float = pc == 0 ? g.beta : 1
                     let pb: UnsafePointer<Float>
                     if let packedB {
                         pb = packedB + packedBOffset(jc: jc, pc: pc, nc: nc, k: k, nr: NR)
@@ -505,60 +545,73 @@ enum GEMMDriver {
                         packB(g, NR, cols.lowerBound + jc, nc, pc, kc, scratch.b)
                         pb = UnsafePointer(scratch.b)
                     }
-                    let aBlock = pa + mcr * pc
-                    let cBlock = g.c + (rows.lowerBound + ic) * ldc + cols.lowerBound + jc
-                    var ir = 0
-                    while ir < mc {
-                        let mr = min(MR, mc - ir)
-                        let inPlace = inPlaceA && mr == MR
-                        let ap: UnsafePointer<Float>
-                        if inPlace {
-                            ap = g.a + (rows.lowerBound + ic + ir) * g.lda + pc
-                        } else if inPlaceA {
-                            // Last rows of a call: pack them (zero-padded) so no row past m is read.
-                            packA(g, MR, rows.lowerBound + ic + ir, mr, pc, kc, pa)
-                            ap = UnsafePointer(pa)
-                        } else {
-                            ap = UnsafePointer(aBlock + ir * kc)
-                        }
-                        var jr = 0
-                        while jr < nc {
-                            let nr = min(NR, nc - jr)
-                            let bp = pb + jr * kc
-                            let cp = cBlock + ir * ldc + jr
-                            // The bias goes in once, with the first depth block.
-                            let bias = pc == 0 ? g.bias.map { $0 + cols.lowerBound + jc + jr } : nil
-                            // Constant strides in each branch, so the inlined packed kernel
-                            // keeps immediate offsets.
-                            if mr == MR && nr == NR {
-                                if inPlace { K.run(kc, ap, rowStride: g.lda, kStride: 1, bp, cp, ldc, g.alpha, beta, bias) }
-                                else { K.run(kc, ap, rowStride: 1, kStride: MR, bp, cp, ldc, 1, beta, bias) }
-                            } else {
-                                if inPlace { K.run(kc, ap, rowStride: g.lda, kStride: 1, bp, tile, NR, g.alpha, 0, nil) }
-                                else { K.run(kc, ap, rowStride: 1, kStride: MR, bp, tile, NR, 1, 0, nil) }
-                                if let bias {
-                                    for r in 0..<mr { for c in 0..<nr { tile[r * NR + c] += bias[c] } }
-                                }
-                                for r in 0..<mr {
-                                    let crow = cp + r * ldc, trow = tile + r * NR
-                                    if beta == 0 {
-                                        for c in 0..<nr { crow[c] = trow[c] }
-                                    } else if beta == 1 {
-                                        for c in 0..<nr { crow[c] += trow[c] }
-                                    } else {
-                                        for c in 0..<nr { crow[c] = trow[c] + beta * crow[c] }
-                                    }
-                                }
-                            }
-                            jr += NR
-                        }
-                        ir += MR
-                    }
+                    macroKernel(g, K.self, row0: rows.lowerBound + ic, mc: mc, col0: cols.lowerBound + jc, nc: nc,
+                                pc: pc, kc: kc, a: inPlaceA ? pa : pa + mcr * pc, inPlaceA: inPlaceA, b: pb, tile: tile)
                     pc += KC
                 }
                 jc += NC
             }
             ic += MC
+        }
+    }
+
+    /// C[row0..<row0+mc, col0..<col0+nc] (+)= A rows × B block for one depth slice (pc, kc):
+    /// each MR-row micro-panel of A stays in L1 while the NR-column micro-panels of B stream
+    /// from L2. `a`: the rows' packed micro-panels for this slice (kc·MR floats apart), or,
+    /// with `inPlaceA`, scratch for the last partial micro-panel (full ones are read in place).
+    @inline(__always)
+    static func macroKernel<K: GEMMMicroKernel>(_ g: GEMMArgs, _: K.Type, row0: Int, mc: Int, col0: Int, nc: Int,
+                                                pc: Int, kc: Int, a: UnsafeMutablePointer<Float>, inPlaceA: Bool,
+                                                b pb: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) {
+        let MR = K.mr, NR = K.nr, ldc = g.ldc
+        let beta: Float = pc == 0 ? g.beta : 1
+        let cBlock = g.c + row0 * ldc + col0
+        var ir = 0
+        while ir < mc {
+            let mr = min(MR, mc - ir)
+            let inPlace = inPlaceA && mr == MR
+            let ap: UnsafePointer<Float>
+            if inPlace {
+                ap = g.a + (row0 + ir) * g.lda + pc
+            } else if inPlaceA {
+                // Last rows of a call: pack them (zero-padded) so no row past m is read.
+                packA(g, MR, row0 + ir, mr, pc, kc, a)
+                ap = UnsafePointer(a)
+            } else {
+                ap = UnsafePointer(a + ir * kc)
+            }
+            var jr = 0
+            while jr < nc {
+                let nr = min(NR, nc - jr)
+                let bp = pb + jr * kc
+                let cp = cBlock + ir * ldc + jr
+                // The bias goes in once, with the first depth block.
+                let bias = pc == 0 ? g.bias.map { $0 + col0 + jr } : nil
+                // Constant strides in each branch, so the inlined packed kernel
+                // keeps immediate offsets.
+                if mr == MR && nr == NR {
+                    if inPlace { K.run(kc, ap, rowStride: g.lda, kStride: 1, bp, cp, ldc, g.alpha, beta, bias) }
+                    else { K.run(kc, ap, rowStride: 1, kStride: MR, bp, cp, ldc, 1, beta, bias) }
+                } else {
+                    if inPlace { K.run(kc, ap, rowStride: g.lda, kStride: 1, bp, tile, NR, g.alpha, 0, nil) }
+                    else { K.run(kc, ap, rowStride: 1, kStride: MR, bp, tile, NR, 1, 0, nil) }
+                    if let bias {
+                        for r in 0..<mr { for c in 0..<nr { tile[r * NR + c] += bias[c] } }
+                    }
+                    for r in 0..<mr {
+                        let crow = cp + r * ldc, trow = tile + r * NR
+                        if beta == 0 {
+                            for c in 0..<nr { crow[c] = trow[c] }
+                        } else if beta == 1 {
+                            for c in 0..<nr { crow[c] += trow[c] }
+                        } else {
+                            for c in 0..<nr { crow[c] = trow[c] + beta * crow[c] }
+                        }
+                    }
+                }
+                jr += NR
+            }
+            ir += MR
         }
     }
 
@@ -618,12 +671,12 @@ enum GEMMDriver {
             // B block 512×128×4 = 256 KiB in L2 (512 KiB on the AVX2 dev VM); packed A
             // (≤ 8 MiB) in L3. Measured best of KC 256–768 × NC 96–384 on the dev VM.
             split(g, Kernel6x16.self, kc: GEMMTuning.kc ?? 512, nc: GEMMTuning.nc ?? 128,
-                  aMax: 2 << 20, threads: maxThreads)
+                  aMax: GEMMTuning.aMaxFloats, threads: maxThreads)
         case .avx512x8x32:
             // Same scheme scaled to Zen 5 (L1 48 KiB, L2 1 MiB): A micro-panel 8×512×4 =
             // 16 KiB in L1, B block 512×256×4 = 512 KiB in L2. Not yet tuned on hardware.
             split(g, Kernel8x32.self, kc: GEMMTuning.kc ?? 512, nc: GEMMTuning.nc ?? 256,
-                  aMax: 2 << 20, threads: maxThreads)
+                  aMax: GEMMTuning.aMaxFloats, threads: maxThreads)
         }
     }
 
@@ -652,7 +705,14 @@ enum GEMMDriver {
         var rChunks = (mPanels + aPanelsMax - 1) / aPanelsMax, cChunks = 1
         let want = max(2 * t, min(GEMMTuning.maxTasksPerThread * t,
                                   (alongN ? nPanels : mPanels) / GEMMTuning.minPanelsPerTask))
-        if alongN { cChunks = min(nPanels, want) } else { rChunks = max(rChunks, min(mPanels, want)) }
+        if alongN {
+            // A deep product packs A slice by slice in every column task (see `blocked`):
+            // one task per thread, so A is packed t times, not 4t.
+            let deep = !(!g.transA && GEMMTuning.unpackedA && n <= nc) && mPanels > aPanelsMax && GEMMTuning.slicedDeepA
+            cChunks = deep ? t : min(nPanels, want)
+        } else {
+            rChunks = max(rChunks, min(mPanels, want))
+        }
         let tasks = rChunks * cChunks
         let callID = calls.wrappingAdd(1, ordering: .relaxed).oldValue
         let counter = GEMMScratch.current
