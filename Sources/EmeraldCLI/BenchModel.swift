@@ -94,8 +94,7 @@ struct BenchTrain: ParsableCommand {
                 model.zeroGrad()
                 let loss = model.loss(batches.next(), rng: &rng)
                 loss.backward()
-                clipGradNorm(model.parameters, maxNorm: 1)
-                opt.step(lr: 1e-4)
+                opt.step(lr: 1e-4, clippingGradientNormTo: 1)
                 lastLoss = loss.item
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 if i / (variant == nil ? 1 : 2) >= warmup {

@@ -34,7 +34,9 @@ public final class AdamW {
     }
 
     /// One update with learning rate `lr`; parameters without a gradient are skipped.
-    public func step(lr: Float) {
+    /// Gradients are read multiplied by `gradScale` (a global-norm clip folded into the
+    /// update, so clipping costs no pass of its own over the gradients).
+    public func step(lr: Float, gradScale: Float = 1) {
         stepCount += 1
         let (b1, b2) = betas
         let c1 = 1 - Float(Double(b1).power(stepCount)), c2 = 1 - Float(Double(b2).power(stepCount))
@@ -42,27 +44,88 @@ public final class AdamW {
         // PyTorch's form: p ← p·(1 − lr·wd) − (lr/c1)·m / (√v/√c2 + ε); one division and one
         // square root per element (the bias corrections are per-step scalars).
         let stepSize = lr / c1, invSqrtC2 = 1 / c2.squareRoot()
+        let grads = parameters.map { $0.grad?.data }
+        let pds = parameters.map(\.data), mds = m.map(\.data), vds = v.map(\.data)
+        let decayFactors = decays.map { $0 ? 1 - lr * weightDecay : 1 }
+        forEachPiece { i, range in
+            guard let gd = grads[i] else { return }
+            let decay = decayFactors[i], pd = pds[i], md = mds[i], vd = vds[i]
+            var j = range.lowerBound
+            while j + 8 <= range.upperBound {
+                let gj = load8(gd + j) * gradScale
+                let mj = b1 * load8(md + j) + (1 - b1) * gj
+                let vj = b2 * load8(vd + j) + (1 - b2) * gj * gj
+                store8(mj, md + j); store8(vj, vd + j)
+                let denom = vj.squareRoot() * invSqrtC2 + eps
+                store8(load8(pd + j) * decay - stepSize * mj / denom, pd + j)
+                j += 8
+            }
+            while j < range.upperBound {
+                let gj = gd[j] * gradScale
+                md[j] = b1 * md[j] + (1 - b1) * gj
+                vd[j] = b2 * vd[j] + (1 - b2) * gj * gj
+                pd[j] = pd[j] * decay - stepSize * md[j] / (vd[j].squareRoot() * invSqrtC2 + eps)
+                j += 1
+            }
+        }
+    }
+
+    /// Clips the gradients' global L2 norm to `maxNorm` (PyTorch's `clip_grad_norm_` factor
+    /// maxNorm / (norm + 1e-6), applied only above maxNorm; 0 disables) inside the update;
+    /// returns the norm before clipping. The stored gradients are left unscaled.
+    @discardableResult
+    public func step(lr: Float, clippingGradientNormTo maxNorm: Float) -> Float {
+        let norm = gradientNorm()
+        step(lr: lr, gradScale: maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1)
+        return norm
+    }
+
+    /// Global L2 norm of all gradients (summed in Double, per thread then in order).
+    public func gradientNorm() -> Float {
+        let grads = parameters.map { $0.grad?.data }
+        let t = ThreadPool.shared.threadCount
+        var partial = [Double](repeating: 0, count: t)
+        partial.withUnsafeMutableBufferPointer { pp in
+            let out = pp.baseAddress!
+            forEachPiece(threadIndexed: out) { i, range in
+                guard let g = grads[i] else { return 0 }
+                return Double(Kernels.dot(g + range.lowerBound, g + range.lowerBound, range.count))
+            }
+        }
+        return Float(partial.reduce(0, +).squareRoot())
+    }
+
+    /// Parameters cut into pieces of at most 16k floats (four 64 KiB streams fit L2): the
+    /// units one `parallelFor` spreads over the threads, so a step is one hand-off rather
+    /// than one per parameter, and small parameters no longer run alone on one core.
+    private lazy var pieces: [(param: Int, range: Range<Int>)] = {
+        var out: [(Int, Range<Int>)] = []
         for (i, p) in parameters.enumerated() {
-            guard let g = p.grad else { continue }
-            let decay = decays[i] ? 1 - lr * weightDecay : 1
-            let pd = p.data, gd = g.data, md = m[i].data, vd = v[i].data
-            parallelFor(p.count, grain: 1 << 14) { r in
-                var j = r.lowerBound
-                while j + 16 <= r.upperBound {
-                    let gj = load16(gd + j)
-                    let mj = b1 * load16(md + j) + (1 - b1) * gj
-                    let vj = b2 * load16(vd + j) + (1 - b2) * gj * gj
-                    store16(mj, md + j); store16(vj, vd + j)
-                    let denom = vj.squareRoot() * invSqrtC2 + eps
-                    store16(load16(pd + j) * decay - stepSize * mj / denom, pd + j)
-                    j += 16
-                }
-                while j < r.upperBound {
-                    md[j] = b1 * md[j] + (1 - b1) * gd[j]
-                    vd[j] = b2 * vd[j] + (1 - b2) * gd[j] * gd[j]
-                    pd[j] = pd[j] * decay - stepSize * md[j] / (vd[j].squareRoot() * invSqrtC2 + eps)
-                    j += 1
-                }
+            var lo = 0
+            while lo < p.count { let hi = Swift.min(p.count, lo + 16384); out.append((i, lo..<hi)); lo = hi }
+        }
+        return out
+    }()
+
+    private lazy var totalCount = parameters.reduce(0) { $0 + $1.count }
+
+    private func forEachPiece(_ body: (Int, Range<Int>) -> Void) {
+        let pieces = self.pieces
+        parallelFor(pieces.count, grain: totalCount < 32768 ? pieces.count : 1) { r in
+            for k in r { body(pieces[k].param, pieces[k].range) }
+        }
+    }
+
+    /// Sums `body` over the pieces, thread by thread into out[thread] (contiguous piece ranges).
+    private func forEachPiece(threadIndexed out: UnsafeMutablePointer<Double>, _ body: (Int, Range<Int>) -> Double) {
+        let pieces = self.pieces
+        let t = totalCount < 32768 ? 1 : ThreadPool.shared.threadCount
+        for w in 0..<ThreadPool.shared.threadCount { out[w] = 0 }
+        parallelFor(t) { r in
+            for w in r {
+                var acc = 0.0
+                for k in (pieces.count * w / t)..<(pieces.count * (w + 1) / t) { acc += body(pieces[k].param, pieces[k].range) }
+                out[w] = acc
             }
         }
     }

@@ -189,8 +189,7 @@ public final class Trainer {
         }
         let params = optimizer.parameters
         for i in frozenIndices { params[i].grad = nil }
-        let norm = clipGradNorm(params, maxNorm: config.gradClip)
-        optimizer.step(lr: config.schedule(step))
+        let norm = optimizer.step(lr: config.schedule(step), clippingGradientNormTo: config.gradClip)
         step += 1
         return (total / Float(config.gradAccum), norm)
     }

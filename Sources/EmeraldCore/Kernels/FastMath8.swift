@@ -5,8 +5,10 @@
 /// `addingProduct` (vfmadd) explicitly, as explicit loops (no function values).
 public typealias F8 = SIMD8<Float>
 
-@inline(__always) func load8(_ p: UnsafePointer<Float>) -> F8 { UnsafeRawPointer(p).loadUnaligned(as: F8.self) }
-@inline(__always) func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self) }
+/// Loads 8 floats from `p` (no alignment needed).
+@inline(__always) public func load8(_ p: UnsafePointer<Float>) -> F8 { UnsafeRawPointer(p).loadUnaligned(as: F8.self) }
+/// Stores 8 floats at `p` (no alignment needed).
+@inline(__always) public func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self) }
 
 /// e^x with x clamped to [−87.3, 88.3] (so 2^n needs no special cases):
 /// Cephes' polynomial, ≈ 2 ulp inside that range.
