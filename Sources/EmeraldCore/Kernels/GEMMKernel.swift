@@ -706,9 +706,11 @@ enum GEMMDriver {
         let want = max(2 * t, min(GEMMTuning.maxTasksPerThread * t,
                                   (alongN ? nPanels : mPanels) / GEMMTuning.minPanelsPerTask))
         if alongN {
-            // A deep product packs A slice by slice in every column task (see `blocked`):
-            // one task per thread, so A is packed t times, not 4t.
+            // A deep product (whole-depth A of all rows over budget) packs A slice by slice
+            // for all rows in every column task (see `blocked`): no row chunks (each would
+            // re-pack B) and one task per thread, so A is packed t times, not 4t.
             let deep = !(!g.transA && GEMMTuning.unpackedA && n <= nc) && mPanels > aPanelsMax && GEMMTuning.slicedDeepA
+            if deep { rChunks = 1 }
             cChunks = deep ? t : min(nPanels, want)
         } else {
             rChunks = max(rChunks, min(mPanels, want))
