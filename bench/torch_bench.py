@@ -51,6 +51,14 @@ class GPT(nn.Module):
         self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
         self.h = nn.ModuleList(Block() for _ in range(a.n_layer))
         self.ln_f = nn.LayerNorm(C)
+        # GPT-2's initialisation, as Emerald's GPT (nanoGPT `_init_weights`): N(0, 0.02),
+        # residual projections N(0, 0.02/√(2L)), zero biases; final losses then agree (≈ ln V).
+        for name, w in self.named_parameters():
+            if name.endswith("bias"):
+                nn.init.zeros_(w)
+            elif w.dim() >= 2:
+                std = 0.02 / math.sqrt(2 * a.n_layer) if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
+                nn.init.normal_(w, 0.0, std)
 
     def forward(self, idx, targets):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
