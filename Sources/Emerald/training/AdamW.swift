@@ -107,24 +107,40 @@ public final class AdamW {
         return out
     }()
 
-    private lazy var totalCount = parameters.reduce(0) { $0 + $1.count }
+    /// Floats before each piece (and the total at the end): threads split by floats, not by
+    /// piece count (small parameters make many short pieces).
+    private lazy var offsets: [Int] = pieces.reduce(into: [0]) { $0.append($0.last! + $1.range.count) }
+
+    /// Pieces of thread w of t: those starting in its 1/t share of all floats.
+    private func share(_ w: Int, of t: Int) -> Range<Int> {
+        let total = offsets.last!
+        func first(_ at: Int) -> Int {  // first piece starting at or after `at`
+            var lo = 0, hi = pieces.count
+            while lo < hi { let mid = (lo + hi) / 2; if offsets[mid] < at { lo = mid + 1 } else { hi = mid } }
+            return lo
+        }
+        return first(total * w / t)..<(w + 1 == t ? pieces.count : first(total * (w + 1) / t))
+    }
+
+    private func threads() -> Int { offsets.last! < 32768 ? 1 : ThreadPool.shared.threadCount }
 
     private func forEachPiece(_ body: (Int, Range<Int>) -> Void) {
-        let pieces = self.pieces
-        parallelFor(pieces.count, grain: totalCount < 32768 ? pieces.count : 1) { r in
-            for k in r { body(pieces[k].param, pieces[k].range) }
+        let pieces = self.pieces, t = threads()
+        let shares = (0..<t).map { share($0, of: t) }
+        parallelFor(t) { r in
+            for w in r { for k in shares[w] { body(pieces[k].param, pieces[k].range) } }
         }
     }
 
-    /// Sums `body` over the pieces, thread by thread into out[thread] (contiguous piece ranges).
+    /// Sums `body` over the pieces, thread by thread into out[thread].
     private func forEachPiece(threadIndexed out: UnsafeMutablePointer<Double>, _ body: (Int, Range<Int>) -> Double) {
-        let pieces = self.pieces
-        let t = totalCount < 32768 ? 1 : ThreadPool.shared.threadCount
+        let pieces = self.pieces, t = threads()
+        let shares = (0..<t).map { share($0, of: t) }
         for w in 0..<ThreadPool.shared.threadCount { out[w] = 0 }
         parallelFor(t) { r in
             for w in r {
                 var acc = 0.0
-                for k in (pieces.count * w / t)..<(pieces.count * (w + 1) / t) { acc += body(pieces[k].param, pieces[k].range) }
+                for k in shares[w] { acc += body(pieces[k].param, pieces[k].range) }
                 out[w] = acc
             }
         }
