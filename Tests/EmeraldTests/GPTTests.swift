@@ -120,6 +120,14 @@ final class GPTTests: XCTestCase {
             scale = max(scale, abs(analytic[i]))
         }
         XCTAssertLessThan(worst, 1e-2 * scale)
+        // A second backward into the same leaf accumulates (the kernel's non-fresh path):
+        // T = 40 spans two query blocks, so key rows are reached by more than one block.
+        let long = Tensor.randn([b, 40, 3 * c], using: &rng, requiresGrad: true)
+        let r2 = Tensor.randn([b, 40, c], using: &rng)
+        (long.causalSelfAttention(heads: heads) * r2).sum().backward()
+        let once = long.grad!.scalars
+        (long.causalSelfAttention(heads: heads) * r2).sum().backward()
+        for (twice, g) in zip(long.grad!.scalars, once) { XCTAssertEqual(twice, 2 * g, accuracy: 1e-5 * max(1, abs(g))) }
     }
 
     /// A split smaller than evalIters batches is scored exactly once over a sweep; a larger

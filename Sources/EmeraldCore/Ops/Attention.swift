@@ -25,8 +25,10 @@ extension Tensor {
         let lse = Tensor(uninitialized: [geo.b, heads, geo.t])
         AttentionKernel.forward(geo, qkv: data, out: out.data, lse: lse.data)
         return out.record([self]) { [unowned out] g in
-            self.withGrad { dqkv in
-                AttentionKernel.backward(geo, qkv: self.data, out: out.data, lse: lse.data, dout: g.data, dqkv: dqkv)
+            // A fresh gradient is written, not zero-filled first (each head zeroes its own rows).
+            self.withGrad { dqkv, beta in
+                AttentionKernel.backward(geo, qkv: self.data, out: out.data, lse: lse.data, dout: g.data, dqkv: dqkv,
+                                         accumulate: beta != 0)
             }
         }
     }
@@ -166,7 +168,7 @@ public enum AttentionKernel {
     /// dQ += dS K / √hs, dK += dSᵀ Q / √hs, dV += Pᵀ dO (P and dP through the
     /// dropout mask when there is one).
     static func backward(_ g: Geometry, qkv: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
-                         dout: UnsafePointer<Float>, dqkv: UnsafeMutablePointer<Float>) {
+                         dout: UnsafePointer<Float>, dqkv: UnsafeMutablePointer<Float>, accumulate: Bool = true) {
         let (t, c, hs) = (g.t, g.c, g.hs)
         parallelFor(g.b * g.heads) { range in
             let p = Scratch.buffer(0, count: rowBlock * t)
@@ -197,8 +199,16 @@ public enum AttentionKernel {
                             while j < r1 { dpr[j] = pr[j] * (dpr[j] - d); j += 1 }
                         }
                     }
+                    if !accumulate {
+                        // Key rows r0..<r1 are first reached by this block: start them at zero.
+                        for i in r0..<r1 {
+                            (dk + i * g.c3).update(repeating: 0, count: hs)
+                            (dv + i * g.c3).update(repeating: 0, count: hs)
+                        }
+                    }
+                    // Query rows r0..<r1 get all of their gradient from this block.
                     GEMM.sgemm(transA: false, transB: false, m: rb, n: hs, k: r1, alpha: g.scale,
-                               a: dp, lda: t, b: k, ldb: g.c3, beta: 1, c: dq + r0 * g.c3, ldc: g.c3)
+                               a: dp, lda: t, b: k, ldb: g.c3, beta: accumulate ? 1 : 0, c: dq + r0 * g.c3, ldc: g.c3)
                     GEMM.sgemm(transA: true, transB: false, m: r1, n: hs, k: rb, alpha: g.scale,
                                a: dp, lda: t, b: q + r0 * g.c3, ldb: g.c3, beta: 1, c: dk, ldc: g.c3)
                     GEMM.sgemm(transA: true, transB: false, m: r1, n: hs, k: rb,
