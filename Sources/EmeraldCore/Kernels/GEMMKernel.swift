@@ -498,13 +498,7 @@ enum GEMMDriver {
                     var jc = 0
                     while jc < n {
                         let nc = min(NC, n - jc)
-                        let pb: UnsafePointer<Float>
-                        if let packedB {
-                            pb = packedB + packedBOffset(jc: jc, pc: pc, nc: nc, k: k, nr: NR)
-                        } else {
-                            packB(g, NR, cols.lowerBound + jc, nc, pc, kc, scratch.b)
-                            pb = UnsafePointer(scratch.b)
-                        }
+                        let pb = bBlock(g, NR, packedB, scratch, col0: cols.lowerBound, jc: jc, nc: nc, pc: pc, kc: kc)
                         macroKernel(g, K.self, row0: rows.lowerBound + ic, mc: mc, col0: cols.lowerBound + jc, nc: nc,
                                     pc: pc, kc: kc, a: pa, inPlaceA: false, b: pb, tile: tile)
                         jc += NC
@@ -538,13 +532,7 @@ enum GEMMDriver {
                 pc = 0
                 while pc < k {
                     let kc = min(KC, k - pc)
-                    let pb: UnsafePointer<Float>
-                    if let packedB {
-                        pb = packedB + packedBOffset(jc: jc, pc: pc, nc: nc, k: k, nr: NR)
-                    } else {
-                        packB(g, NR, cols.lowerBound + jc, nc, pc, kc, scratch.b)
-                        pb = UnsafePointer(scratch.b)
-                    }
+                    let pb = bBlock(g, NR, packedB, scratch, col0: cols.lowerBound, jc: jc, nc: nc, pc: pc, kc: kc)
                     macroKernel(g, K.self, row0: rows.lowerBound + ic, mc: mc, col0: cols.lowerBound + jc, nc: nc,
                                 pc: pc, kc: kc, a: inPlaceA ? pa : pa + mcr * pc, inPlaceA: inPlaceA, b: pb, tile: tile)
                     pc += KC
@@ -553,6 +541,16 @@ enum GEMMDriver {
             }
             ic += MC
         }
+    }
+
+    /// B block (pc, jc) of a call on columns col0…: its place in a pre-packed B, or packed now
+    /// into this thread's scratch.
+    @inline(__always)
+    static func bBlock(_ g: GEMMArgs, _ nr: Int, _ packedB: UnsafePointer<Float>?, _ scratch: GEMMScratch,
+                       col0: Int, jc: Int, nc: Int, pc: Int, kc: Int) -> UnsafePointer<Float> {
+        if let packedB { return packedB + packedBOffset(jc: jc, pc: pc, nc: nc, k: g.k, nr: nr) }
+        packB(g, nr, col0 + jc, nc, pc, kc, scratch.b)
+        return UnsafePointer(scratch.b)
     }
 
     /// C[row0..<row0+mc, col0..<col0+nc] (+)= A rows × B block for one depth slice (pc, kc):
