@@ -124,26 +124,20 @@ public final class AdamW {
 
     private func threads() -> Int { offsets.last! < 32768 ? 1 : ThreadPool.shared.threadCount }
 
-    private func forEachPiece(_ body: (Int, Range<Int>) -> Void) {
+    /// Runs `body(thread, pieces)` on each thread with its share of the pieces.
+    private func forEachShare(_ body: (Int, ArraySlice<(param: Int, range: Range<Int>)>) -> Void) {
         let pieces = self.pieces, t = threads()
-        let shares = (0..<t).map { share($0, of: t) }
-        parallelFor(t) { r in
-            for w in r { for k in shares[w] { body(pieces[k].param, pieces[k].range) } }
-        }
+        parallelFor(t) { r in for w in r { body(w, pieces[share(w, of: t)]) } }
     }
 
-    /// Sums `body` over the pieces, thread by thread into out[thread].
+    private func forEachPiece(_ body: (Int, Range<Int>) -> Void) {
+        forEachShare { _, share in for piece in share { body(piece.param, piece.range) } }
+    }
+
+    /// Sums `body` over the pieces, thread by thread into out[thread] (0 for idle threads).
     private func forEachPiece(threadIndexed out: UnsafeMutablePointer<Double>, _ body: (Int, Range<Int>) -> Double) {
-        let pieces = self.pieces, t = threads()
-        let shares = (0..<t).map { share($0, of: t) }
         for w in 0..<ThreadPool.shared.threadCount { out[w] = 0 }
-        parallelFor(t) { r in
-            for w in r {
-                var acc = 0.0
-                for k in shares[w] { acc += body(pieces[k].param, pieces[k].range) }
-                out[w] = acc
-            }
-        }
+        forEachShare { w, share in out[w] = share.reduce(0.0) { $0 + body($1.param, $1.range) } }
     }
 
     /// Restores moments and step count (from a checkpoint).

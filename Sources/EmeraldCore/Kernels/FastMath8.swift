@@ -10,6 +10,12 @@ public typealias F8 = SIMD8<Float>
 /// Stores 8 floats at `p` (no alignment needed).
 @inline(__always) public func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self) }
 
+/// Horizontal sum of 8 lanes (the stdlib's generic `sum()` is not inlined).
+@inline(__always) public func hsum8(_ v: F8) -> Float {
+    let s = v.lowHalf + v.highHalf
+    return (s[0] + s[2]) + (s[1] + s[3])
+}
+
 /// e^x with x clamped to [−87.3, 88.3] (so 2^n needs no special cases):
 /// Cephes' polynomial, ≈ 2 ulp inside that range.
 @inline(__always) public func exp8(_ x: F8) -> F8 {
@@ -110,8 +116,7 @@ extension Kernels {
         let mv = F8(repeating: m)
         var i = 0
         while i + 8 <= n { let e = exp8(load8(p + i) - mv); store8(e, p + i); acc += e; i += 8 }
-        let s = acc.lowHalf + acc.highHalf
-        var total = (s[0] + s[2]) + (s[1] + s[3])
+        var total = hsum8(acc)
         while i < n { let e = exp8(F8(repeating: p[i] - m))[0]; p[i] = e; total += e; i += 1 }
         return total
     }

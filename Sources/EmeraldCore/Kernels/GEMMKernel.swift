@@ -474,14 +474,14 @@ enum GEMMDriver {
         // In place only when the call's C is one column block, so each row of A is read once:
         // re-read per column block, the strided rows cost more than packed panels (measured
         // with `emerald bench gemm --versus pack-a`: +6–10% at n = 128, −5–10% at n ≥ 384).
-        let inPlaceA = !g.transA && GEMMTuning.unpackedA && g.n <= ncMax
+        let inPlaceA = readsAInPlace(g, ncMax: ncMax)
 
         let scratch = GEMMScratch.current
         let tile = scratch.tile
         // Deep products (k so large that whole-depth A fits fewer rows than the call has, e.g.
         // the LM head's dX with k = vocab): A is packed one depth slice at a time for all rows,
         // so each B block is packed once instead of once per row block.
-        if !inPlaceA && mcMax < roundUp(m, MR) && GEMMTuning.slicedDeepA {
+        if slicesDepth(g, rows: m, mr: MR, ncMax: ncMax, aMaxFloats: aMaxFloats) {
             let rowsMax = max(MR, aMaxFloats / KC / MR * MR)
             let sBlocks = (m + rowsMax - 1) / rowsMax
             let SC = roundUp((m + sBlocks - 1) / sBlocks, MR)
@@ -541,6 +541,22 @@ enum GEMMDriver {
             }
             ic += MC
         }
+    }
+
+    /// Whether `blocked` packs A one depth slice at a time for `rows` rows: A is packed (not
+    /// read in place) and its whole depth for all those rows is over the budget. `split` asks
+    /// too, so it does not cut such a product into row chunks (each would re-pack all of B).
+    @inline(__always)
+    static func slicesDepth(_ g: GEMMArgs, rows: Int, mr: Int, ncMax: Int, aMaxFloats: Int) -> Bool {
+        let rowsMax = max(mr, aMaxFloats / max(g.k, 1) / mr * mr)
+        return GEMMTuning.slicedDeepA && !readsAInPlace(g, ncMax: ncMax) && rowsMax < roundUp(rows, mr)
+    }
+
+    /// A is read in place when it is not transposed and the call's C is one column block, so
+    /// each row of A is read once (see `blocked`).
+    @inline(__always)
+    static func readsAInPlace(_ g: GEMMArgs, ncMax: Int) -> Bool {
+        !g.transA && GEMMTuning.unpackedA && g.n <= ncMax
     }
 
     /// B block (pc, jc) of a call on columns col0…: its place in a pre-packed B, or packed now
@@ -707,7 +723,7 @@ enum GEMMDriver {
             // A deep product (whole-depth A of all rows over budget) packs A slice by slice
             // for all rows in every column task (see `blocked`): no row chunks (each would
             // re-pack B) and one task per thread, so A is packed t times, not 4t.
-            let deep = !(!g.transA && GEMMTuning.unpackedA && n <= nc) && mPanels > aPanelsMax && GEMMTuning.slicedDeepA
+            let deep = slicesDepth(g, rows: m, mr: MR, ncMax: nc, aMaxFloats: aMax)
             if deep { rChunks = 1 }
             cChunks = deep ? t : min(nPanels, want)
         } else {

@@ -109,11 +109,6 @@ public enum SoftmaxKernel {
         exp8(d).replacing(with: 0, where: d .< -87.3)
     }
 
-    @inline(__always) static func hsum8(_ v: F8) -> Float {
-        let s = v.lowHalf + v.highHalf
-        return (s[0] + s[2]) + (s[1] + s[3])
-    }
-
     @inline(__always) static func maxValue(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var mv = F8(repeating: -.infinity)
         var i = 0
