@@ -66,19 +66,25 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 2
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Precision: fp32 (bf16 is not built yet).") var dtype: String = "fp32"
-    @Option(help: ArgumentHelp("Also time an engine variant, alternating step by step (see `bench gemm --versus`).",
+    @Option(help: "Data-parallel shards: the batch split into this many slices that run at once, one per thread (default: one per thread for models up to 32M parameters, else 1).")
+    var shards: Int?
+    @Option(help: ArgumentHelp("Also time an engine variant, alternating step by step: one-shard (no data-parallel shards), or one of `bench gemm --versus`.",
                                valueName: "variant")) var versus: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         try EmeraldCommand.guarded {
             try require(dtype == "fp32", "--dtype \(dtype) is not available yet; only fp32 is built")
-            let variant = try engineVariant(versus)
             try require(steps > 0 && warmup >= 0 && batchSize > 0, "--steps and --batch-size must be positive")
+            try require(shards.map { $0 > 0 } ?? true, "--shards must be positive, got \(shards ?? 0)")
             try applyThreads(threads)
             let cfg = try shape.config()
             var rng = RandomGenerator(seed: 1)
             let model = GPT(cfg, rng: &rng)
+            let shards = self.shards ?? DataParallel.defaultShards(parameterCount: model.parameterCount, batchSize: batchSize)
+            // `--versus one-shard`: the variant runs the step unsharded (op-level threading only).
+            var stepShards = shards
+            let variant = versus == "one-shard" ? { stepShards = $0 ? 1 : shards } : try engineVariant(versus)
             let t = cfg.blockSize
             let tokens = (0..<Swift.max(100_000, batchSize * (t + 1) * 4)).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
             var batches = try Batcher(source: TokenArray(tokens), batchSize: batchSize, blockSize: t, seed: 2)
@@ -92,10 +98,8 @@ struct BenchTrain: ParsableCommand {
                 defer { if isVariant { variant?(false) } }
                 let start = DispatchTime.now().uptimeNanoseconds
                 model.zeroGrad()
-                let loss = model.loss(batches.next(), rng: &rng)
-                loss.backward()
+                lastLoss = model.accumulateGradients(batches.next(), shards: stepShards, rng: &rng)
                 opt.step(lr: 1e-4, clippingGradientNormTo: 1)
-                lastLoss = loss.item
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 if i / (variant == nil ? 1 : 2) >= warmup {
                     if isVariant { variantTimes.append(elapsed) } else { times.append(elapsed) }
@@ -108,6 +112,7 @@ struct BenchTrain: ParsableCommand {
             var result: [String: Any] = [
                 "n_layer": cfg.nLayer, "n_head": cfg.nHead, "n_embd": cfg.nEmbd, "vocab_size": cfg.vocabSize,
                 "block_size": t, "batch_size": batchSize, "threads": ThreadPool.shared.threadCount, "dtype": dtype,
+                "shards": shards,
                 "tokens_per_s": (tokensPerStep / sec).rounded(), "ms_per_step": (sec * 1e5).rounded() / 100,
                 "gflops": (flops / 1e7).rounded() / 100, "mfu": (flops / peak * 1e4).rounded() / 1e4,
                 "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10, "final_loss": Double(lastLoss),

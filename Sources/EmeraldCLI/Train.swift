@@ -88,7 +88,7 @@ struct Train: ParsableCommand {
             if case .gpt(let g) = modelConfig {
                 desc += " (\(g.nLayer) layers, \(g.nHead) heads, \(g.nEmbd) wide, block \(g.blockSize), \(g.norm.rawValue)-LN, \(g.activation.rawValue))"
             }
-            note(desc + "; \(ThreadPool.shared.threadCount) threads")
+            note(desc + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shards")
             trainer.log = { print($0); fflush(stdout) }
             if resumed != nil { note("resumed at step \(trainer.step)") }
             try trainer.run()
@@ -152,6 +152,8 @@ struct OptimizationOptions: ParsableArguments {
     @Option(help: "AdamW β₂.") var beta2: Float?
     @Option(help: "Global gradient-norm clip (0: off).") var gradClip: Float?
     @Option(help: "Micro-batches accumulated per step (same update as one batch that many times larger).") var gradAccum: Int?
+    @Option(help: "Data-parallel shards: each micro-batch split into this many slices trained at once, one per thread (default: one per thread for models up to 32M parameters, else 1).")
+    var shards: Int?
     @Option(help: "Steps between train/val evaluations.") var evalInterval: Int?
     @Option(help: "Batches per split in each evaluation.") var evalIters: Int?
     @Option(help: "Random seed (initialisation, batches, dropout).") var seed: UInt64?
@@ -188,6 +190,7 @@ struct OptimizationOptions: ParsableArguments {
         if let beta2 { try require(beta2 > 0 && beta2 < 1, "--beta2 must be in (0, 1)"); c.betas.1 = beta2 }
         if let gradClip { c.gradClip = gradClip }
         if let gradAccum { c.gradAccum = gradAccum }
+        if let shards { c.shards = shards }
         if let evalInterval { c.evalInterval = evalInterval }
         if let evalIters { c.evalIters = evalIters }
         if let seed { c.seed = seed }

@@ -152,6 +152,17 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// Transposed A packed in the older order (one micro-panel's whole depth at a time).
+    func testPanelMajorTransposedA() {
+        let s0 = GEMMTuning.stepMajorTransposedA
+        defer { GEMMTuning.stepMajorTransposedA = s0 }
+        GEMMTuning.stepMajorTransposedA = false
+        for kern in GEMMTuning.Kernel.allCases {
+            withSettings(kernel: kern, threads: 1, forceSplit: false) { edgeSuite(step: 3) }
+            withSettings(kernel: kern, threads: 2, forceSplit: true) { blockSuite() }
+        }
+    }
+
     /// Deep products (whole-depth A does not fit the packing budget): A packed slice by slice,
     /// with one and several row blocks per slice, and the whole-depth path they replace.
     func testDeepProducts() {

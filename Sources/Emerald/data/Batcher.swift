@@ -38,6 +38,16 @@ public struct Batch {
     public let batchSize: Int
     /// T.
     public let blockSize: Int
+
+    /// A batch of `batchSize` rows of `blockSize` ids each.
+    public init(inputs: [Int32], targets: [Int32], batchSize: Int, blockSize: Int) {
+        precondition(inputs.count == batchSize * blockSize && targets.count == inputs.count,
+                     "a (\(batchSize), \(blockSize)) batch needs \(batchSize * blockSize) inputs and targets")
+        self.inputs = inputs
+        self.targets = targets
+        self.batchSize = batchSize
+        self.blockSize = blockSize
+    }
 }
 
 /// Draws random (B, T) windows from a token source with its own seeded generator.

@@ -22,6 +22,9 @@ public struct TrainConfig: Sendable {
     public var gradClip: Float = 0
     /// Micro-batches per step.
     public var gradAccum = 1
+    /// Data-parallel shards per micro-batch (see `LanguageModel.accumulateGradients`); nil
+    /// picks `DataParallel.defaultShards`.
+    public var shards: Int?
     /// Steps between evaluations.
     public var evalInterval = 300
     /// Batches per split in each evaluation.
@@ -42,6 +45,7 @@ public struct TrainConfig: Sendable {
         try require(weightDecay >= 0 && weightDecay.isFinite, "--weight-decay must not be negative, got \(weightDecay)")
         try require(gradClip >= 0 && gradClip.isFinite, "--grad-clip must not be negative, got \(gradClip)")
         try require(gradAccum > 0, "--grad-accum must be positive, got \(gradAccum)")
+        try require(shards.map { $0 > 0 } ?? true, "--shards must be positive, got \(shards ?? 0)")
         try require(evalInterval > 0, "--eval-interval must be positive, got \(evalInterval)")
         try require(evalIters > 0, "--eval-iters must be positive, got \(evalIters)")
     }
@@ -176,18 +180,23 @@ public final class Trainer {
         }
     }
 
+    /// Data-parallel shards per micro-batch: `config.shards`, or the default for this model.
+    public var shards: Int {
+        config.shards ?? DataParallel.defaultShards(parameterCount: optimizer.parameters.reduce(0) { $0 + $1.count },
+                                                    batchSize: config.batchSize)
+    }
+
     /// One optimizer step over `gradAccum` micro-batches; returns (loss, grad norm).
     @discardableResult
     public func trainStep() -> (loss: Float, gradNorm: Float) {
         model.zeroGrad()
         var total: Float = 0
-        for _ in 0..<config.gradAccum {
-            let batch = trainBatches.next()
-            let loss = model.loss(batch, rng: &dropoutRNG)
-            total += loss.item
-            (config.gradAccum == 1 ? loss : loss * (1 / Float(config.gradAccum))).backward()
-        }
         let params = optimizer.parameters
+        let shards = self.shards
+        for _ in 0..<config.gradAccum {
+            total += model.accumulateGradients(trainBatches.next(), shards: shards,
+                                               scale: 1 / Float(config.gradAccum), rng: &dropoutRNG)
+        }
         for i in frozenIndices { params[i].grad = nil }
         let norm = optimizer.step(lr: config.schedule(step), clippingGradientNormTo: config.gradClip)
         step += 1

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One recorded op: its inputs and how to push an output gradient into them.
 final class GradFn {
     let inputs: [Tensor]
@@ -9,10 +15,20 @@ final class GradFn {
     }
 }
 
-/// Global autograd switch (the engine records from one thread).
+/// The autograd switch, per thread: data-parallel shards record their graphs at once, and
+/// a `withNoGrad` in one (broadcasting ops use one inside) must not stop the others recording.
 public enum Autograd {
-    /// False inside `withNoGrad`: ops record nothing.
-    public nonisolated(unsafe) static var isEnabled = true
+    /// False inside `withNoGrad` on this thread: ops record nothing.
+    public static var isEnabled: Bool {
+        get { pthread_getspecific(key) == nil }
+        set { pthread_setspecific(key, newValue ? nil : UnsafeRawPointer(bitPattern: 1)) }
+    }
+
+    nonisolated(unsafe) private static var key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
 }
 
 /// Runs `body` without recording a graph (evaluation, sampling).
@@ -34,16 +50,28 @@ extension Tensor {
         return self
     }
 
+    /// The gradient backward accumulates into on this thread: `grad`, or for a leaf while
+    /// a data-parallel shard's `GradientSink` is installed, the sink's copy.
+    private var gradSlot: Tensor? {
+        get {
+            if gradFn == nil, let sink = GradientSink.current { return sink[self] }
+            return grad
+        }
+        set {
+            if gradFn == nil, let sink = GradientSink.current { sink[self] = newValue } else { grad = newValue }
+        }
+    }
+
     /// Adds `g` into this tensor's gradient (allocating it on first use).
     public func accumulateGrad(_ g: Tensor) {
         precondition(g.count == count, "gradient shape \(g.shape) does not match \(shape)")
         guard requiresGrad else { return }
-        if let grad {
+        if let grad = gradSlot {
             Kernels.add(grad.data, g.data, into: grad.data, count: count)
         } else {
             let c = Tensor(uninitialized: shape)
             c.data.update(from: g.data, count: count)
-            grad = c
+            gradSlot = c
         }
     }
 
@@ -51,20 +79,22 @@ extension Tensor {
     /// `body` write into it directly (avoids a temporary for scatter-style rules).
     func withGrad(_ body: (UnsafeMutablePointer<Float>) -> Void) {
         guard requiresGrad else { return }
-        if grad == nil { grad = .zeros(shape) }
-        body(grad!.data)
+        if let grad = gradSlot { body(grad.data); return }
+        let fresh = Tensor.zeros(shape)
+        gradSlot = fresh
+        body(fresh.data)
     }
 
     /// Lets `body` write the gradient GEMM-style: with beta 0 into a new, uninitialised
     /// buffer it must overwrite (no zero fill), with beta 1 into the existing one.
     func withGrad(beta body: (UnsafeMutablePointer<Float>, Float) -> Void) {
         guard requiresGrad else { return }
-        if let grad {
+        if let grad = gradSlot {
             body(grad.data, 1)
         } else {
             let fresh = Tensor(uninitialized: shape)
             body(fresh.data, 0)
-            grad = fresh
+            gradSlot = fresh
         }
     }
 
@@ -73,8 +103,8 @@ extension Tensor {
     /// without a copy.
     func adoptGrad(_ fresh: Tensor) {
         guard requiresGrad else { return }
-        if grad == nil && fresh.shape == shape && fresh.offset == 0 && fresh.storage.count == fresh.count {
-            grad = fresh
+        if gradSlot == nil && fresh.shape == shape && fresh.offset == 0 && fresh.storage.count == fresh.count {
+            gradSlot = fresh
         } else {
             accumulateGrad(fresh)
         }

@@ -64,6 +64,9 @@ public enum GEMMTuning {
     public nonisolated(unsafe) static var maxTasksPerThread = 4
     /// …of at least this many MR- or NR-wide panels each.
     public nonisolated(unsafe) static var minPanelsPerTask = 4
+    /// Transposed A is packed 8 depth steps at a time across all micro-panels (false: one
+    /// panel's whole depth at a time, the older order; see `GEMMDriver.packATransposed`).
+    public nonisolated(unsafe) static var stepMajorTransposedA = true
     /// Largest B (floats, packed) that a row-split call packs once for all its threads.
     public nonisolated(unsafe) static var sharedBMaxFloats = 4 << 20
     /// Overrides of the depth block KC and the column block NC (nil: per-kernel defaults).
@@ -317,6 +320,10 @@ enum GEMMDriver {
     @inline(__always)
     static func packA(_ g: GEMMArgs, _ mr: Int, _ i0: Int, _ mc: Int, _ p0: Int, _ kc: Int,
                       _ dst: UnsafeMutablePointer<Float>) {
+        if g.transA && GEMMTuning.stepMajorTransposedA && mr <= 8 {
+            packATransposed(g, mr, i0, mc, p0, kc, dst)
+            return
+        }
         let alpha = g.alpha
         var d = dst
         var i = 0
@@ -370,6 +377,52 @@ enum GEMMDriver {
                 d += kc * mr
             }
             i += mr
+        }
+    }
+
+    /// `packA` for op(A) = Aᵀ: op(A)[r][p] = a[p·lda + r], so each depth step p gives every
+    /// micro-panel MR contiguous values of row p of A. Steps go in groups of 8 across all
+    /// panels, so the 8 rows being read stay in L1. Walking one panel's whole depth first
+    /// strides by lda, and with lda a power of two (a weight gradient's dY, k = B·T deep)
+    /// those rows fall into a few L1 sets: every panel re-read its lines from L2.
+    @inline(__always)
+    static func packATransposed(_ g: GEMMArgs, _ mr: Int, _ i0: Int, _ mc: Int, _ p0: Int, _ kc: Int,
+                                _ dst: UnsafeMutablePointer<Float>) {
+        let alpha = g.alpha, v = V8(repeating: alpha), lda = g.lda
+        let panels = (mc + mr - 1) / mr
+        // Panels read 8 wide: all MR rows inside the block and the 8 floats inside op(A)'s rows.
+        let wide = min(mc / mr, g.m - i0 >= 8 ? (g.m - i0 - 8) / mr + 1 : 0)
+        // An 8-wide store at stride MR < 8 spills into the next depth step's slot (written
+        // after it); a panel's last step is stored MR wide so it does not spill into the next panel.
+        let wideSteps = mr < 8 ? kc - 1 : kc
+        var pb = 0
+        while pb < wideSteps {
+            let pe = min(wideSteps, pb + 8)
+            for q in 0..<wide {
+                var s = UnsafeRawPointer(g.a + (p0 + pb) * lda + i0 + q * mr)
+                var d = UnsafeMutableRawPointer(dst + q * kc * mr + pb * mr)
+                for _ in pb..<pe {
+                    st(ld(s, 0, V8.self) * v, d, 0)
+                    s += 4 * lda; d += 4 * mr
+                }
+            }
+            pb = pe
+        }
+        if wideSteps < kc {
+            for q in 0..<wide {
+                let s = g.a + (p0 + kc - 1) * lda + i0 + q * mr, d = dst + q * kc * mr + (kc - 1) * mr
+                for r in 0..<mr { d[r] = alpha * s[r] }
+            }
+        }
+        // The rest (a partial panel, or rows too near op(A)'s edge for an 8-wide read): zero-padded.
+        for q in wide..<panels {
+            let rows = min(mr, mc - q * mr)
+            var s = g.a + p0 * lda + i0 + q * mr, d = dst + q * kc * mr
+            for _ in 0..<kc {
+                for r in 0..<rows { d[r] = alpha * s[r] }
+                for r in rows..<mr { d[r] = 0 }
+                d += mr; s += lda
+            }
         }
     }
 
@@ -657,7 +710,7 @@ enum GEMMDriver {
             }
             return
         }
-        let threads = ThreadPool.shared.threadCount
+        let threads = ThreadPool.shared.availableThreads
         let maxThreads = max(1, min(threads, 2 * work / GEMMTuning.minFlopsPerThread))
 
         // Tiny products and skinny shapes: no packing.

@@ -37,7 +37,7 @@ extension Tensor {
             let dxd = dx?.data
             // Rows split across threads; each sums its rows' dw, db into its own partial
             // (2·c floats), merged after: one pass over x and g.
-            let parts = Swift.max(1, Swift.min(ThreadPool.shared.threadCount, rows * c / 16384))
+            let parts = Swift.max(1, Swift.min(ThreadPool.shared.availableThreads, rows * c / 16384))
             let partial = Tensor(uninitialized: [parts, 2 * c])
             let pd = partial.data
             parallelFor(parts) { r in

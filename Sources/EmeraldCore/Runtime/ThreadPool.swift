@@ -36,6 +36,9 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Threads taking part in a `parallelFor`, the caller included.
     public let threadCount: Int
+    /// Threads a `parallelFor` started now would use: 1 inside a `run` (nested loops run
+    /// inline on their thread, e.g. in a data-parallel shard), else `threadCount`.
+    public var availableThreads: Int { busy ? 1 : threadCount }
     private let generation = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
