@@ -24,7 +24,9 @@ let package = Package(
     ],
     targets: [
         // Engine: tensors, autograd, kernels, thread pool. Knows nothing above it.
-        .target(name: "EmeraldCore", swiftSettings: fast),
+        .target(name: "EmeraldCore", dependencies: ["CEmeraldSIMD"], swiftSettings: fast),
+        // Header-only vector math Swift's SIMD types lower to scalar code (square root).
+        .target(name: "CEmeraldSIMD"),
         // System liblzma and zlib (scripts/setup installs the -dev packages) for `emerald prepare`.
         .systemLibrary(name: "CLZMA", path: "Sources/CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),

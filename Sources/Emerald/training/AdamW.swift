@@ -56,7 +56,7 @@ public final class AdamW {
                 let mj = b1 * load8(md + j) + (1 - b1) * gj
                 let vj = b2 * load8(vd + j) + (1 - b2) * gj * gj
                 store8(mj, md + j); store8(vj, vd + j)
-                let denom = vj.squareRoot() * invSqrtC2 + eps
+                let denom = sqrt8(vj) * invSqrtC2 + eps
                 store8(load8(pd + j) * decay - stepSize * mj / denom, pd + j)
                 j += 8
             }

@@ -1,3 +1,5 @@
+import CEmeraldSIMD
+
 /// 8-lane (one AVX2 register) versions of the hottest transcendental loops.
 ///
 /// On AVX2-only machines swiftc lowers non-inlined `SIMD16` math through
@@ -9,6 +11,9 @@ public typealias F8 = SIMD8<Float>
 @inline(__always) public func load8(_ p: UnsafePointer<Float>) -> F8 { UnsafeRawPointer(p).loadUnaligned(as: F8.self) }
 /// Stores 8 floats at `p` (no alignment needed).
 @inline(__always) public func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self) }
+
+/// Lane-wise square root (one vsqrtps; `F8.squareRoot()` is eight scalar ones).
+@inlinable @inline(__always) public func sqrt8(_ x: F8) -> F8 { emerald_sqrt8(x) }
 
 /// Horizontal sum of 8 lanes (the stdlib's generic `sum()` is not inlined).
 @inline(__always) public func hsum8(_ v: F8) -> Float {

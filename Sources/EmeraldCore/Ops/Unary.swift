@@ -26,7 +26,9 @@ public enum LogKernel: UnaryKernel {
 }
 /// √x.
 public enum SqrtKernel: UnaryKernel {
-    @inline(__always) public static func forward(_ x: F16) -> F16 { x.squareRoot() }
+    @inline(__always) public static func forward(_ x: F16) -> F16 {
+        F16(lowHalf: sqrt8(x.lowHalf), highHalf: sqrt8(x.highHalf))  // F16.squareRoot() is 16 scalar roots
+    }
     @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * 0.5 / y }
 }
 /// x².
