@@ -97,7 +97,7 @@ struct BenchTrain: ParsableCommand {
                 if isVariant { variant?(true) }
                 defer { if isVariant { variant?(false) } }
                 let start = DispatchTime.now().uptimeNanoseconds
-                model.zeroGrad()
+                opt.zeroGrad()
                 lastLoss = model.accumulateGradients(batches.next(), shards: stepShards, rng: &rng)
                 opt.step(lr: 1e-4, clippingGradientNormTo: 1)
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -33,6 +33,10 @@ public final class AdamW {
         v = parameters.map { .zeros($0.shape) }
     }
 
+    /// Clears the gradients of the parameters this optimizer updates (`Module.zeroGrad()`
+    /// finds them by reflection each call: 3% of a small model's step).
+    public func zeroGrad() { for p in parameters { p.grad = nil } }
+
     /// One update with learning rate `lr`; parameters without a gradient are skipped.
     /// Gradients are read multiplied by `gradScale` (a global-norm clip folded into the
     /// update, so clipping costs no pass of its own over the gradients).

@@ -189,7 +189,7 @@ public final class Trainer {
     /// One optimizer step over `gradAccum` micro-batches; returns (loss, grad norm).
     @discardableResult
     public func trainStep() -> (loss: Float, gradNorm: Float) {
-        model.zeroGrad()
+        optimizer.zeroGrad()
         var total: Float = 0
         let params = optimizer.parameters
         let shards = self.shards
