@@ -4,12 +4,13 @@ import Emerald
 
 /// Data-parallel shards give the gradient of the whole batch.
 final class DataParallelTests: XCTestCase {
-    private func gradients(shards: Int, threads: Int, batch: Int, scale: Float = 1, twice: Bool = false) -> (Float, [[Float]]) {
+    private func gradients(shards: Int, threads: Int, batch: Int, scale: Float = 1, twice: Bool = false,
+                           dropout: Float = 0) -> (Float, [[Float]]) {
         let saved = ThreadPool.shared
         GEMMBenchmark.usePool(threads: threads)
         defer { ThreadPool.shared = saved }
         var cfg = TestSupport.tinyGPT()
-        cfg.dropout = 0
+        cfg.dropout = dropout
         let model = ModelConfig.gpt(cfg).makeModel(seed: 5)
         let ids = TestSupport.ids(batch * 9, vocab: cfg.vocabSize)
         let b = Batch(inputs: (0..<batch).flatMap { r in ids[(r * 9)..<(r * 9 + 8)] },
@@ -33,6 +34,19 @@ final class DataParallelTests: XCTestCase {
                 XCTAssertLessThan(TestSupport.maxAbsDiff(a, b), 1e-5, "\(shards) shards on \(threads) threads")
             }
         }
+    }
+
+    /// With dropout, each shard draws the unsharded step's masks for its sequences (same seeds,
+    /// positions counted in the whole batch), so sharding still changes only the rounding.
+    func testShardsDrawTheUnshardedDropoutMasks() {
+        let (l1, g1) = gradients(shards: 1, threads: 1, batch: 5, twice: true, dropout: 0.3)
+        for (shards, threads) in [(2, 2), (3, 3)] {
+            let (l, g) = gradients(shards: shards, threads: threads, batch: 5, twice: true, dropout: 0.3)
+            XCTAssertEqual(l, l1, accuracy: 1e-5, "\(shards) shards")
+            for (a, b) in zip(g, g1) { XCTAssertLessThan(TestSupport.maxAbsDiff(a, b), 1e-5, "\(shards) shards") }
+        }
+        let (l0, _) = gradients(shards: 1, threads: 1, batch: 5, twice: true)
+        XCTAssertGreaterThan(abs(l0 - l1), 1e-3, "dropout 0.3 should change the loss")
     }
 
     /// Accumulating twice (scaled) adds onto existing gradients, as micro-batches do.

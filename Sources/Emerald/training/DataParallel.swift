@@ -48,24 +48,32 @@ extension LanguageModel {
         }
         let b = batch.batchSize
         let bounds = (0...n).map { b * $0 / n }
-        let seeds = (0..<n).map { _ in rng.next() }
+        // Every shard starts from the caller's generator: the same seeds for the same dropout
+        // calls, with positions counted in the whole batch (`ShardRows`), give each shard the
+        // unsharded step's masks for its sequences. The caller then continues from shard 0's.
+        var generators = [RandomGenerator](repeating: rng, count: n)
         let sinks = (1..<n).map { _ in GradientSink() }
         var losses = [Float](repeating: 0, count: n)
-        losses.withUnsafeMutableBufferPointer { buffer in
-            let losses = buffer
-            pool.run { w in
-                guard w < n else { return }
-                let part = batch.rows(bounds[w]..<bounds[w + 1])
-                let share = Float(part.batchSize) / Float(b)
-                var shardRNG = RandomGenerator(seed: seeds[w])
-                func run() {
-                    let loss = self.loss(part, rng: &shardRNG)
-                    (loss * (share * scale)).backward()
-                    losses[w] = loss.item * share
+        losses.withUnsafeMutableBufferPointer { lossBuffer in
+            generators.withUnsafeMutableBufferPointer { generatorBuffer in
+                let losses = lossBuffer, generators = generatorBuffer
+                pool.run { w in
+                    guard w < n else { return }
+                    let rows = bounds[w]..<bounds[w + 1]
+                    let part = batch.rows(rows)
+                    let share = Float(part.batchSize) / Float(b)
+                    func run() {
+                        ShardRows.run(rows: rows) {
+                            let loss = self.loss(part, rng: &generators[w])
+                            (loss * (share * scale)).backward()
+                            losses[w] = loss.item * share
+                        }
+                    }
+                    if w == 0 { run() } else { sinks[w - 1].collect(run) }
                 }
-                if w == 0 { run() } else { sinks[w - 1].collect(run) }
             }
         }
+        rng = generators[0]
         GradientSink.merge(sinks)
         return losses.reduce(0, +)
     }

@@ -69,10 +69,12 @@ public typealias F8 = SIMD8<Float>
 
 extension Kernels {
     /// y[i] = x[i]·keep(i) with keep(i) = 0 with probability p, else 1/(1−p);
-    /// keep is a hash of (seed, i), so the same call in backward gives the same mask.
-    public static func dropout(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, p: Float, seed: UInt32) {
+    /// keep is a hash of (seed, offset + i), so the same call in backward gives the same mask
+    /// (`offset`: position of element 0 in a larger tensor, see `ShardRows`).
+    public static func dropout(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, p: Float, seed: UInt32,
+                               offset: Int = 0) {
         let scaleBits = SIMD8<UInt32>(repeating: (1 / (1 - p)).bitPattern)
-        let lanes = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7)
+        let lanes = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7) &+ UInt32(truncatingIfNeeded: offset)
         let key = SIMD8<UInt32>(repeating: seed &* 0x9E37_79B9)
         let one = SIMD8<UInt32>(repeating: 0x3F80_0000), pv = F8(repeating: p)
         /// 0 or 1/(1−p) per lane, with bit operations only (no lane loops):
@@ -90,7 +92,7 @@ extension Kernels {
                 i += 8
             }
             while i < r.upperBound {
-                y[i] = x[i] * factor(SIMD8(repeating: UInt32(truncatingIfNeeded: i)))[0]
+                y[i] = x[i] * factor(SIMD8(repeating: UInt32(truncatingIfNeeded: i)) &+ lanes)[0]
                 i += 1
             }
         }

@@ -19,8 +19,10 @@ extension Tensor {
     public func causalSelfAttention(heads: Int, dropout: Float = 0, seed: UInt64 = 0) -> Tensor {
         precondition(rank == 3 && shape[2] % 3 == 0, "attention expects qkv of shape (B, T, 3C), got \(shape)")
         precondition(dropout >= 0 && dropout < 1, "attention dropout must be in [0, 1)")
+        // Inside a data-parallel shard, mask positions count (batch, head) pairs from the
+        // start of the whole batch (see `ShardRows`).
         let geo = AttentionKernel.Geometry(b: shape[0], t: shape[1], c: shape[2] / 3, heads: heads,
-                                           dropout: dropout, seed: seed)
+                                           dropout: dropout, seed: seed, firstPair: ShardRows.elementOffset(shape[0]) * heads)
         let out = Tensor(uninitialized: [geo.b, geo.t, geo.c])
         let lse = Tensor(uninitialized: [geo.b, heads, geo.t])
         AttentionKernel.forward(geo, qkv: data, out: out.data, lse: lse.data)
@@ -44,12 +46,15 @@ public enum AttentionKernel {
         let b: Int, t: Int, c: Int, heads: Int
         /// Attention-probability dropout and the seed of its mask.
         let dropout: Float, seed: UInt64
+        /// Index of this call's first (batch, head) pair in the mask's positions.
+        let firstPair: Int
         var hs: Int { c / heads }
         var c3: Int { 3 * c }
         var scale: Float { 1 / Float(hs).squareRoot() }
-        init(b: Int, t: Int, c: Int, heads: Int, dropout: Float = 0, seed: UInt64 = 0) {
+        init(b: Int, t: Int, c: Int, heads: Int, dropout: Float = 0, seed: UInt64 = 0, firstPair: Int = 0) {
             precondition(heads > 0 && c % heads == 0, "\(c) channels do not split into \(heads) heads")
             self.b = b; self.t = t; self.c = c; self.heads = heads; self.dropout = dropout; self.seed = seed
+            self.firstPair = firstPair
         }
 
         /// The mask is a 32-bit counter hash (murmur3's finalizer, as `Kernels.dropout`) of
@@ -70,7 +75,7 @@ public enum AttentionKernel {
 
         /// Positions (bh, i, j + 0…7).
         @inline(__always) func positions(_ bh: Int, _ i: Int, _ j: Int) -> SIMD8<UInt32> {
-            SIMD8(repeating: UInt32(truncatingIfNeeded: (bh * t + i) * t + j)) &+ SIMD8(0, 1, 2, 3, 4, 5, 6, 7)
+            SIMD8(repeating: UInt32(truncatingIfNeeded: ((firstPair + bh) * t + i) * t + j)) &+ SIMD8(0, 1, 2, 3, 4, 5, 6, 7)
         }
 
         /// row[j] ·= keep(bh, i, j) for j < count (forward's dropped probabilities).

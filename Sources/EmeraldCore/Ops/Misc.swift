@@ -21,17 +21,19 @@ extension Tensor {
     /// Inverted dropout: zeroes each element with probability `p` and scales
     /// the rest by 1/(1−p). Identity when `p == 0`.
     ///
-    /// The mask is a counter hash of (seed drawn from `rng`, element index),
-    /// computed 8 lanes at a time; backward recomputes it rather than storing it.
+    /// The mask is a counter hash of (seed drawn from `rng`, element index — in the whole
+    /// batch, inside a data-parallel shard), computed 8 lanes at a time; backward recomputes
+    /// it rather than storing it.
     public func dropout(_ p: Float, using rng: inout RandomGenerator) -> Tensor {
         precondition(p >= 0 && p < 1, "dropout probability must be in [0, 1), got \(p)")
         if p == 0 { return self }
         let seed = UInt32(truncatingIfNeeded: rng.next())
+        let offset = ShardRows.elementOffset(count)
         let out = Tensor(uninitialized: shape)
-        Kernels.dropout(data, out.data, count, p: p, seed: seed)
+        Kernels.dropout(data, out.data, count, p: p, seed: seed, offset: offset)
         return out.record([self]) { g in
             let dx = Tensor(uninitialized: self.shape)
-            Kernels.dropout(g.data, dx.data, self.count, p: p, seed: seed)
+            Kernels.dropout(g.data, dx.data, self.count, p: p, seed: seed, offset: offset)
             self.adoptGrad(dx)
         }
     }
