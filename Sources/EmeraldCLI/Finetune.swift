@@ -85,7 +85,7 @@ struct Finetune: ParsableCommand {
             note(dataNote)
             note("model: \(model.parameterCount) parameters from \(settings.reinitialize ? "random initialisation (baseline)" : settings.source)"
                  + (trainer.frozenIndices.isEmpty ? "" : "; \(trainer.frozenIndices.count) tensors frozen")
-                 + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shards")
+                 + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shard\(trainer.shards == 1 ? "" : "s")")
             trainer.log = { print($0); fflush(stdout) }
             if let stopAfter { try require(stopAfter > 0, "--stop-after must be positive") }
             try trainer.run(stopAfter: stopAfter)

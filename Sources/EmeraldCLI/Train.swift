@@ -88,7 +88,7 @@ struct Train: ParsableCommand {
             if case .gpt(let g) = modelConfig {
                 desc += " (\(g.nLayer) layers, \(g.nHead) heads, \(g.nEmbd) wide, block \(g.blockSize), \(g.norm.rawValue)-LN, \(g.activation.rawValue))"
             }
-            note(desc + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shards")
+            note(desc + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shard\(trainer.shards == 1 ? "" : "s")")
             trainer.log = { print($0); fflush(stdout) }
             if resumed != nil { note("resumed at step \(trainer.step)") }
             try trainer.run()

@@ -180,10 +180,14 @@ public final class Trainer {
         }
     }
 
-    /// Data-parallel shards per micro-batch: `config.shards`, or the default for this model.
+    /// Data-parallel shards per micro-batch: `config.shards` (at most one per thread and per
+    /// sequence), or the default for this model.
     public var shards: Int {
-        config.shards ?? DataParallel.defaultShards(parameterCount: optimizer.parameters.reduce(0) { $0 + $1.count },
-                                                    batchSize: config.batchSize)
+        guard let n = config.shards else {
+            return DataParallel.defaultShards(parameterCount: optimizer.parameters.reduce(0) { $0 + $1.count },
+                                              batchSize: config.batchSize)
+        }
+        return Swift.min(n, ThreadPool.shared.threadCount, config.batchSize)
     }
 
     /// One optimizer step over `gradAccum` micro-batches; returns (loss, grad norm).
