@@ -13,7 +13,7 @@ struct BenchGEMM: ParsableCommand {
     @Option(help: "Thread counts to measure, comma-separated.") var threads: String = "1,2"
     @Option(help: "Timed repetitions per case (median reported).") var iterations: Int = 15
     @Option(help: "Shapes as \"M,N,K;M,N,K\" (default: the issue's five).") var shapes: String?
-    @Option(help: ArgumentHelp("Also time a variant, alternating run by run: pack-a (pack A even when it can be read in place), private-b (each row task packs its own B) more-tasks (twice as many threaded tasks, half the size), no-direct (tiny products take the blocked path too) whole-depth-a (deep products pack A for the whole depth in row blocks, re-packing B per block) or panel-major-a (transposed A packed one micro-panel's whole depth at a time).",
+    @Option(help: ArgumentHelp("Also time a variant, alternating run by run: pack-a (pack A even when it can be read in place), private-b (each row task packs its own B) more-tasks (twice as many threaded tasks, half the size), no-direct (tiny products take the blocked path too) whole-depth-a (deep products pack A for the whole depth in row blocks, re-packing B per block) panel-major-a (transposed A packed one micro-panel's whole depth at a time) or one-row-dots (one-row products take one dot product at a time).",
                                valueName: "variant")) var versus: String?
     @Flag(help: "One JSON object per line instead of a table.") var json = false
 
@@ -73,7 +73,8 @@ func engineVariant(_ name: String?) throws -> ((Bool) -> Void)? {
         return { GEMMTuning.smallThreshold = $0 ? 0 : saved }
     case "whole-depth-a": return { GEMMTuning.slicedDeepA = !$0 }
     case "panel-major-a": return { GEMMTuning.stepMajorTransposedA = !$0 }
+    case "one-row-dots": return { GEMMTuning.fourRowDots = !$0 }
     default:
-        throw EmeraldError.invalidArgument("--versus takes pack-a, private-b, more-tasks, no-direct, whole-depth-a or panel-major-a, got \(name!)")
+        throw EmeraldError.invalidArgument("--versus takes pack-a, private-b, more-tasks, no-direct, whole-depth-a, panel-major-a or one-row-dots, got \(name!)")
     }
 }

@@ -25,7 +25,17 @@ extension GEMMDriver {
         let alpha = g.alpha, beta = g.beta
         for i in rows {
             let ci = g.c + i * g.ldc
-            for j in cols {
+            var j0 = cols.lowerBound
+            if !g.transA && GEMMTuning.fourRowDots {
+                // Four rows of B at a time: x is loaded once for four streams, and four
+                // streams per core keep more of memory's bandwidth busy (decode is memory-bound).
+                while j0 + 4 <= cols.upperBound {
+                    let s = dot4(g.a + i * g.lda, g.b + j0 * g.ldb, g.ldb, k)
+                    for q in 0..<4 { ci[j0 + q] = beta == 0 ? alpha * s[q] : alpha * s[q] + beta * ci[j0 + q] }
+                    j0 += 4
+                }
+            }
+            for j in j0..<cols.upperBound {
                 let bj = g.b + j * g.ldb
                 var s: Float
                 if !g.transA {
@@ -100,6 +110,39 @@ extension GEMMDriver {
             j += 8
         }
         while j < n { c[j] *= beta; j += 1 }
+    }
+
+    /// x·y₀ … x·y₃ for four rows y_q = y + q·ldy of n floats.
+    @inline(__always) static func dot4(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ ldy: Int, _ n: Int) -> SIMD4<Float> {
+        let rx = UnsafeRawPointer(x)
+        let r0 = UnsafeRawPointer(y), r1 = UnsafeRawPointer(y + ldy), r2 = UnsafeRawPointer(y + 2 * ldy), r3 = UnsafeRawPointer(y + 3 * ldy)
+        var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8(), b0 = V8(), b1 = V8(), b2 = V8(), b3 = V8()
+        var p = 0
+        while p + 16 <= n {
+            let o = p * 4
+            let x0 = rx.loadUnaligned(fromByteOffset: o, as: V8.self), x1 = rx.loadUnaligned(fromByteOffset: o + 32, as: V8.self)
+            a0 = a0.addingProduct(x0, r0.loadUnaligned(fromByteOffset: o, as: V8.self))
+            a1 = a1.addingProduct(x0, r1.loadUnaligned(fromByteOffset: o, as: V8.self))
+            a2 = a2.addingProduct(x0, r2.loadUnaligned(fromByteOffset: o, as: V8.self))
+            a3 = a3.addingProduct(x0, r3.loadUnaligned(fromByteOffset: o, as: V8.self))
+            b0 = b0.addingProduct(x1, r0.loadUnaligned(fromByteOffset: o + 32, as: V8.self))
+            b1 = b1.addingProduct(x1, r1.loadUnaligned(fromByteOffset: o + 32, as: V8.self))
+            b2 = b2.addingProduct(x1, r2.loadUnaligned(fromByteOffset: o + 32, as: V8.self))
+            b3 = b3.addingProduct(x1, r3.loadUnaligned(fromByteOffset: o + 32, as: V8.self))
+            p += 16
+        }
+        a0 += b0; a1 += b1; a2 += b2; a3 += b3
+        // Horizontal sums of four vectors at once: pairwise halves, then lanes.
+        let h01 = V8(lowHalf: a0.lowHalf + a0.highHalf, highHalf: a1.lowHalf + a1.highHalf)
+        let h23 = V8(lowHalf: a2.lowHalf + a2.highHalf, highHalf: a3.lowHalf + a3.highHalf)
+        let e = h01.evenHalf + h01.oddHalf, f = h23.evenHalf + h23.oddHalf  // (a0: 2, a1: 2), (a2: 2, a3: 2)
+        var s = SIMD4<Float>(e[0] + e[1], e[2] + e[3], f[0] + f[1], f[2] + f[3])
+        while p < n {
+            let xp = x[p]
+            s += SIMD4(xp * y[p], xp * y[ldy + p], xp * y[2 * ldy + p], xp * y[3 * ldy + p])
+            p += 1
+        }
+        return s
     }
 
     @inline(__always) static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {

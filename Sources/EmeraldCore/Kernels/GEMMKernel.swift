@@ -67,6 +67,9 @@ public enum GEMMTuning {
     /// Transposed A is packed 8 depth steps at a time across all micro-panels (false: one
     /// panel's whole depth at a time, the older order; see `GEMMDriver.packATransposed`).
     public nonisolated(unsafe) static var stepMajorTransposedA = true
+    /// One-row NT products (generation) take four dot products at a time (`GEMMDriver.dot4`;
+    /// `EMERALD_GEMM_ONE_ROW_DOTS=1` turns it off).
+    public nonisolated(unsafe) static var fourRowDots = ProcessInfo.processInfo.environment["EMERALD_GEMM_ONE_ROW_DOTS"] != "1"
     /// Largest B (floats, packed) that a row-split call packs once for all its threads.
     public nonisolated(unsafe) static var sharedBMaxFloats = 4 << 20
     /// Overrides of the depth block KC and the column block NC (nil: per-kernel defaults).
