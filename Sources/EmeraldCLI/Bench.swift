@@ -5,7 +5,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (not tests): kernels and training steps.",
-        subcommands: [BenchGEMM.self, BenchTrain.self, BenchGenerate.self])
+        subcommands: [BenchGEMM.self, BenchTrain.self, BenchGenerate.self, BenchMemory.self])
 }
 
 struct BenchGEMM: ParsableCommand {
@@ -76,5 +76,59 @@ func engineVariant(_ name: String?) throws -> ((Bool) -> Void)? {
     case "one-row-dots": return { GEMMTuning.fourRowDots = !$0 }
     default:
         throw EmeraldError.invalidArgument("--versus takes pack-a, private-b, more-tasks, no-direct, whole-depth-a, panel-major-a or one-row-dots, got \(name!)")
+    }
+}
+
+struct BenchMemory: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "memory",
+        abstract: "Streaming read bandwidth (GB/s): the ceiling of fp32 decode, which reads every weight once per token.")
+    @Option(help: "Thread counts to measure, comma-separated.") var threads: String = "1,2"
+    @Option(help: "Buffer size in MiB (well above the last-level cache).") var megabytes: Int = 512
+    @Option(help: "Timed passes per thread count (median reported).") var iterations: Int = 9
+    @Flag(help: "One JSON object per line instead of a table.") var json = false
+
+    func run() throws {
+        try EmeraldCommand.guarded {
+            let counts = threads.split(separator: ",").compactMap { Int($0) }
+            try require(!counts.isEmpty && counts.allSatisfy { $0 > 0 }, "--threads must list positive counts")
+            try require(megabytes >= 64 && megabytes <= 1 << 16, "--megabytes must be in 64...65536, got \(megabytes)")
+            try require(iterations > 0, "--iterations must be positive")
+            let n = megabytes << 18
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            defer { buffer.deallocate() }
+            buffer.initialize(repeating: 1, count: n)
+            if !json { print("threads   GB/s (read, median of \(iterations))") }
+            for t in counts {
+                GEMMBenchmark.usePool(threads: t)
+                var sums = [Float](repeating: 0, count: t)
+                var rates: [Double] = []
+                for _ in 0...iterations {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    sums.withUnsafeMutableBufferPointer { out in
+                        let out = out
+                        ThreadPool.shared.parallelFor(t) { r in
+                            for w in r {
+                                // Four independent accumulators: the loop is bound by loads, not adds.
+                                let lo = n / t * w, hi = w + 1 == t ? n : n / t * (w + 1)
+                                var a = F8(), b = F8(), c = F8(), d = F8()
+                                var i = lo
+                                while i + 32 <= hi {
+                                    a += load8(buffer + i); b += load8(buffer + i + 8)
+                                    c += load8(buffer + i + 16); d += load8(buffer + i + 24)
+                                    i += 32
+                                }
+                                out[w] = hsum8((a + b) + (c + d))
+                            }
+                        }
+                    }
+                    rates.append(Double(n * 4) / Double(DispatchTime.now().uptimeNanoseconds - start))
+                }
+                try require(sums.reduce(0, +) > 0, "bandwidth pass summed nothing")
+                let gbs = median(Array(rates.dropFirst()))  // the first pass warms the pages
+                if json { print("{\"threads\":\(t),\"read_gb_per_s\":\(String(format: "%.1f", gbs))}") }
+                else { print(String(format: "%7d   %6.1f", t, gbs)) }
+            }
+        }
     }
 }

@@ -171,11 +171,15 @@ struct BenchGenerate: ParsableCommand {
             }
             // The first repetition warms caches and the buffer pool.
             let p = median(Array(prefill.dropFirst())), d = median(Array(decode.dropFirst()))
+            // Decode reads every weight once per token (fp32): compare with `emerald bench memory`.
+            let weightRead = d * Double(model.parameterCount * 4) / 1e9
             let result: [String: Any] = ["prefill_tokens_per_s": (p * 10).rounded() / 10, "decode_tokens_per_s": (d * 10).rounded() / 10,
+                                         "decode_weight_read_gb_per_s": (weightRead * 10).rounded() / 10,
                                          "prompt_tokens": promptTokens, "new_tokens": newTokens, "parameters": model.parameterCount,
                                          "threads": ThreadPool.shared.threadCount, "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10]
             if json { try printJSON(result) } else {
-                print(String(format: "prefill %.1f tokens/s, decode %.1f tokens/s (median of %d)", p, d, repeats))
+                print(String(format: "prefill %.1f tokens/s, decode %.1f tokens/s (median of %d), weights read at %.1f GB/s",
+                             p, d, repeats, weightRead))
             }
         }
     }

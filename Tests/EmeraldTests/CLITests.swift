@@ -82,7 +82,20 @@ final class CLITests: XCTestCase {
         try expectFailure(base + ["--model", "gpt", "--activation", "swish"], "unknown --activation swish")
         try expectFailure(base + ["--model", "transformer"], "unknown --model transformer")
         try expectFailure(["train", "--data", "small.txt", "--model", "bigram", "--threads", "0"], "--threads must be in 1...256")
+        try expectFailure(base + ["--model", "bigram", "--shards=0"], "--shards must be positive, got 0")
         XCTAssertFalse(FileManager.default.fileExists(atPath: work + "/runs"), "failed runs write nothing")
+    }
+
+    /// `bench memory`: one JSON line per thread count with a positive bandwidth; bad sizes fail cleanly.
+    func testBenchMemory() throws {
+        let r = try emerald(["bench", "memory", "--threads", "1", "--megabytes", "64", "--iterations", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let line = try XCTUnwrap(r.stdout.split(separator: "\n").first)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(object["threads"] as? Int, 1)
+        XCTAssertGreaterThan(try XCTUnwrap(object["read_gb_per_s"] as? Double), 0.1)
+        try expectFailure(["bench", "memory", "--megabytes", "1"], "--megabytes must be in 64...65536, got 1")
+        try expectFailure(["bench", "train", "--preset", "oz", "--shards=0"], "--shards must be positive, got 0")
     }
 
     func testArgumentParserErrorsDoNotCrash() throws {
