@@ -81,9 +81,7 @@ struct BenchTrain: ParsableCommand {
             let cfg = try shape.config()
             var rng = RandomGenerator(seed: 1)
             let model = GPT(cfg, rng: &rng)
-            // As many as a step really uses: at most one per thread and per sequence.
-            let shards = Swift.min(self.shards ?? DataParallel.defaultShards(parameterCount: model.parameterCount, batchSize: batchSize),
-                                   ThreadPool.shared.threadCount, batchSize)
+            let shards = DataParallel.shards(requested: self.shards, parameterCount: model.parameterCount, batchSize: batchSize)
             // `--versus one-shard`: the variant runs the step unsharded (op-level threading only).
             var stepShards = shards
             let variant = versus == "one-shard" ? { stepShards = $0 ? 1 : shards } : try engineVariant(versus)

@@ -18,11 +18,13 @@ public enum DataParallel {
     /// 1.13× on 0.8M and 0.2M parameters, 1.03× on 11M, 0.96× on GPT-2's 124M).
     public nonisolated(unsafe) static var maxParameters = 32 << 20
 
-    /// One shard per pool thread when the model is at most `maxParameters` and the batch has
-    /// a sequence for every thread; otherwise 1 (the step threads each op instead).
-    public static func defaultShards(parameterCount: Int, batchSize: Int,
-                                     threads: Int = ThreadPool.shared.threadCount) -> Int {
-        parameterCount <= maxParameters && batchSize >= threads ? threads : 1
+    /// The shards a step uses: `requested` (at most one per thread and per sequence), or by
+    /// default one per pool thread when the model is at most `maxParameters` and the batch
+    /// has a sequence for every thread; otherwise 1 (the step threads each op instead).
+    public static func shards(requested: Int?, parameterCount: Int, batchSize: Int,
+                              threads: Int = ThreadPool.shared.threadCount) -> Int {
+        if let requested { return Swift.min(requested, threads, batchSize) }
+        return parameterCount <= maxParameters && batchSize >= threads ? threads : 1
     }
 }
 

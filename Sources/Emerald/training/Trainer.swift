@@ -23,7 +23,7 @@ public struct TrainConfig: Sendable {
     /// Micro-batches per step.
     public var gradAccum = 1
     /// Data-parallel shards per micro-batch (see `LanguageModel.accumulateGradients`); nil
-    /// picks `DataParallel.defaultShards`.
+    /// picks the default (`DataParallel.shards`).
     public var shards: Int?
     /// Steps between evaluations.
     public var evalInterval = 300
@@ -180,14 +180,10 @@ public final class Trainer {
         }
     }
 
-    /// Data-parallel shards per micro-batch: `config.shards` (at most one per thread and per
-    /// sequence), or the default for this model.
+    /// Data-parallel shards per micro-batch (`DataParallel.shards` for `config.shards`).
     public var shards: Int {
-        guard let n = config.shards else {
-            return DataParallel.defaultShards(parameterCount: optimizer.parameters.reduce(0) { $0 + $1.count },
-                                              batchSize: config.batchSize)
-        }
-        return Swift.min(n, ThreadPool.shared.threadCount, config.batchSize)
+        DataParallel.shards(requested: config.shards, parameterCount: optimizer.parameters.reduce(0) { $0 + $1.count },
+                            batchSize: config.batchSize)
     }
 
     /// One optimizer step over `gradAccum` micro-batches; returns (loss, grad norm).

@@ -7,7 +7,7 @@ import Darwin
 /// Where the calling thread's batch sits inside a larger one, while a data-parallel shard
 /// runs its slice of sequences.
 ///
-/// Dropout masks are hashes of (seed, element position). Inside `run(rows:of:)`, positions
+/// Dropout masks are hashes of (seed, element position). Inside `run(rows:)`, positions
 /// count from the start of the whole batch (tensors whose leading dimension is the batch), so
 /// a shard draws exactly the mask the unsharded step draws for those sequences: sharding
 /// changes a step's result only by float rounding.
