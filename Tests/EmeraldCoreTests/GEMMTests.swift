@@ -152,6 +152,19 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// Small one-thread products both ways: packed as before (unpacked path off), and every
+    /// product that fits a tile unpacked (edge tiles overlap, beta ≠ 0 goes through a tile).
+    func testUnpackedAndPackedSmallProducts() {
+        let w0 = GEMMTuning.unpackedMaxWork
+        defer { GEMMTuning.unpackedMaxWork = w0 }
+        for work in [0, Int.max / 8] {
+            GEMMTuning.unpackedMaxWork = work
+            for kern in GEMMTuning.Kernel.allCases {
+                withSettings(kernel: kern, threads: 1, forceSplit: false) { edgeSuite(step: 2); blockSuite() }
+            }
+        }
+    }
+
     /// Transposed A packed in the older order (one micro-panel's whole depth at a time).
     func testPanelMajorTransposedA() {
         let s0 = GEMMTuning.stepMajorTransposedA

@@ -72,6 +72,10 @@ public enum GEMMTuning {
     public nonisolated(unsafe) static var fourRowDots = ProcessInfo.processInfo.environment["EMERALD_GEMM_ONE_ROW_DOTS"] != "1"
     /// Largest B (floats, packed) that a row-split call packs once for all its threads.
     public nonisolated(unsafe) static var sharedBMaxFloats = 4 << 20
+    /// Products of at most this many multiply-adds (a quarter of it with Bᵀ, which is copied)
+    /// on one thread skip packing (see `GEMMDriver.unpacked`); 0 turns that path off.
+    /// `bench gemm --versus packed-small`: 1.1–1.5× up to 64×128×64, 0.7–0.95× from 128³.
+    public nonisolated(unsafe) static var unpackedMaxWork = ProcessInfo.processInfo.environment["EMERALD_GEMM_UNPACKED_MAX"].flatMap { Int($0) } ?? 1 << 19
     /// Overrides of the depth block KC and the column block NC (nil: per-kernel defaults).
     public nonisolated(unsafe) static var kc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_KC"].flatMap { Int($0) }
     public nonisolated(unsafe) static var nc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_NC"].flatMap { Int($0) }
@@ -106,10 +110,11 @@ protocol GEMMMicroKernel {
     static var mr: Int { get }
     static var nr: Int { get }
     /// C[mr×nr] (row stride ldc) = alpha·A·B (+ bias[0..<nr] on every row) (+ beta·C);
-    /// b: kc×nr packed. A(r, p) is at a[r·rowStride + p·kStride]: (1, mr) for a packed
-    /// micro-panel (alpha already folded in, pass 1), (lda, 1) for rows read in place.
+    /// b: kc rows of nr floats, `bStride` bytes apart (nr·4 when packed, ldb·4 when read in
+    /// place). A(r, p) is at a[r·rowStride + p·kStride]: (1, mr) for a packed micro-panel
+    /// (alpha already folded in, pass 1), (lda, 1) or (1, lda) for A read in place.
     static func run(_ kc: Int, _ a: UnsafePointer<Float>, rowStride: Int, kStride: Int, _ b: UnsafePointer<Float>,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
+                    bStride: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
                     _ bias: UnsafePointer<Float>?)
 }
 
@@ -120,7 +125,7 @@ enum Kernel6x16: GEMMMicroKernel {
 
     @inline(__always)
     static func run(_ kc: Int, _ a: UnsafePointer<Float>, rowStride: Int, kStride: Int, _ b: UnsafePointer<Float>,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
+                    bStride: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
                     _ bias: UnsafePointer<Float>?) {
         var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
         var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
@@ -144,7 +149,7 @@ enum Kernel6x16: GEMMMicroKernel {
             c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
             x = V8(repeating: pa3[l2])
             c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-            pa0 += kStride; pa3 += kStride; pb += 64; p += 1
+            pa0 += kStride; pa3 += kStride; pb += bStride; p += 1
         }
         if alpha != 1 {
             let s = V8(repeating: alpha)
@@ -173,7 +178,7 @@ enum Kernel8x32: GEMMMicroKernel {
 
     @inline(__always)
     static func run(_ kc: Int, _ a: UnsafePointer<Float>, rowStride: Int, kStride: Int, _ b: UnsafePointer<Float>,
-                    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
+                    bStride: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
                     _ bias: UnsafePointer<Float>?) {
         var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
         var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
@@ -200,7 +205,7 @@ enum Kernel8x32: GEMMMicroKernel {
             c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
             x = V16(repeating: pa4[l3])
             c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
-            pa0 += kStride; pa4 += kStride; pb += 128; p += 1
+            pa0 += kStride; pa4 += kStride; pb += bStride; p += 1
         }
         if alpha != 1 {
             let s = V16(repeating: alpha)
@@ -297,7 +302,7 @@ struct GEMMArgs {
 /// With `last` < 7 only rows 0...last are read (the rest repeat row `last`); outputs are
 /// still 8 wide, so with ldd < 8 each store spills into the next one (written in order).
 @inline(__always)
-private func transpose8x8(_ src: UnsafePointer<Float>, _ lds: Int,
+func transpose8x8(_ src: UnsafePointer<Float>, _ lds: Int,
                           _ dst: UnsafeMutablePointer<Float>, _ ldd: Int, _ s: Float, last: Int = 7) {
     let p = UnsafeRawPointer(src), q = UnsafeMutableRawPointer(dst), ls = lds * 4, lq = ldd * 4
     var r0: V8 = ld(p, 0, V8.self), r1: V8 = ld(p, ls, V8.self)
@@ -660,11 +665,11 @@ enum GEMMDriver {
                 // Constant strides in each branch, so the inlined packed kernel
                 // keeps immediate offsets.
                 if mr == MR && nr == NR {
-                    if inPlace { K.run(kc, ap, rowStride: g.lda, kStride: 1, bp, cp, ldc, g.alpha, beta, bias) }
-                    else { K.run(kc, ap, rowStride: 1, kStride: MR, bp, cp, ldc, 1, beta, bias) }
+                    if inPlace { K.run(kc, ap, rowStride: g.lda, kStride: 1, bp, bStride: NR * 4, cp, ldc, g.alpha, beta, bias) }
+                    else { K.run(kc, ap, rowStride: 1, kStride: MR, bp, bStride: NR * 4, cp, ldc, 1, beta, bias) }
                 } else {
-                    if inPlace { K.run(kc, ap, rowStride: g.lda, kStride: 1, bp, tile, NR, g.alpha, 0, nil) }
-                    else { K.run(kc, ap, rowStride: 1, kStride: MR, bp, tile, NR, 1, 0, nil) }
+                    if inPlace { K.run(kc, ap, rowStride: g.lda, kStride: 1, bp, bStride: NR * 4, tile, NR, g.alpha, 0, nil) }
+                    else { K.run(kc, ap, rowStride: 1, kStride: MR, bp, bStride: NR * 4, tile, NR, 1, 0, nil) }
                     if let bias {
                         for r in 0..<mr { for c in 0..<nr { tile[r * NR + c] += bias[c] } }
                     }
@@ -736,6 +741,10 @@ enum GEMMDriver {
         }
 
         switch GEMMTuning.kernel {
+        case .avx2x6x16 where takesUnpacked(g, threads: maxThreads, mr: Kernel6x16.mr, nr: Kernel6x16.nr):
+            unpacked(g, Kernel6x16.self)
+        case .avx512x8x32 where takesUnpacked(g, threads: maxThreads, mr: Kernel8x32.mr, nr: Kernel8x32.nr):
+            unpacked(g, Kernel8x32.self)
         case .avx2x6x16:
             // KC ≤ 512 (k split evenly): A micro-panel 6×512×4 = 12 KiB stays in L1 (32 KiB);
             // B block 512×128×4 = 256 KiB in L2 (512 KiB on the AVX2 dev VM); packed A

@@ -1,0 +1,83 @@
+/// Small products on one thread with the packed path's micro-kernel but no packing:
+/// attention's per-head blocks (T × T × head size) and a data-parallel shard's
+/// projections. There, copying A and B into panels and finding this thread's packing
+/// buffers cost as much as a good part of the arithmetic.
+extension GEMMDriver {
+    /// Whether `sgemm` sends a product on `threads` threads to `unpacked`: one thread, at
+    /// least one whole tile, and at most `GEMMTuning.unpackedMaxWork` multiply-adds (a
+    /// quarter of that when Bᵀ must first be copied into rows).
+    @inline(__always)
+    static func takesUnpacked(_ g: GEMMArgs, threads: Int, mr: Int, nr: Int) -> Bool {
+        threads == 1 && g.m >= mr && g.n >= nr
+            && g.m * g.n * g.k <= (g.transB ? GEMMTuning.unpackedMaxWork / 4 : GEMMTuning.unpackedMaxWork)
+    }
+
+    /// C = alpha·op(A)·op(B) (+ bias) + beta·C with A and B read where they are: the
+    /// micro-kernel takes A's strides for either layout and B's row stride (Bᵀ is first
+    /// transposed into scratch so its rows are contiguous). Edge tiles overlap the tile
+    /// before them (m ≥ MR, n ≥ NR) and are computed into a scratch tile, of which only
+    /// the rows and columns not yet written are stored.
+    static func unpacked<K: GEMMMicroKernel>(_ g: GEMMArgs, _: K.Type) {
+        let MR = K.mr, NR = K.nr, m = g.m, n = g.n, k = g.k, ldc = g.ldc
+        var b = g.b, ldb = g.ldb
+        if g.transB {
+            let bt = Scratch.buffer(transposeSlot, count: k * n)
+            let n8 = n / 8 * 8, k8 = k / 8 * 8
+            for j in stride(from: 0, to: n8, by: 8) {
+                for p in stride(from: 0, to: k8, by: 8) { transpose8x8(g.b + j * g.ldb + p, g.ldb, bt + p * n + j, n, 1) }
+            }
+            for j in 0..<n {
+                let src = g.b + j * g.ldb
+                for p in (j < n8 ? k8 : 0)..<k { bt[p * n + j] = src[p] }
+            }
+            b = UnsafePointer(bt); ldb = n
+        }
+        let rowStride = g.transA ? 1 : g.lda, kStride = g.transA ? g.lda : 1
+        let alpha = g.alpha, beta = g.beta, bStride = ldb * 4
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: MR * NR) { buffer in
+            let tile = buffer.baseAddress!
+            var ir = 0
+            while ir < m {
+                let i = Swift.min(ir, m - MR)
+                let a = g.a + i * rowStride
+                var jr = 0
+                while jr < n {
+                    let j = Swift.min(jr, n - NR)
+                    let c = g.c + i * ldc + j, bias = g.bias.map { $0 + j }
+                    if (i == ir && j == jr) || beta == 0 {
+                        // An overlapping tile with beta = 0 rewrites the same values.
+                        K.run(k, a, rowStride: rowStride, kStride: kStride, b + j, bStride: bStride, c, ldc, alpha, beta, bias)
+                    } else {
+                        K.run(k, a, rowStride: rowStride, kStride: kStride, b + j, bStride: bStride, tile, NR, alpha, 0, nil)
+                        for r in (ir - i)..<MR { addRow(tile + r * NR, into: c + r * ldc, from: jr - j, to: NR, bias: bias, beta: beta) }
+                    }
+                    jr += NR
+                }
+                ir += MR
+            }
+        }
+    }
+
+    /// c[q] = t[q] + bias[q] + beta·c[q] for q in q0..<q1, eight at a time where q0 allows:
+    /// left to itself the compiler folds this short loop into masked moves, which are
+    /// microcoded on AMD cores (a third of the time of a 64×64×32 product).
+    @inline(__always)
+    static func addRow(_ t: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>, from q0: Int, to q1: Int,
+                       bias: UnsafePointer<Float>?, beta: Float) {
+        var q = q0
+        if q % 8 == 0 {
+            let rt = UnsafeRawPointer(t), rc = UnsafeMutableRawPointer(c), vb = V8(repeating: beta)
+            while q + 8 <= q1 {
+                var v = rt.loadUnaligned(fromByteOffset: 4 * q, as: V8.self)
+                if let bias { v += UnsafeRawPointer(bias).loadUnaligned(fromByteOffset: 4 * q, as: V8.self) }
+                rc.storeBytes(of: v.addingProduct(vb, rc.loadUnaligned(fromByteOffset: 4 * q, as: V8.self)),
+                              toByteOffset: 4 * q, as: V8.self)
+                q += 8
+            }
+        }
+        while q < q1 {
+            c[q] = t[q] + (bias?[q] ?? 0) + beta * c[q]
+            q += 1
+        }
+    }
+}
