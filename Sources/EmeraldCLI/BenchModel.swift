@@ -143,11 +143,14 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Tokens to generate (greedy).") var newTokens: Int = 128
     @Option(help: "Repetitions (median reported).") var repeats: Int = 3
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: ArgumentHelp("Also time an engine variant (one of `bench gemm --versus`), alternating token by token.",
+                               valueName: "variant")) var versus: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         try EmeraldCommand.guarded {
             try applyThreads(threads)
+            let variant = try engineVariant(versus)
             let cfg = try shape.config()
             try require(promptTokens > 0 && newTokens > 0 && promptTokens + newTokens <= cfg.blockSize,
                         "--prompt-tokens + --new-tokens must be positive and fit the context of \(cfg.blockSize)")
@@ -155,31 +158,45 @@ struct BenchGenerate: ParsableCommand {
             let model = GPT(cfg, rng: &rng)
             model.eval()
             let prompt = (0..<promptTokens).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
-            var prefill: [Double] = [], decode: [Double] = []
+            var prefill: [Double] = [], decode: [Double] = [], variantDecode: [Double] = []
             for _ in 0..<(repeats + 1) {
                 let cache = KVCache(for: model)
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 var logits = model.logits(appending: prompt, cache: cache, lastOnly: true)
                 let t1 = DispatchTime.now().uptimeNanoseconds
-                for _ in 0..<newTokens {
+                // With a variant, odd tokens run it: both see the same machine and cache lengths.
+                var ns: [UInt64] = [0, 0], count = [0, 0]
+                for i in 0..<newTokens {
                     let next = Int32(logits.argmax()[0])
+                    let other = variant != nil && i % 2 == 1
+                    if other { variant!(true) }
+                    let s = DispatchTime.now().uptimeNanoseconds
                     logits = model.logits(appending: [next], cache: cache, lastOnly: true)
+                    ns[other ? 1 : 0] += DispatchTime.now().uptimeNanoseconds - s
+                    count[other ? 1 : 0] += 1
+                    if other { variant!(false) }
                 }
-                let t2 = DispatchTime.now().uptimeNanoseconds
                 prefill.append(Double(promptTokens) / (Double(t1 - t0) / 1e9))
-                decode.append(Double(newTokens) / (Double(t2 - t1) / 1e9))
+                decode.append(Double(count[0]) / (Double(ns[0]) / 1e9))
+                if count[1] > 0 { variantDecode.append(Double(count[1]) / (Double(ns[1]) / 1e9)) }
             }
             // The first repetition warms caches and the buffer pool.
             let p = median(Array(prefill.dropFirst())), d = median(Array(decode.dropFirst()))
+            let vd = variantDecode.count > 1 ? median(Array(variantDecode.dropFirst())) : nil
             // Decode reads every weight once per token (fp32): compare with `emerald bench memory`.
             let weightRead = d * Double(model.parameterCount * 4) / 1e9
-            let result: [String: Any] = ["prefill_tokens_per_s": (p * 10).rounded() / 10, "decode_tokens_per_s": (d * 10).rounded() / 10,
+            var result: [String: Any] = ["prefill_tokens_per_s": (p * 10).rounded() / 10, "decode_tokens_per_s": (d * 10).rounded() / 10,
                                          "decode_weight_read_gb_per_s": (weightRead * 10).rounded() / 10,
                                          "prompt_tokens": promptTokens, "new_tokens": newTokens, "parameters": model.parameterCount,
                                          "threads": ThreadPool.shared.threadCount, "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10]
+            if let versus, let vd {
+                result["variant"] = versus
+                result["variant_decode_tokens_per_s"] = (vd * 10).rounded() / 10
+            }
             if json { try printJSON(result) } else {
                 print(String(format: "prefill %.1f tokens/s, decode %.1f tokens/s (median of %d), weights read at %.1f GB/s",
                              p, d, repeats, weightRead))
+                if let versus, let vd { print(String(format: "%@: decode %.1f tokens/s; default is %.3f× as fast", versus, vd, d / vd)) }
             }
         }
     }

@@ -165,6 +165,18 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// Products of a few rows split the older way (threads from their flops, one fixed
+    /// column range each) instead of column chunks from a counter.
+    func testSkinnyProductsStaticSplit() {
+        let r0 = GEMMTuning.skinnyRows
+        defer { GEMMTuning.skinnyRows = r0 }
+        GEMMTuning.skinnyRows = 0
+        for kern in GEMMTuning.Kernel.allCases {
+            withSettings(kernel: kern, threads: 2, forceSplit: false) { blockSuite() }
+            withSettings(kernel: kern, threads: 3, forceSplit: true) { blockSuite() }
+        }
+    }
+
     /// Transposed A packed in the older order (one micro-panel's whole depth at a time).
     func testPanelMajorTransposedA() {
         let s0 = GEMMTuning.stepMajorTransposedA

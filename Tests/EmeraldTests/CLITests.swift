@@ -98,6 +98,20 @@ final class CLITests: XCTestCase {
         try expectFailure(["bench", "train", "--preset", "oz", "--shards=0"], "--shards must be positive, got 0")
     }
 
+    /// `bench generate --versus`: decode speed of the default and of the variant, token by
+    /// token alternately; an unknown variant fails cleanly.
+    func testBenchGenerateVersus() throws {
+        let shape = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--vocab-size", "300", "--block-size", "32"]
+        let r = try emerald(["bench", "generate"] + shape + ["--prompt-tokens", "4", "--new-tokens", "8", "--repeats", "1",
+                                                             "--versus", "static-skinny", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(object["variant"] as? String, "static-skinny")
+        XCTAssertGreaterThan(try XCTUnwrap(object["decode_tokens_per_s"] as? Double), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(object["variant_decode_tokens_per_s"] as? Double), 0)
+        try expectFailure(["bench", "generate"] + shape + ["--versus", "faster"], "--versus takes pack-a")
+    }
+
     func testArgumentParserErrorsDoNotCrash() throws {
         for args in [["train", "--steps", "many"], ["sample"], ["frobnicate"], ["train", "--no-such-flag"]] {
             let r = try emerald(args)

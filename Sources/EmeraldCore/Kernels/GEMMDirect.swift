@@ -49,6 +49,24 @@ extension GEMMDriver {
         }
     }
 
+    /// Skinny products (m ≤ `GEMMTuning.skinnyRows`) on `threads` threads: 64 columns (64
+    /// rows of Bᵀ, a weight matrix while generating) per task, taken from a counter. A fixed
+    /// half per thread left one core idle whenever the other was slowed.
+    static func skinnyChunks(_ g: GEMMArgs, threads: Int) {
+        let chunk = 64, tasks = (g.n + chunk - 1) / chunk
+        let counter = GEMMScratch.current
+        counter.nextTask.store(0, ordering: .relaxed)
+        parallelFor(Swift.min(threads, tasks)) { r in
+            for _ in r {
+                while true {
+                    let t = counter.nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if t >= tasks { break }
+                    direct(g, rows: 0..<g.m, cols: (t * chunk)..<Swift.min(g.n, (t + 1) * chunk))
+                }
+            }
+        }
+    }
+
     /// C[i, c0 + j] = alpha·Σ_p op(A)(i, p)·b[p·ldb + j] + beta·C[i, c0 + j] for j in 0..<w, with
     /// 32 (then 8) columns of each row accumulated in registers over all of k and stored once.
     @inline(__always)

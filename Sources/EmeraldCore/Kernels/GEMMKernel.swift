@@ -76,6 +76,10 @@ public enum GEMMTuning {
     /// on one thread skip packing (see `GEMMDriver.unpacked`); 0 turns that path off.
     /// `bench gemm --versus packed-small`: 1.1–1.5× up to 64×128×64, 0.7–0.95× from 128³.
     public nonisolated(unsafe) static var unpackedMaxWork = ProcessInfo.processInfo.environment["EMERALD_GEMM_UNPACKED_MAX"].flatMap { Int($0) } ?? 1 << 19
+    /// Products of at most this many rows with ≥ 64k weights are split by column chunks
+    /// across all threads (see `GEMMDriver.skinnyChunks`); 0 turns that off (then the flop
+    /// count decides the threads, and the columns are cut in one half per thread).
+    public nonisolated(unsafe) static var skinnyRows = 4
     /// Overrides of the depth block KC and the column block NC (nil: per-kernel defaults).
     public nonisolated(unsafe) static var kc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_KC"].flatMap { Int($0) }
     public nonisolated(unsafe) static var nc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_NC"].flatMap { Int($0) }
@@ -720,6 +724,13 @@ enum GEMMDriver {
         }
         let threads = ThreadPool.shared.availableThreads
         let maxThreads = max(1, min(threads, 2 * work / GEMMTuning.minFlopsPerThread))
+        // A few rows times a weight matrix (decode's x·Wᵀ) is memory-bound: both cores read
+        // more than one does (`bench memory`: 29 vs 20 GB/s), so the split is decided by
+        // bytes, and chunks taken from a counter keep both busy to the end.
+        if small && m <= GEMMTuning.skinnyRows && threads > 1 && k * n >= 1 << 16 {
+            skinnyChunks(g, threads: threads)
+            return
+        }
 
         // Tiny products and skinny shapes: no packing.
         if small {

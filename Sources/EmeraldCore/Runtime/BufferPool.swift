@@ -47,8 +47,8 @@ public final class BufferPool: @unchecked Sendable {
 
     func take(_ count: Int) -> UnsafeMutablePointer<Float> {
         pthread_mutex_lock(&lock)
-        if var list = free[count], let p = list.popLast() {
-            free[count] = list
+        // Popped in place: copying the list out and back would copy it on every take.
+        if let p = free[count]?.popLast() {
             cachedBytes -= count * 4
             pthread_mutex_unlock(&lock)
             return p
