@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
 }
 
 struct BenchGEMM: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "gemm", abstract: "GEMM GFLOP/s on the issue's shapes.")
+    static let configuration = CommandConfiguration(commandName: "gemm", abstract: "GEMM GFLOP/s on the issue's shapes, next to the FMA peak measured after every run.")
     @Option(help: "Thread counts to measure, comma-separated.") var threads: String = "1,2"
     @Option(help: "Timed repetitions per case (median reported).") var iterations: Int = 15
     @Option(help: "Shapes as \"M,N,K;M,N,K\" (default: the issue's five).") var shapes: String?
@@ -33,19 +33,22 @@ struct BenchGEMM: ParsableCommand {
             let layouts: [(String, Bool, Bool)] = [("NN", false, false), ("NT", false, true), ("TN", true, false)]
             if !json {
                 print("GEMM, fp32, median of \(iterations); op: NN = A·B, NT = A·Bᵀ, TN = Aᵀ·B (the backward pass's layouts)")
-                print("   M      N     K  op  threads   GFLOP/s" + (versus.map { String(format: "  %10@   ratio", $0) } ?? ""))
+                print("   M      N     K  op  threads   GFLOP/s    peak  % peak" + (versus.map { String(format: "  %10@   ratio", $0) } ?? ""))
             }
             for (m, n, k) in list {
                 for (name, ta, tb) in layouts {
                     for t in counts {
                         let r = GEMMBenchmark.run(m: m, n: n, k: k, transA: ta, transB: tb, threads: t,
-                                                  iterations: iterations, variant: variant)
+                                                  iterations: iterations, variant: variant, pairedPeak: true)
+                        let peak = r.peakGflops ?? .nan
                         if json {
                             let v = r.variantGflops.map { String(format: ",\"variant\":\"%@\",\"variant_gflops\":%.1f", versus!, $0) } ?? ""
-                            print("{\"m\":\(m),\"n\":\(n),\"k\":\(k),\"op\":\"\(name)\",\"threads\":\(t),\"gflops\":\(String(format: "%.1f", r.gflops))\(v)}")
+                            print("{\"m\":\(m),\"n\":\(n),\"k\":\(k),\"op\":\"\(name)\",\"threads\":\(t),\"gflops\":\(String(format: "%.1f", r.gflops))"
+                                  + String(format: ",\"peak_gflops\":%.1f,\"fraction_of_peak\":%.3f", peak, r.gflops / peak) + "\(v)}")
                         } else {
                             let v = r.variantGflops.map { String(format: "  %10.1f  %6.3f", $0, r.gflops / $0) } ?? ""
-                            print(String(format: "%5d %6d %5d  %@  %7d  %8.1f", m, n, k, name, t, r.gflops) + v)
+                            print(String(format: "%5d %6d %5d  %@  %7d  %8.1f  %6.1f  %5.1f%%", m, n, k, name, t, r.gflops, peak,
+                                         100 * r.gflops / peak) + v)
                         }
                     }
                 }

@@ -98,6 +98,24 @@ final class CLITests: XCTestCase {
         try expectFailure(["bench", "train", "--preset", "oz", "--shards=0"], "--shards must be positive, got 0")
     }
 
+    /// `bench gemm --json`: one line per case with its GFLOP/s and the FMA peak probed after
+    /// every run; the product cannot beat the peak by much (timer noise) and is not near zero.
+    func testBenchGEMMReportsPairedPeak() throws {
+        let r = try emerald(["bench", "gemm", "--threads", "1", "--iterations", "3", "--shapes", "64,64,64", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 3, "NN, NT and TN")
+        for line in lines {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let gflops = try XCTUnwrap(object["gflops"] as? Double), peak = try XCTUnwrap(object["peak_gflops"] as? Double)
+            XCTAssertGreaterThan(peak, 1)
+            XCTAssertGreaterThan(gflops, 0.01 * peak)
+            XCTAssertLessThan(gflops, 1.5 * peak)
+            XCTAssertEqual(try XCTUnwrap(object["fraction_of_peak"] as? Double), gflops / peak, accuracy: 0.01)
+        }
+        try expectFailure(["bench", "gemm", "--shapes", "64,64"], "--shapes wants M,N,K triples")
+    }
+
     /// `bench generate --versus`: decode speed of the default and of the variant, token by
     /// token alternately; an unknown variant fails cleanly.
     func testBenchGenerateVersus() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Times `GEMM.sgemm` on one shape (used by `emerald bench gemm` and the opt-in bench test).
 public enum GEMMBenchmark {
@@ -17,6 +18,62 @@ public enum GEMMBenchmark {
         ThreadPool.shared = p
     }
 
+    /// fp32 FMA throughput of `threads` cores right now (GFLOP/s): every pool thread runs
+    /// 12 independent FMA chains of the micro-kernel's vector width at once (enough to
+    /// cover FMA latency on both pipes). `run(peakPaired: true)` times this after every
+    /// product, so "% of peak" compares two figures taken at the same moment on a VM whose
+    /// speed drifts by ±20% within minutes.
+    public static func peak(threads: Int = ThreadPool.shared.threadCount, iterations: Int = 100_000) -> Double {
+        let previous = ThreadPool.shared
+        usePool(threads: threads)
+        defer { ThreadPool.shared = previous }
+        return peakOnce(iterations: iterations)
+    }
+
+    /// One timed `peak` probe on the current pool: the threads meet at a barrier, then each
+    /// times its own chains (a parked worker wakes later than the caller starts).
+    static func peakOnce(iterations: Int) -> Double {
+        let pool = ThreadPool.shared, threads = pool.threadCount
+        let arrived = Arrival()
+        var rates = [Double](repeating: 0, count: threads), sink = [Float](repeating: 0, count: threads)
+        let lanes = GEMMTuning.cpuHasAVX512 ? 16 : 8
+        let flops = Double(iterations * 12 * lanes * 2)
+        rates.withUnsafeMutableBufferPointer { rates in
+            sink.withUnsafeMutableBufferPointer { sink in
+                let (rates, sink) = (rates, sink)
+                pool.run { w in
+                    arrived.count.add(1, ordering: .sequentiallyConsistent)
+                    while arrived.count.load(ordering: .sequentiallyConsistent) < threads {}
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    sink[w] = GEMMTuning.cpuHasAVX512
+                        ? fmaChains(SIMD16<Float>.self, iterations, Float(w + 1) * 1e-7)
+                        : fmaChains(SIMD8<Float>.self, iterations, Float(w + 1) * 1e-7)
+                    rates[w] = flops / (Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+                }
+            }
+        }
+        precondition(!sink.contains { $0.isNaN })  // keeps the chains' results alive
+        return rates.reduce(0, +) * 1e-9
+    }
+
+    private final class Arrival { let count = Atomic<Int>(0) }
+
+    @inline(never)
+    static func fmaChains<V: SIMD>(_: V.Type, _ iterations: Int, _ x: Float) -> Float where V.Scalar == Float {
+        let m = V(repeating: 1 - x), a = V(repeating: x)
+        var c0 = V(repeating: 0), c1 = V(repeating: 1), c2 = V(repeating: 2), c3 = V(repeating: 3)
+        var c4 = V(repeating: 4), c5 = V(repeating: 5), c6 = V(repeating: 6), c7 = V(repeating: 7)
+        var c8 = V(repeating: 8), c9 = V(repeating: 9), c10 = V(repeating: 10), c11 = V(repeating: 11)
+        for _ in 0..<iterations {
+            c0 = c0.addingProduct(m, a); c1 = c1.addingProduct(m, a); c2 = c2.addingProduct(m, a)
+            c3 = c3.addingProduct(m, a); c4 = c4.addingProduct(m, a); c5 = c5.addingProduct(m, a)
+            c6 = c6.addingProduct(m, a); c7 = c7.addingProduct(m, a); c8 = c8.addingProduct(m, a)
+            c9 = c9.addingProduct(m, a); c10 = c10.addingProduct(m, a); c11 = c11.addingProduct(m, a)
+        }
+        let s = ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7)) + ((c8 + c9) + (c10 + c11))
+        return s.sum()
+    }
+
     /// Runs C = op(A)·op(B) on random tight row-major matrices.
     ///
     /// - Parameters:
@@ -24,12 +81,13 @@ public enum GEMMBenchmark {
     ///   - iterations: timed runs after warm-up; 0 picks enough for ~0.3 s.
     ///   - variant: when given, every timed run is followed by one with `variant(true)` in
     ///     effect (then `variant(false)`): an A/B comparison on a noisy machine.
-    /// - Returns: GFLOP/s from the median run (2·m·n·k flops), that median in seconds, and
-    ///   the variant's GFLOP/s from its median run.
+    ///   - pairedPeak: also run a `peak` probe after every timed run.
+    /// - Returns: GFLOP/s from the median run (2·m·n·k flops), that median in seconds, the
+    ///   variant's GFLOP/s from its median run, and the median of the paired peak probes.
     public static func run(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
                            threads: Int = ThreadPool.shared.threadCount, iterations: Int = 0,
-                           variant: ((Bool) -> Void)? = nil)
-        -> (gflops: Double, medianSeconds: Double, variantGflops: Double?) {
+                           variant: ((Bool) -> Void)? = nil, pairedPeak: Bool = false)
+        -> (gflops: Double, medianSeconds: Double, variantGflops: Double?, peakGflops: Double?) {
         let previous = ThreadPool.shared
         usePool(threads: threads)
         defer { ThreadPool.shared = previous }
@@ -65,13 +123,15 @@ public enum GEMMBenchmark {
         warm = min(warm, once())
         var reps = iterations
         if reps <= 0 { reps = max(5, min(200, Int(0.3 / max(warm, 1e-6)))) }
-        var times: [Double] = [], other: [Double] = []
+        var times: [Double] = [], other: [Double] = [], peaks: [Double] = []
         times.reserveCapacity(reps)
         for _ in 0..<reps {
             times.append(once())
             // Paired: the variant runs right after, so both see the same machine.
             if let variant { variant(true); other.append(once()); variant(false) }
+            if pairedPeak { peaks.append(peakOnce(iterations: 50_000)) }
         }
-        return (flops / median(times) * 1e-9, median(times), other.isEmpty ? nil : flops / median(other) * 1e-9)
+        return (flops / median(times) * 1e-9, median(times), other.isEmpty ? nil : flops / median(other) * 1e-9,
+                peaks.isEmpty ? nil : median(peaks))
     }
 }
