@@ -70,6 +70,8 @@ struct BenchTrain: ParsableCommand {
     var shards: Int?
     @Option(help: ArgumentHelp("Also time an engine variant, alternating step by step: one-shard (no data-parallel shards), or one of `bench gemm --versus`.",
                                valueName: "variant")) var versus: String?
+    @Flag(help: "Also list the timed steps' matrix products by shape: calls per step, time, GFLOP/s.")
+    var gemmProfile = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -96,12 +98,15 @@ struct BenchTrain: ParsableCommand {
                 let isVariant = variant != nil && i % 2 == 1
                 if isVariant { variant?(true) }
                 defer { if isVariant { variant?(false) } }
+                let timed = i / (variant == nil ? 1 : 2) >= warmup
+                GEMMProfile.isEnabled = gemmProfile && timed && !isVariant
+                defer { GEMMProfile.isEnabled = false }
                 let start = DispatchTime.now().uptimeNanoseconds
                 opt.zeroGrad()
                 lastLoss = model.accumulateGradients(batches.next(), shards: stepShards, rng: &rng)
                 opt.step(lr: 1e-4, clippingGradientNormTo: 1)
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                if i / (variant == nil ? 1 : 2) >= warmup {
+                if timed {
                     if isVariant { variantTimes.append(elapsed) } else { times.append(elapsed) }
                 }
             }
@@ -124,7 +129,28 @@ struct BenchTrain: ParsableCommand {
                 result["variant_ms_per_step"] = (variantSec * 1e5).rounded() / 100
                 result["variant_speedup"] = (variantSec / sec * 1e3).rounded() / 1e3
             }
+            let profile = GEMMProfile.entries()
+            if gemmProfile {
+                result["gemm_profile"] = profile.map { e -> [String: Any] in
+                    ["m": e.m, "n": e.n, "k": e.k, "op": e.layout, "calls_per_step": Double(e.calls) / Double(steps),
+                     "us_per_call": (Double(e.nanoseconds) / Double(e.calls) / 10).rounded() / 100,
+                     "gflops": (e.gflops * 10).rounded() / 10]
+                }
+            }
             if json { try printJSON(result) } else {
+                if gemmProfile {
+                    // Times are summed over threads: with shards, each thread's products add up.
+                    let total = Double(profile.reduce(0) { $0 + $1.nanoseconds }) / Double(steps) / 1e6
+                    print(String(format: "matrix products per step: %.2f ms summed over threads (step: %.2f ms × %d threads)",
+                                 total, sec * 1e3, ThreadPool.shared.threadCount))
+                    print("     M      N      K  op  calls/step   µs/call  GFLOP/s  share")
+                    for e in profile {
+                        let ms = Double(e.nanoseconds) / Double(steps) / 1e6
+                        print(String(format: "%6d %6d %6d  %@  %10.1f  %8.2f  %7.1f  %4.1f%%", e.m, e.n, e.k, e.layout,
+                                     Double(e.calls) / Double(steps), Double(e.nanoseconds) / Double(e.calls) / 1e3,
+                                     e.gflops, 100 * ms / total))
+                    }
+                }
                 print(String(format: "%.0f tokens/s, %.1f ms/step (median of %d), %.1f GFLOP/s, MFU %.1f%%, peak RSS %.0f MB",
                              tokensPerStep / sec, sec * 1e3, steps, flops / 1e9, flops / peak * 100, peakRSSMegabytes()))
                 if let versus {

@@ -116,6 +116,24 @@ final class CLITests: XCTestCase {
         try expectFailure(["bench", "gemm", "--shapes", "64,64"], "--shapes wants M,N,K triples")
     }
 
+    /// `bench train --gemm-profile --json`: the timed steps' products by shape; the LM head's
+    /// x·wteᵀ (tokens × vocab × width) runs once per step, its two gradients once each.
+    func testBenchTrainGEMMProfile() throws {
+        let r = try emerald(["bench", "train", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--vocab-size", "50",
+                             "--block-size", "16", "--batch-size", "2", "--steps", "3", "--warmup", "1", "--threads", "1",
+                             "--gemm-profile", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let profile = try XCTUnwrap(object["gemm_profile"] as? [[String: Any]])
+        func calls(_ m: Int, _ n: Int, _ k: Int, _ op: String) -> Double? {
+            profile.first { $0["m"] as? Int == m && $0["n"] as? Int == n && $0["k"] as? Int == k && $0["op"] as? String == op }?["calls_per_step"] as? Double
+        }
+        XCTAssertEqual(calls(32, 50, 32, "NT"), 1, "logits = x·wteᵀ")
+        XCTAssertEqual(calls(32, 32, 50, "NN"), 1, "dx = dlogits·wte")
+        XCTAssertEqual(calls(50, 32, 32, "TN"), 1, "dwte = dlogitsᵀ·x")
+        XCTAssertTrue(profile.allSatisfy { ($0["gflops"] as? Double ?? 0) > 0 })
+    }
+
     /// `bench generate --versus`: decode speed of the default and of the variant, token by
     /// token alternately; an unknown variant fails cleanly.
     func testBenchGenerateVersus() throws {

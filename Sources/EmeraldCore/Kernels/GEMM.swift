@@ -1,3 +1,5 @@
+import Foundation
+
 /// Single-precision matrix multiply, row-major:
 /// C[m×n] = alpha · op(A) · op(B) (+ bias on every row) + beta · C, with op(X) = X or Xᵀ.
 ///
@@ -13,8 +15,13 @@ public enum GEMM {
                              bias: UnsafePointer<Float>? = nil) {
         // Packed, register-blocked, threaded kernel: see GEMMKernel.swift. A bias (n floats)
         // is added in the micro-kernel's store, so a linear layer writes its output once.
-        GEMMDriver.sgemm(GEMMArgs(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                                  a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias))
+        let args = GEMMArgs(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                            a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias)
+        guard GEMMProfile.isEnabled else { GEMMDriver.sgemm(args); return }
+        let start = DispatchTime.now().uptimeNanoseconds
+        GEMMDriver.sgemm(args)
+        GEMMProfile.record(m: m, n: n, k: k, transA: transA, transB: transB,
+                           nanoseconds: DispatchTime.now().uptimeNanoseconds - start)
     }
 
     /// Straightforward row-times-panel GEMM: correct for every layout, used as
