@@ -15,8 +15,9 @@ extension GEMMDriver {
     /// C = alpha·op(A)·op(B) (+ bias) + beta·C with A and B read where they are: the
     /// micro-kernel takes A's strides for either layout and B's row stride (Bᵀ is first
     /// transposed into scratch so its rows are contiguous). Edge tiles overlap the tile
-    /// before them (m ≥ MR, n ≥ NR) and are computed into a scratch tile, of which only
-    /// the rows and columns not yet written are stored.
+    /// before them (m ≥ MR, n ≥ NR): with beta = 0 they are recomputed in place (the same
+    /// values, bit for bit); otherwise they go to a scratch tile, of which only the rows and
+    /// columns not yet written are added into C.
     static func unpacked<K: GEMMMicroKernel>(_ g: GEMMArgs, _: K.Type) {
         let MR = K.mr, NR = K.nr, m = g.m, n = g.n, k = g.k, ldc = g.ldc
         var b = g.b, ldb = g.ldb
