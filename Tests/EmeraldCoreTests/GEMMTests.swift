@@ -167,13 +167,17 @@ final class GEMMTests: XCTestCase {
 
     /// Products of a few rows split the older way (threads from their flops, one fixed
     /// column range each) instead of column chunks from a counter.
+    /// With adjacent rows per four-row dot product (the older order) too.
     func testSkinnyProductsStaticSplit() {
-        let r0 = GEMMTuning.skinnyRows
-        defer { GEMMTuning.skinnyRows = r0 }
+        let r0 = GEMMTuning.skinnyRows, s0 = GEMMTuning.spreadRowDots
+        defer { GEMMTuning.skinnyRows = r0; GEMMTuning.spreadRowDots = s0 }
         GEMMTuning.skinnyRows = 0
-        for kern in GEMMTuning.Kernel.allCases {
-            withSettings(kernel: kern, threads: 2, forceSplit: false) { blockSuite() }
-            withSettings(kernel: kern, threads: 3, forceSplit: true) { blockSuite() }
+        for spread in [true, false] {
+            GEMMTuning.spreadRowDots = spread
+            for kern in GEMMTuning.Kernel.allCases {
+                withSettings(kernel: kern, threads: 2, forceSplit: false) { blockSuite() }
+                withSettings(kernel: kern, threads: 3, forceSplit: true) { blockSuite() }
+            }
         }
     }
 

@@ -70,6 +70,9 @@ public enum GEMMTuning {
     /// One-row NT products (generation) take four dot products at a time (`GEMMDriver.dot4`;
     /// `EMERALD_GEMM_ONE_ROW_DOTS=1` turns it off).
     public nonisolated(unsafe) static var fourRowDots = ProcessInfo.processInfo.environment["EMERALD_GEMM_ONE_ROW_DOTS"] != "1"
+    /// One-row dots take their four rows of B 32 apart, so each of the four memory streams
+    /// runs through 32 consecutive rows (false: four adjacent rows, the older order).
+    public nonisolated(unsafe) static var spreadRowDots = true
     /// Largest B (floats, packed) that a row-split call packs once for all its threads.
     public nonisolated(unsafe) static var sharedBMaxFloats = 4 << 20
     /// Products of at most this many multiply-adds (a quarter of it with Bᵀ, which is copied)
