@@ -161,6 +161,11 @@ struct BenchTrain: ParsableCommand {
     }
 }
 
+/// Weights of `model` that have a bfloat16 copy.
+private func bf16Weights(_ model: GPT) -> Int {
+    model.namedParameters().reduce(0) { $0 + ($1.tensor.bf16 == nil ? 0 : $1.tensor.count) }
+}
+
 struct BenchGenerate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate", abstract: "Prefill and KV-cached decode speed, batch 1, random weights.")
@@ -169,6 +174,7 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Tokens to generate (greedy).") var newTokens: Int = 128
     @Option(help: "Repetitions (median reported).") var repeats: Int = 3
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Weights read per decoded token: fp32, or bf16 (bfloat16 copies).") var dtype: String = "fp32"
     @Option(help: ArgumentHelp("Also time an engine variant (one of `bench gemm --versus`), alternating token by token.",
                                valueName: "variant")) var versus: String?
     @Flag(help: "Print one JSON object.") var json = false
@@ -181,8 +187,10 @@ struct BenchGenerate: ParsableCommand {
             try require(promptTokens > 0 && newTokens > 0 && promptTokens + newTokens <= cfg.blockSize,
                         "--prompt-tokens + --new-tokens must be positive and fit the context of \(cfg.blockSize)")
             var rng = RandomGenerator(seed: 1)
+            let precision = try decodePrecision(dtype)
             let model = GPT(cfg, rng: &rng)
             model.eval()
+            model.setDecodePrecision(precision)
             let prompt = (0..<promptTokens).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
             var prefill: [Double] = [], decode: [Double] = [], variantDecode: [Double] = []
             for _ in 0..<(repeats + 1) {
@@ -209,11 +217,13 @@ struct BenchGenerate: ParsableCommand {
             // The first repetition warms caches and the buffer pool.
             let p = median(Array(prefill.dropFirst())), d = median(Array(decode.dropFirst()))
             let vd = variantDecode.count > 1 ? median(Array(variantDecode.dropFirst())) : nil
-            // Decode reads every weight once per token (fp32): compare with `emerald bench memory`.
-            let weightRead = d * Double(model.parameterCount * 4) / 1e9
+            // Decode reads every weight once per token: compare with `emerald bench memory`. With
+            // bf16 that is 2 bytes per Linear weight and the LM head, 4 for the rest.
+            let bytesPerToken = precision == .bf16 ? model.parameterCount * 4 - 2 * bf16Weights(model) : model.parameterCount * 4
+            let weightRead = d * Double(bytesPerToken) / 1e9
             var result: [String: Any] = ["prefill_tokens_per_s": (p * 10).rounded() / 10, "decode_tokens_per_s": (d * 10).rounded() / 10,
                                          "decode_weight_read_gb_per_s": (weightRead * 10).rounded() / 10,
-                                         "prompt_tokens": promptTokens, "new_tokens": newTokens, "parameters": model.parameterCount,
+                                         "dtype": precision.rawValue, "prompt_tokens": promptTokens, "new_tokens": newTokens, "parameters": model.parameterCount,
                                          "threads": ThreadPool.shared.threadCount, "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10]
             if let versus, let vd {
                 result["variant"] = versus

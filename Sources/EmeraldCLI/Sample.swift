@@ -13,6 +13,8 @@ struct Sample: ParsableCommand {
     @Option(help: "Sample only among the k most likely tokens.") var topK: Int?
     @Option(help: "Nucleus sampling threshold in (0, 1].") var topP: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 1337
+    @Option(help: "Weights read per generated token: fp32, or bf16 (bfloat16 copies: half the memory traffic, logits within ~1e-2).")
+    var dtype: String = "fp32"
     @Flag(help: "Print the generated ids as one JSON array instead of text.") var printIds = false
 
     func run() throws {
@@ -21,7 +23,9 @@ struct Sample: ParsableCommand {
             try require(prompt == nil || promptIds == nil, "pass --prompt or --prompt-ids, not both")
             let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
             try options.validate()
+            let precision = try decodePrecision(dtype)
             let ckpt = try source.load()
+            (ckpt.model as? Module)?.setDecodePrecision(precision)
             let vocab = ckpt.model.config.vocabularySize
             let promptIds: [Int32]
             if let ids = self.promptIds {

@@ -198,6 +198,10 @@ final class CLITests: XCTestCase {
         let s3 = try emerald(["sample", "--checkpoint", "run/checkpoint", "--max-new-tokens", "5", "--prompt", "Oz", "--temperature", "0"])
         XCTAssertEqual(s3.status, 0, s3.stderr)
         XCTAssertTrue(s3.stdout.hasPrefix("Oz"), s3.stdout)
+        let s4 = try emerald(sampleArgs + ["--dtype", "bf16"])
+        XCTAssertEqual(s4.status, 0, s4.stderr)
+        XCTAssertEqual(s4.stdout.unicodeScalars.count, 1 + 20 + 1, s4.stdout.debugDescription)
+        try expectFailure(sampleArgs + ["--dtype", "fp16"], "--dtype takes fp32 or bf16, got fp16")
 
         // Bad sampling options and prompts.
         try expectFailure(["sample", "--checkpoint", "run", "--prompt", "Dorothy 🦁"], "'🦁' is not in the model's vocabulary")

@@ -11,6 +11,11 @@ extension Tensor {
         precondition(bias == nil || bias!.count == oc, "linear: bias has \(bias!.count) entries, expected \(oc)")
         let n = count / Swift.max(c, 1)
         let out = Tensor(uninitialized: Array(shape.dropLast()) + [oc])
+        if n <= 4, let w16 = weight.bf16, !(Autograd.isEnabled && (requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)) {
+            precondition(w16.rows == oc && w16.cols == c, "linear: bf16 copy \(w16.rows)×\(w16.cols) of a \(weight.shape) weight")
+            w16.linear(data, rows: n, bias: bias.map { UnsafePointer($0.data) }, into: out.data)
+            return out
+        }
         GEMM.sgemm(transA: false, transB: true, m: n, n: oc, k: c, a: data, lda: c,
                    b: weight.data, ldb: c, c: out.data, ldc: oc, bias: bias.map { UnsafePointer($0.data) })
         var inputs = [self, weight]

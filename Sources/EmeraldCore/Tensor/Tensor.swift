@@ -18,6 +18,9 @@ public final class Tensor {
     public var requiresGrad: Bool
     /// How to send this tensor's gradient to its inputs; nil for leaves.
     var gradFn: GradFn?
+    /// A bfloat16 copy of this (out, in) weight that `linear` reads instead for products of
+    /// at most 4 rows that record no gradient (generating: see `Module.setDecodePrecision`).
+    public var bf16: BF16Matrix?
 
     /// Wraps existing storage.
     public init(shape: [Int], storage: Storage, offset: Int = 0, requiresGrad: Bool = false) {
