@@ -32,7 +32,7 @@ final class BF16Tests: XCTestCase {
         defer { ThreadPool.shared = pool }
         for threads in [1, 2] {
             GEMMBenchmark.usePool(threads: threads)
-            for (n, k) in [(1, 1), (5, 7), (127, 16), (128, 17), (129, 33), (300, 64), (1000, 96)] {
+            for (n, k) in [(1, 1), (5, 7), (127, 16), (128, 17), (129, 33), (300, 64), (1000, 96), (700, 100)] {
                 for m in 1...4 {
                     let w = Tensor((0..<(n * k)).map { _ in rand() }, shape: [n, k])
                     let x = (0..<(m * k)).map { _ in rand() }, bias = (0..<n).map { _ in rand() }

@@ -41,7 +41,8 @@ public final class BF16Matrix {
     public func linear(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
         let n = rows, k = cols, w = UnsafePointer(data)
         let chunk = 128, tasks = (n + chunk - 1) / chunk
-        let threads = Swift.min(ThreadPool.shared.availableThreads, tasks)
+        // Below 64k weights (128 KiB) the hand-off costs more than a second core's bandwidth gives.
+        let threads = n * k < 1 << 16 ? 1 : Swift.min(ThreadPool.shared.availableThreads, tasks)
         let counter = GEMMScratch.current
         counter.nextTask.store(0, ordering: .relaxed)
         parallelFor(threads) { range in
