@@ -14,12 +14,15 @@ struct Score: ParsableCommand {
     @OptionGroup var source: ModelSource
     @Option(help: "Token ids, e.g. 464,3290,318 (at least 2).") var ids: String?
     @Option(help: "Text to score with the model's tokenizer (instead of --ids).") var text: String?
+    @Option(help: "Weights: fp32, or bf16 (token by token through the KV cache, reading the bfloat16 copies that `sample --dtype bf16` reads).")
+    var dtype: String = "fp32"
     @Flag(help: "Include the T×V logits.") var logits = false
     @Flag(help: "Print one JSON object: loss, per_token_loss, tokens, ids (and logits).") var json = false
 
     func run() throws {
         try EmeraldCommand.guarded {
             try require((ids == nil) != (text == nil), "pass exactly one of --ids or --text")
+            let precision = try decodePrecision(dtype)
             let ckpt = try source.load()
             let vocab = ckpt.model.config.vocabularySize
             let seq = try ids.map { try parseIDs($0, flag: "--ids", vocabularySize: vocab) }
@@ -32,7 +35,20 @@ struct Score: ParsableCommand {
             model.eval()
             var rng = RandomGenerator(seed: 0)
             let t = seq.count
-            let out = withNoGrad { model.logits(seq, batch: 1, time: t, rng: &rng) }  // (T, V)
+            let out: Tensor  // (T, V)
+            if precision == .bf16 {
+                // One token at a time, as generation reads the weights.
+                guard let gpt = model as? GPT else { throw EmeraldError.invalidArgument("--dtype bf16 scores GPT models only") }
+                gpt.setDecodePrecision(.bf16)
+                let cache = KVCache(for: gpt)
+                out = Tensor(uninitialized: [t, vocab])
+                for (i, id) in seq.enumerated() {
+                    let row = gpt.logits(appending: [id], cache: cache)
+                    (out.data + i * vocab).update(from: row.data, count: vocab)
+                }
+            } else {
+                out = withNoGrad { model.logits(seq, batch: 1, time: t, rng: &rng) }
+            }
             let perToken = nextTokenLosses(out, ids: seq)
             let loss = Float(perToken.reduce(0.0) { $0 + Double($1) } / Double(perToken.count))  // mean in Double
             if json {

@@ -211,6 +211,7 @@ final class CLITests: XCTestCase {
         try expectFailure(["sample", "--checkpoint", "run", "--top-k", "0"], "--top-k must be positive")
         try expectFailure(["sample", "--checkpoint", "run", "--max-new-tokens=-5"], "--max-new-tokens must not be negative")
         try expectFailure(["sample", "--checkpoint", "run", "--prompt", ""], "--prompt must not be empty")
+        try expectFailure(["score", "--checkpoint", "run", "--text", "Oz and", "--dtype", "bf16"], "--dtype bf16 scores GPT models only")
 
         // Resuming a bigram run as a GPT.
         try expectFailure(["train", "--resume", "run", "--model", "gpt", "--data", "small.txt"],
@@ -255,6 +256,18 @@ final class CLITests: XCTestCase {
         let long = try emerald(["sample", "--checkpoint", "gpt", "--prompt", String(repeating: letters, count: 16),
                                 "--max-new-tokens", "20"])
         XCTAssertEqual(long.status, 0, long.stderr)
+
+        // Scoring with bf16 decode weights (token by token) moves the loss only by rounding.
+        func score(_ extra: [String]) throws -> [Float] {
+            let r = try emerald(["score", "--checkpoint", "gpt", "--text", String(smallText.prefix(12)), "--json"] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            return try XCTUnwrap(o["per_token_loss"] as? [Double]).map { Float($0) }
+        }
+        let fp32 = try score([]), bf16 = try score(["--dtype", "bf16"])
+        XCTAssertEqual(fp32.count, bf16.count)
+        XCTAssertNotEqual(fp32, bf16, "bf16 copies are read")
+        for (a, b) in zip(fp32, bf16) { XCTAssertEqual(a, b, accuracy: 0.05) }
 
         // Two prompts, then EOF: two answers, each after a "> " prompt, then a last prompt and a clean exit.
         let chat = try emerald(["chat", "--checkpoint", "gpt", "--max-new-tokens", "8", "--seed", "3"],
