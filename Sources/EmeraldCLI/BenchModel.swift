@@ -161,9 +161,10 @@ struct BenchTrain: ParsableCommand {
     }
 }
 
-/// Weights of `model` that have a bfloat16 copy.
-private func bf16Weights(_ model: GPT) -> Int {
-    model.namedParameters().reduce(0) { $0 + ($1.tensor.bf16 == nil ? 0 : $1.tensor.count) }
+/// Bytes one decoded token reads from `model`'s weights: the decode copies where there are
+/// some, else the fp32 weights.
+private func decodeBytes(_ model: GPT) -> Int {
+    model.namedParameters().reduce(0) { $0 + ($1.tensor.decodeWeights?.byteCount ?? 4 * $1.tensor.count) }
 }
 
 struct BenchGenerate: ParsableCommand {
@@ -174,7 +175,7 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Tokens to generate (greedy).") var newTokens: Int = 128
     @Option(help: "Repetitions (median reported).") var repeats: Int = 3
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
-    @Option(help: "Weights read per decoded token: fp32, or bf16 (bfloat16 copies).") var dtype: String = "fp32"
+    @Option(help: "Weights read per decoded token: fp32, bf16 (bfloat16 copies) or int8 (q8_0 copies).") var dtype: String = "fp32"
     @Option(help: ArgumentHelp("Also time an engine variant (one of `bench gemm --versus`), alternating token by token.",
                                valueName: "variant")) var versus: String?
     @Flag(help: "Print one JSON object.") var json = false
@@ -217,10 +218,8 @@ struct BenchGenerate: ParsableCommand {
             // The first repetition warms caches and the buffer pool.
             let p = median(Array(prefill.dropFirst())), d = median(Array(decode.dropFirst()))
             let vd = variantDecode.count > 1 ? median(Array(variantDecode.dropFirst())) : nil
-            // Decode reads every weight once per token: compare with `emerald bench memory`. With
-            // bf16 that is 2 bytes per Linear weight and the LM head, 4 for the rest.
-            let bytesPerToken = precision == .bf16 ? model.parameterCount * 4 - 2 * bf16Weights(model) : model.parameterCount * 4
-            let weightRead = d * Double(bytesPerToken) / 1e9
+            // Decode reads every weight once per token: compare with `emerald bench memory`.
+            let weightRead = d * Double(decodeBytes(model)) / 1e9
             var result: [String: Any] = ["prefill_tokens_per_s": (p * 10).rounded() / 10, "decode_tokens_per_s": (d * 10).rounded() / 10,
                                          "decode_weight_read_gb_per_s": (weightRead * 10).rounded() / 10,
                                          "dtype": precision.rawValue, "prompt_tokens": promptTokens, "new_tokens": newTokens, "parameters": model.parameterCount,

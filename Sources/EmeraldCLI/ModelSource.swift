@@ -32,7 +32,7 @@ extension Checkpoint {
 /// `--dtype` of the generating commands: the precision one-token products read.
 func decodePrecision(_ name: String) throws -> DecodePrecision {
     guard let p = DecodePrecision(rawValue: name) else {
-        throw EmeraldError.invalidArgument("--dtype takes fp32 or bf16, got \(name)")
+        throw EmeraldError.invalidArgument("--dtype takes fp32, bf16 or int8, got \(name)")
     }
     return p
 }

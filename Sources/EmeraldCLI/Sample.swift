@@ -13,7 +13,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Sample only among the k most likely tokens.") var topK: Int?
     @Option(help: "Nucleus sampling threshold in (0, 1].") var topP: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 1337
-    @Option(help: "Weights read per generated token: fp32, or bf16 (bfloat16 copies: half the memory traffic, logits within ~1e-2).")
+    @Option(help: "Weights read per generated token: fp32, bf16 (bfloat16 copies: half the memory traffic) or int8 (q8_0 copies: 1.125 bytes per weight).")
     var dtype: String = "fp32"
     @Flag(help: "Print the generated ids as one JSON array instead of text.") var printIds = false
 

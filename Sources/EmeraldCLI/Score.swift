@@ -14,7 +14,7 @@ struct Score: ParsableCommand {
     @OptionGroup var source: ModelSource
     @Option(help: "Token ids, e.g. 464,3290,318 (at least 2).") var ids: String?
     @Option(help: "Text to score with the model's tokenizer (instead of --ids).") var text: String?
-    @Option(help: "Weights: fp32, or bf16 (token by token through the KV cache, reading the bfloat16 copies that `sample --dtype bf16` reads).")
+    @Option(help: "Weights: fp32, or bf16 / int8 (token by token through the KV cache, reading the copies that `sample --dtype` reads).")
     var dtype: String = "fp32"
     @Flag(help: "Include the T×V logits.") var logits = false
     @Flag(help: "Print one JSON object: loss, per_token_loss, tokens, ids (and logits).") var json = false
@@ -36,10 +36,10 @@ struct Score: ParsableCommand {
             var rng = RandomGenerator(seed: 0)
             let t = seq.count
             let out: Tensor  // (T, V)
-            if precision == .bf16 {
+            if precision != .fp32 {
                 // One token at a time, as generation reads the weights.
-                guard let gpt = model as? GPT else { throw EmeraldError.invalidArgument("--dtype bf16 scores GPT models only") }
-                gpt.setDecodePrecision(.bf16)
+                guard let gpt = model as? GPT else { throw EmeraldError.invalidArgument("--dtype \(dtype) scores GPT models only") }
+                gpt.setDecodePrecision(precision)
                 let cache = KVCache(for: gpt)
                 out = Tensor(uninitialized: [t, vocab])
                 for (i, id) in seq.enumerated() {

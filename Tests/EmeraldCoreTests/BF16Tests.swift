@@ -1,7 +1,8 @@
 import XCTest
 import EmeraldCore
 
-/// bfloat16 rounding and the bfloat16 one-token products generation reads.
+/// bfloat16 rounding, 8-bit quantization, and the one-token products generation reads
+/// from those copies.
 final class BF16Tests: XCTestCase {
     /// Round to nearest, ties to even, on known bit patterns (as torch's `.bfloat16()`).
     func testRounding() {
@@ -20,8 +21,33 @@ final class BF16Tests: XCTestCase {
         }
     }
 
-    /// `linear` equals x·Wᵀ (+ bias) computed in fp32 on the rounded weights, for 1–4 rows,
-    /// widths around the 128-row chunks and the 16-wide inner loop, on 1 and 2 threads.
+    /// q8_0: every weight within half a step (max|w|/254 of its 32-weight block) of its value,
+    /// an all-zero block stays zero, and a row's padding past `cols` reads as nothing.
+    func testQ8Quantization() {
+        let cols = 70  // two whole blocks and a partial one
+        var values = (0..<(3 * cols)).map { Float(sin(Double($0) * 0.37)) * Float($0 % 7 + 1) }
+        for p in 32..<64 { values[cols + p] = 0 }
+        let w = Tensor(values, shape: [3, cols])
+        let q = Q8Matrix(w)
+        XCTAssertEqual(q.blocksPerRow, 3)
+        XCTAssertEqual(q.byteCount, 3 * 3 * 36)
+        for row in 0..<3 {
+            for b in 0..<3 {
+                let range = (b * 32)..<min(cols, b * 32 + 32)
+                let amax = range.map { abs(values[row * cols + $0]) }.max()!
+                for p in range {
+                    XCTAssertEqual(q.value(row: row, col: p), values[row * cols + p], accuracy: amax / 254 * 1.0001 + 1e-7,
+                                   "row \(row) col \(p)")
+                }
+            }
+            for p in cols..<96 { XCTAssertEqual(q.quants[(row * 3) * 32 + p], 0, "padding") }
+        }
+        XCTAssertEqual(q.scales[1 * 3 + 1], 0, "an all-zero block")
+    }
+
+    /// `linear` equals x·Wᵀ (+ bias) computed in fp64 on the weights the copy holds (bf16-rounded
+    /// or q8-dequantized), for 1–4 rows, widths around the 128-row chunks and depths around the
+    /// 16- and 32-wide inner loops, on 1 and 2 threads.
     func testLinearMatchesRoundedFP32() {
         var seed: UInt64 = 0x2545_F491_4F6C_DD1D
         func rand() -> Float {
@@ -32,23 +58,29 @@ final class BF16Tests: XCTestCase {
         defer { ThreadPool.shared = pool }
         for threads in [1, 2] {
             GEMMBenchmark.usePool(threads: threads)
-            for (n, k) in [(1, 1), (5, 7), (127, 16), (128, 17), (129, 33), (300, 64), (1000, 96), (700, 100)] {
+            for (n, k) in [(1, 1), (5, 7), (127, 16), (128, 17), (129, 33), (300, 64), (1000, 96), (700, 100), (256, 32)] {
                 for m in 1...4 {
                     let w = Tensor((0..<(n * k)).map { _ in rand() }, shape: [n, k])
                     let x = (0..<(m * k)).map { _ in rand() }, bias = (0..<n).map { _ in rand() }
-                    let w16 = BF16Matrix(w)
-                    var got = [Float](repeating: .nan, count: m * n)
-                    x.withUnsafeBufferPointer { xp in
-                        bias.withUnsafeBufferPointer { bp in
-                            got.withUnsafeMutableBufferPointer { w16.linear(xp.baseAddress!, rows: m, bias: m % 2 == 0 ? bp.baseAddress : nil, into: $0.baseAddress!) }
+                    let q8 = Q8Matrix(w)
+                    let copies: [(String, any DecodeWeights, (Int, Int) -> Float)] = [
+                        ("bf16", BF16Matrix(w), { j, p in BF16Matrix.widen(BF16Matrix.round(w.data[j * k + p])) }),
+                        ("int8", q8, { j, p in q8.value(row: j, col: p) }),
+                    ]
+                    for (name, copy, weight) in copies {
+                        var got = [Float](repeating: .nan, count: m * n)
+                        x.withUnsafeBufferPointer { xp in
+                            bias.withUnsafeBufferPointer { bp in
+                                got.withUnsafeMutableBufferPointer { copy.linear(xp.baseAddress!, rows: m, bias: m % 2 == 0 ? bp.baseAddress : nil, into: $0.baseAddress!) }
+                            }
                         }
-                    }
-                    for i in 0..<m {
-                        for j in 0..<n {
-                            var want: Double = m % 2 == 0 ? Double(bias[j]) : 0
-                            for p in 0..<k { want += Double(x[i * k + p]) * Double(BF16Matrix.widen(BF16Matrix.round(w.data[j * k + p]))) }
-                            XCTAssertEqual(Double(got[i * n + j]), want, accuracy: 1e-5 * Double(k).squareRoot() + 1e-6,
-                                           "m \(m) n \(n) k \(k) threads \(threads) at (\(i), \(j))")
+                        for i in 0..<m {
+                            for j in 0..<n {
+                                var want: Double = m % 2 == 0 ? Double(bias[j]) : 0
+                                for p in 0..<k { want += Double(x[i * k + p]) * Double(weight(j, p)) }
+                                XCTAssertEqual(Double(got[i * n + j]), want, accuracy: 1e-5 * Double(k).squareRoot() + 1e-6,
+                                               "\(name) m \(m) n \(n) k \(k) threads \(threads) at (\(i), \(j))")
+                            }
                         }
                     }
                 }

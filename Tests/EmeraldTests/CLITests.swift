@@ -201,7 +201,9 @@ final class CLITests: XCTestCase {
         let s4 = try emerald(sampleArgs + ["--dtype", "bf16"])
         XCTAssertEqual(s4.status, 0, s4.stderr)
         XCTAssertEqual(s4.stdout.unicodeScalars.count, 1 + 20 + 1, s4.stdout.debugDescription)
-        try expectFailure(sampleArgs + ["--dtype", "fp16"], "--dtype takes fp32 or bf16, got fp16")
+        let s5 = try emerald(sampleArgs + ["--dtype", "int8"])
+        XCTAssertEqual(s5.status, 0, s5.stderr)
+        try expectFailure(sampleArgs + ["--dtype", "fp16"], "--dtype takes fp32, bf16 or int8, got fp16")
 
         // Bad sampling options and prompts.
         try expectFailure(["sample", "--checkpoint", "run", "--prompt", "Dorothy 🦁"], "'🦁' is not in the model's vocabulary")
@@ -264,10 +266,13 @@ final class CLITests: XCTestCase {
             let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
             return try XCTUnwrap(o["per_token_loss"] as? [Double]).map { Float($0) }
         }
-        let fp32 = try score([]), bf16 = try score(["--dtype", "bf16"])
-        XCTAssertEqual(fp32.count, bf16.count)
-        XCTAssertNotEqual(fp32, bf16, "bf16 copies are read")
-        for (a, b) in zip(fp32, bf16) { XCTAssertEqual(a, b, accuracy: 0.05) }
+        let fp32 = try score([])
+        for dtype in ["bf16", "int8"] {
+            let copied = try score(["--dtype", dtype])
+            XCTAssertEqual(fp32.count, copied.count)
+            XCTAssertNotEqual(fp32, copied, "\(dtype) copies are read")
+            for (a, b) in zip(fp32, copied) { XCTAssertEqual(a, b, accuracy: 0.05, dtype) }
+        }
 
         // Two prompts, then EOF: two answers, each after a "> " prompt, then a last prompt and a clean exit.
         let chat = try emerald(["chat", "--checkpoint", "gpt", "--max-new-tokens", "8", "--seed", "3"],

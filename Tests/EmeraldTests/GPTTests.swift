@@ -36,44 +36,54 @@ final class GPTTests: XCTestCase {
         }
     }
 
-    /// bf16 decoding: products of ≤ 4 rows read bfloat16 copies of the Linear weights and the
-    /// LM head. Token by token, an untied model's logits equal those of a twin whose Linear
-    /// weights are rounded to bfloat16 in fp32; a 7-token prompt still reads fp32; `.fp32`
+    /// Decode copies (bf16, int8): products of ≤ 4 rows read them for the Linear weights and
+    /// the LM head. Token by token, an untied model's logits equal those of a twin whose Linear
+    /// weights hold the copy's values in fp32; a 7-token prompt still reads fp32; `.fp32`
     /// restores the fp32 results exactly.
-    func testBF16DecodingReadsRoundedWeights() {
-        for tie in [true, false] {
-            var rng = RandomGenerator(seed: 9)
-            let cfg = TestSupport.tinyGPT(tie: tie)
-            let model = GPT(cfg, rng: &rng)
-            model.eval()
-            let ids = TestSupport.ids(8, vocab: cfg.vocabSize)
-            func decode(_ m: GPT, prompt: Int) -> (prompt: [Float], next: [Float]) {
-                let cache = KVCache(for: m)
-                let p = m.logits(appending: Array(ids[..<prompt]), cache: cache).scalars
-                var next: [Float] = []
-                for id in ids[prompt...] { next += m.logits(appending: [id], cache: cache).scalars }
-                return (p, next)
-            }
-            let fp32 = decode(model, prompt: 7), fp32Steps = decode(model, prompt: 1)
-            model.setDecodePrecision(.bf16)
-            XCTAssertEqual(model.namedParameters().filter { $0.tensor.bf16 != nil }.count, cfg.nLayer * 4 + 1, "tie \(tie)")
-            let bf16 = decode(model, prompt: 7)
-            XCTAssertEqual(bf16.prompt, fp32.prompt, "a 7-token prompt reads fp32 weights")
-            let moved = TestSupport.maxAbsDiff(bf16.next, fp32.next)
-            XCTAssertGreaterThan(moved, 0, "rounding changes the logits")
-            XCTAssertLessThan(moved, 0.05)
-            if !tie {
-                var rng2 = RandomGenerator(seed: 9)
-                let twin = GPT(cfg, rng: &rng2)
-                twin.eval()
-                for (name, t) in twin.namedParameters() where t.rank == 2 && !name.hasPrefix("transformer.w") {
-                    for i in 0..<t.count { t.data[i] = BF16Matrix.widen(BF16Matrix.round(t.data[i])) }
+    func testDecodeCopiesReadRoundedWeights() {
+        for precision in [DecodePrecision.bf16, .int8] {
+            for tie in [true, false] {
+                var rng = RandomGenerator(seed: 9)
+                let cfg = TestSupport.tinyGPT(tie: tie)
+                let model = GPT(cfg, rng: &rng)
+                model.eval()
+                let ids = TestSupport.ids(8, vocab: cfg.vocabSize)
+                func decode(_ m: GPT, prompt: Int) -> (prompt: [Float], next: [Float]) {
+                    let cache = KVCache(for: m)
+                    let p = m.logits(appending: Array(ids[..<prompt]), cache: cache).scalars
+                    var next: [Float] = []
+                    for id in ids[prompt...] { next += m.logits(appending: [id], cache: cache).scalars }
+                    return (p, next)
                 }
-                let a = decode(model, prompt: 1), b = decode(twin, prompt: 1)
-                XCTAssertLessThan(TestSupport.maxAbsDiff(a.prompt + a.next, b.prompt + b.next), 1e-5)
+                let what = "\(precision) tie \(tie)"
+                let fp32 = decode(model, prompt: 7), fp32Steps = decode(model, prompt: 1)
+                model.setDecodePrecision(precision)
+                XCTAssertEqual(model.namedParameters().filter { $0.tensor.decodeWeights != nil }.count, cfg.nLayer * 4 + 1, what)
+                let copied = decode(model, prompt: 7)
+                XCTAssertEqual(copied.prompt, fp32.prompt, "a 7-token prompt reads fp32 weights, \(what)")
+                let moved = TestSupport.maxAbsDiff(copied.next, fp32.next)
+                XCTAssertGreaterThan(moved, 0, "the copies are read, \(what)")
+                XCTAssertLessThan(moved, 0.05, what)
+                if !tie {
+                    var rng2 = RandomGenerator(seed: 9)
+                    let twin = GPT(cfg, rng: &rng2)
+                    twin.eval()
+                    for (name, t) in twin.namedParameters() where t.rank == 2 && !name.hasPrefix("transformer.w") {
+                        let (rows, cols) = (t.shape[0], t.shape[1])
+                        let q = Q8Matrix(t)
+                        for r in 0..<rows {
+                            for c in 0..<cols {
+                                let w = t.data[r * cols + c]
+                                t.data[r * cols + c] = precision == .bf16 ? BF16Matrix.widen(BF16Matrix.round(w)) : q.value(row: r, col: c)
+                            }
+                        }
+                    }
+                    let a = decode(model, prompt: 1), b = decode(twin, prompt: 1)
+                    XCTAssertLessThan(TestSupport.maxAbsDiff(a.prompt + a.next, b.prompt + b.next), 1e-5, what)
+                }
+                model.setDecodePrecision(.fp32)
+                XCTAssertEqual(decode(model, prompt: 1).next, fp32Steps.next, what)
             }
-            model.setDecodePrecision(.fp32)
-            XCTAssertEqual(decode(model, prompt: 1).next, fp32Steps.next)
         }
     }
 

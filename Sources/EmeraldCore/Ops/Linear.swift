@@ -11,9 +11,10 @@ extension Tensor {
         precondition(bias == nil || bias!.count == oc, "linear: bias has \(bias!.count) entries, expected \(oc)")
         let n = count / Swift.max(c, 1)
         let out = Tensor(uninitialized: Array(shape.dropLast()) + [oc])
-        if n <= 4, let w16 = weight.bf16, !(Autograd.isEnabled && (requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)) {
-            precondition(w16.rows == oc && w16.cols == c, "linear: bf16 copy \(w16.rows)×\(w16.cols) of a \(weight.shape) weight")
-            w16.linear(data, rows: n, bias: bias.map { UnsafePointer($0.data) }, into: out.data)
+        if n <= 4, let copy = weight.decodeWeights,
+           !(Autograd.isEnabled && (requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)) {
+            precondition(copy.rows == oc && copy.cols == c, "linear: decode copy \(copy.rows)×\(copy.cols) of a \(weight.shape) weight")
+            copy.linear(data, rows: n, bias: bias.map { UnsafePointer($0.data) }, into: out.data)
             return out
         }
         GEMM.sgemm(transA: false, transB: true, m: n, n: oc, k: c, a: data, lda: c,
