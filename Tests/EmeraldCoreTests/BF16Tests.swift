@@ -40,9 +40,9 @@ final class BF16Tests: XCTestCase {
                                    "row \(row) col \(p)")
                 }
             }
-            for p in cols..<96 { XCTAssertEqual(q.quants[(row * 3) * 32 + p], 0, "padding") }
+            for p in cols..<96 { XCTAssertEqual(q.quant(row: row, col: p), 0, "padding") }
         }
-        XCTAssertEqual(q.scales[1 * 3 + 1], 0, "an all-zero block")
+        XCTAssertEqual(q.scale(row: 1, block: 1), 0, "an all-zero block")
     }
 
     /// `linear` equals x·Wᵀ (+ bias) computed in fp64 on the weights the copy holds (bf16-rounded

@@ -1,19 +1,20 @@
 import CEmeraldSIMD
 
 /// An 8-bit copy of a weight for generating (see `DecodeWeights`), llama.cpp's q8_0 layout:
-/// each run of 32 weights along a row is stored as 32 signed bytes q and one fp32 scale
-/// d = max|w| / 127, with w ≈ d·q (round to nearest). 1.125 bytes per weight.
+/// each run of 32 weights along a row is one 36-byte block, an fp32 scale d = max|w| / 127
+/// followed by 32 signed bytes q, with w ≈ d·q (round to nearest). 1.125 bytes per weight;
+/// a scale sits next to its weights, so a row is one memory stream.
 public final class Q8Matrix: DecodeWeights {
-    /// Weights per scale.
+    /// Weights per block.
     public static let block = 32
+    /// Bytes per block: the scale, then the weights.
+    public static let blockBytes = 4 + block
     /// Rows (output features) and columns (input features) of the (rows, cols) weight.
     public let rows: Int, cols: Int
-    /// Row-major quantized weights (cols padded to a whole block, padding 0).
-    public let quants: UnsafeMutablePointer<Int8>
-    /// One scale per block, row-major.
-    public let scales: UnsafeMutablePointer<Float>
-    /// Blocks per row.
+    /// Blocks per row (the last one zero-padded past `cols`).
     public let blocksPerRow: Int
+    /// Row-major blocks.
+    public let blocks: UnsafeMutableRawPointer
 
     /// A quantized copy of a 2-D fp32 tensor.
     public init(_ weight: Tensor) {
@@ -21,76 +22,86 @@ public final class Q8Matrix: DecodeWeights {
         rows = weight.shape[0]; cols = weight.shape[1]
         let bpr = (cols + Q8Matrix.block - 1) / Q8Matrix.block
         blocksPerRow = bpr
-        quants = .allocate(capacity: Swift.max(rows * bpr * Q8Matrix.block, 1))
-        scales = .allocate(capacity: Swift.max(rows * bpr, 1))
-        let src = weight.data, q = quants, d = scales, c = cols
+        blocks = .allocate(byteCount: Swift.max(rows * bpr * Q8Matrix.blockBytes, 4), alignment: 64)
+        let src = weight.data, base = blocks, c = cols
         parallelFor(rows, grain: 64) { r in
             for row in r {
                 for b in 0..<bpr {
                     let lo = b * Q8Matrix.block, hi = Swift.min(c, lo + Q8Matrix.block)
                     var amax: Float = 0
                     for p in lo..<hi { amax = Swift.max(amax, abs(src[row * c + p])) }
-                    let scale = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
-                    d[row * bpr + b] = scale
-                    let dst = q + (row * bpr + b) * Q8Matrix.block
+                    let inv: Float = amax > 0 ? 127 / amax : 0
+                    let blk = base + (row * bpr + b) * Q8Matrix.blockBytes
+                    blk.storeBytes(of: amax / 127, as: Float.self)
+                    let q = (blk + 4).assumingMemoryBound(to: Int8.self)
                     for p in 0..<Q8Matrix.block {
-                        dst[p] = lo + p < hi ? Int8((src[row * c + lo + p] * inv).rounded()) : 0
+                        q[p] = lo + p < hi ? Int8((src[row * c + lo + p] * inv).rounded()) : 0
                     }
                 }
             }
         }
     }
 
-    deinit { quants.deallocate(); scales.deallocate() }
+    deinit { blocks.deallocate() }
+
+    /// The scale of block `b` of `row`.
+    public func scale(row: Int, block b: Int) -> Float {
+        blocks.load(fromByteOffset: (row * blocksPerRow + b) * Q8Matrix.blockBytes, as: Float.self)
+    }
+
+    /// The stored byte for column `col` of `row` (`col` may run into the last block's padding).
+    public func quant(row: Int, col: Int) -> Int8 {
+        blocks.load(fromByteOffset: (row * blocksPerRow + col / Q8Matrix.block) * Q8Matrix.blockBytes + 4 + col % Q8Matrix.block,
+                    as: Int8.self)
+    }
 
     /// The weight a product reads in place of W[row, col].
     public func value(row: Int, col: Int) -> Float {
-        let b = col / Q8Matrix.block
-        return scales[row * blocksPerRow + b] * Float(quants[(row * blocksPerRow + b) * Q8Matrix.block + col % Q8Matrix.block])
+        scale(row: row, block: col / Q8Matrix.block) * Float(quant(row: row, col: col))
     }
 
-    /// 1 byte per weight and 4 per 32.
-    public var byteCount: Int { rows * blocksPerRow * (Q8Matrix.block + 4) }
+    /// 36 bytes per 32 weights.
+    public var byteCount: Int { rows * blocksPerRow * Q8Matrix.blockBytes }
 
     /// See `DecodeWeights.linear`.
     public func linear(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
-        let k = cols, bpr = blocksPerRow, q = UnsafePointer(quants), d = UnsafePointer(scales)
-        let rowBytes = bpr * Q8Matrix.block
+        let k = cols, rowBytes = blocksPerRow * Q8Matrix.blockBytes, base = UnsafeRawPointer(blocks)
         decodeLinear(n: rows, k: k, x: x, rows: m, bias: bias, into: out,
-                     dot4: { xi, row, ld in Q8Matrix.dot4(xi, q + row * rowBytes, d + row * bpr, ld, k, bpr) },
+                     dot4: { xi, row, ld in Q8Matrix.dot4(xi, base + row * rowBytes, ld * rowBytes, k) },
                      dot: { xi, row in
                          var s: Float = 0
-                         for p in 0..<k { s += xi[p] * d[row * bpr + p / Q8Matrix.block] * Float(q[row * rowBytes + p]) }
+                         for p in 0..<k { s += xi[p] * self.value(row: row, col: p) }
                          return s
                      })
     }
 
-    /// x·W[q·ld] for four rows q < 4 starting at quants `q` and scales `d`.
+    /// x·W[q] for four rows q < 4 whose blocks start at `w + q·ld` (bytes).
     @inline(__always)
-    static func dot4(_ x: UnsafePointer<Float>, _ q: UnsafePointer<Int8>, _ d: UnsafePointer<Float>, _ ld: Int,
-                     _ k: Int, _ bpr: Int) -> SIMD4<Float> {
-        @inline(__always) func wide(_ p: UnsafePointer<Int8>, _ o: Int) -> V8 { emerald_widen_i8x8(p + o) }
-        let rx = UnsafeRawPointer(x), qs = ld * bpr * block, ds = ld * bpr
+    static func dot4(_ x: UnsafePointer<Float>, _ w: UnsafeRawPointer, _ ld: Int, _ k: Int) -> SIMD4<Float> {
+        @inline(__always) func wide(_ p: UnsafeRawPointer) -> V8 { emerald_widen_i8x8(p.assumingMemoryBound(to: Int8.self)) }
+        let rx = UnsafeRawPointer(x)
         var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
         var b = 0
-        // Whole blocks inside k: four 8-wide products per row, then one scale.
+        // Whole blocks inside k: four 8-wide products per row, then its scale.
         while (b + 1) * block <= k {
             let o = b * block
             let x0 = rx.loadUnaligned(fromByteOffset: 4 * o, as: V8.self), x1 = rx.loadUnaligned(fromByteOffset: 4 * o + 32, as: V8.self)
             let x2 = rx.loadUnaligned(fromByteOffset: 4 * o + 64, as: V8.self), x3 = rx.loadUnaligned(fromByteOffset: 4 * o + 96, as: V8.self)
             @inline(__always) func accumulate(_ r: Int, _ acc: V8) -> V8 {
-                let p = q + r * qs + o
-                let s = (x0 * wide(p, 0)).addingProduct(x1, wide(p, 8)).addingProduct(x2, wide(p, 16)).addingProduct(x3, wide(p, 24))
-                return acc.addingProduct(s, V8(repeating: d[r * ds + b]))
+                let blk = w + r * ld + b * blockBytes, q = blk + 4
+                let s = (x0 * wide(q)).addingProduct(x1, wide(q + 8)).addingProduct(x2, wide(q + 16)).addingProduct(x3, wide(q + 24))
+                return acc.addingProduct(s, V8(repeating: blk.load(as: Float.self)))
             }
             a0 = accumulate(0, a0); a1 = accumulate(1, a1); a2 = accumulate(2, a2); a3 = accumulate(3, a3)
             b += 1
         }
         var s = horizontalSums(a0, a1, a2, a3)
         // A last partial block (k not a multiple of 32).
-        for p in (b * block)..<k {
-            let xp = x[p]
-            for r in 0..<4 { s[r] += xp * d[r * ds + b] * Float(q[r * qs + p]) }
+        if b * block < k {
+            for r in 0..<4 {
+                let blk = w + r * ld + b * blockBytes, d = blk.load(as: Float.self)
+                for p in (b * block)..<k { s[r] += x[p] * d * Float(blk.load(fromByteOffset: 4 + p - b * block, as: Int8.self)) }
+            }
         }
         return s
     }
