@@ -13,46 +13,20 @@ public protocol DecodeWeights: AnyObject {
     func linear(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>)
 }
 
-/// The threading and row order shared by the copies' `linear`: W's rows go in 128-row chunks
-/// taken from a counter by every thread (one thread below 64k weights, where the hand-off
-/// costs more than a second core's bandwidth gives), four rows 32 apart at a time, so each
-/// of the four memory streams runs through 32 consecutive rows (as the fp32 path).
-/// `dot4(xi, row, ldRows)` returns x·W[row + q·ldRows] for q < 4, `dot(xi, row)` one of them.
+/// The copies' `linear`, with the fp32 one-row path's chunks and row order
+/// (`GEMMDriver.forEachColumnChunk`, `GEMMDriver.fourRowGroups`): `dot4(xi, row, ld)`
+/// returns x·W[row + q·ld] for q < 4, `dot(xi, row)` one of them.
 @inline(__always)
 func decodeLinear(n: Int, k: Int, x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?,
                   into out: UnsafeMutablePointer<Float>,
                   dot4: (UnsafePointer<Float>, Int, Int) -> SIMD4<Float>, dot: (UnsafePointer<Float>, Int) -> Float) {
-    let chunk = 128, tasks = (n + chunk - 1) / chunk
-    let threads = n * k < 1 << 16 ? 1 : Swift.min(ThreadPool.shared.availableThreads, tasks)
-    let counter = GEMMScratch.current
-    counter.nextTask.store(0, ordering: .relaxed)
-    parallelFor(threads) { range in
-        for _ in range {
-            while true {
-                let t = counter.nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
-                if t >= tasks { break }
-                let j0 = t * chunk, j1 = Swift.min(n, j0 + chunk)
-                for i in 0..<m {
-                    let xi = x + i * k, oi = out + i * n
-                    var j = j0
-                    if j1 - j0 == chunk {
-                        for row in j0..<(j0 + 32) {
-                            let s = dot4(xi, row, 32)
-                            for q in 0..<4 { oi[row + 32 * q] = s[q] + (bias?[row + 32 * q] ?? 0) }
-                        }
-                        j = j1
-                    }
-                    while j + 4 <= j1 {
-                        let s = dot4(xi, j, 1)
-                        for q in 0..<4 { oi[j + q] = s[q] + (bias?[j + q] ?? 0) }
-                        j += 4
-                    }
-                    while j < j1 {
-                        oi[j] = dot(xi, j) + (bias?[j] ?? 0)
-                        j += 1
-                    }
-                }
-            }
+    GEMMDriver.forEachColumnChunk(n: n, k: k, threads: ThreadPool.shared.availableThreads) { cols in
+        for i in 0..<m {
+            let xi = x + i * k, oi = out + i * n
+            GEMMDriver.fourRowGroups(cols, four: { j, ld in
+                let s = dot4(xi, j, ld)
+                for q in 0..<4 { oi[j + q * ld] = s[q] + (bias?[j + q * ld] ?? 0) }
+            }, one: { j in oi[j] = dot(xi, j) + (bias?[j] ?? 0) })
         }
     }
 }

@@ -13,42 +13,25 @@ extension GEMMDriver {
         if rows.count >= 4 && w >= 8 && k * w <= 16_384 {
             // Several rows share Bᵀ: transpose it once (≤ 64 KiB, stays in L2) and use the
             // register-accumulating row kernel instead of one short dot product per element.
-            let bt = Scratch.buffer(transposeSlot, count: k * w)
-            for j in 0..<w {
-                let src = g.b + (j0 + j) * g.ldb
-                for p in 0..<k { bt[p * w + j] = src[p] }
-            }
-            rowKernel(g, rows, column: j0, width: w, b: bt, ldb: w)
+            rowKernel(g, rows, column: j0, width: w, b: transposedB(g, columns: j0, width: w), ldb: w)
             return
         }
         // One row (generation's x·Wᵀ): each element is a dot product of contiguous rows.
         let alpha = g.alpha, beta = g.beta
         for i in rows {
             let ci = g.c + i * g.ldc
-            var j0 = cols.lowerBound
+            @inline(__always) func store(_ j: Int, _ s: Float) { ci[j] = beta == 0 ? alpha * s : alpha * s + beta * ci[j] }
             if !g.transA && GEMMTuning.fourRowDots {
-                // Four rows of B at a time: x is loaded once for four streams, and four
-                // streams per core keep more of memory's bandwidth busy (decode is memory-bound).
-                // Rows r, r+32, r+64, r+96 of each 128: every stream then runs on through 32
-                // consecutive rows (96 KiB at GPT-2's width) instead of restarting after one.
-                // `bench generate --versus adjacent-rows`: decode 1.17–1.29×.
-                while GEMMTuning.spreadRowDots && j0 + 128 <= cols.upperBound {
-                    for r in j0..<(j0 + 32) {
-                        let s = dot4(g.a + i * g.lda, g.b + r * g.ldb, 32 * g.ldb, k)
-                        for q in 0..<4 {
-                            let j = r + 32 * q
-                            ci[j] = beta == 0 ? alpha * s[q] : alpha * s[q] + beta * ci[j]
-                        }
-                    }
-                    j0 += 128
-                }
-                while j0 + 4 <= cols.upperBound {
-                    let s = dot4(g.a + i * g.lda, g.b + j0 * g.ldb, g.ldb, k)
-                    for q in 0..<4 { ci[j0 + q] = beta == 0 ? alpha * s[q] : alpha * s[q] + beta * ci[j0 + q] }
-                    j0 += 4
-                }
+                // x is loaded once for four rows of B, and four streams per core keep more of
+                // memory's bandwidth busy (decode is memory-bound).
+                let x = g.a + i * g.lda
+                fourRowGroups(cols, four: { j, ld in
+                    let s = dot4(x, g.b + j * g.ldb, ld * g.ldb, k)
+                    for q in 0..<4 { store(j + q * ld, s[q]) }
+                }, one: { j in store(j, dot(x, g.b + j * g.ldb, k)) })
+                continue
             }
-            for j in j0..<cols.upperBound {
+            for j in cols {
                 let bj = g.b + j * g.ldb
                 var s: Float
                 if !g.transA {
@@ -57,28 +40,65 @@ extension GEMMDriver {
                     s = 0
                     for p in 0..<k { s += g.a[p * g.lda + i] * bj[p] }
                 }
-                ci[j] = beta == 0 ? alpha * s : alpha * s + beta * ci[j]
+                store(j, s)
             }
         }
     }
 
-    /// Skinny products (m ≤ `GEMMTuning.skinnyRows`) on `threads` threads: 128 columns (128
-    /// rows of Bᵀ, a weight matrix while generating: one group of `direct`'s four streams) per
-    /// task, taken from a counter. A fixed half per thread left one core idle whenever the
-    /// other was slowed.
+    /// The four-row order of one-row products over columns `cols` (rows of B): `four(j, ld)`
+    /// for rows j + q·ld, q < 4, then `one(j)` for the last few. In each whole 128 the four
+    /// rows are 32 apart, so each of the four memory streams runs on through 32 consecutive
+    /// rows (96 KiB at GPT-2's width) instead of restarting after one (`bench generate
+    /// --versus adjacent-rows`: decode 1.17–1.29×). Shared by fp32 and the decode copies.
+    @inline(__always)
+    static func fourRowGroups(_ cols: Range<Int>, four: (Int, Int) -> Void, one: (Int) -> Void) {
+        var j = cols.lowerBound
+        while GEMMTuning.spreadRowDots && j + 128 <= cols.upperBound {
+            for r in j..<(j + 32) { four(r, 32) }
+            j += 128
+        }
+        while j + 4 <= cols.upperBound { four(j, 1); j += 4 }
+        while j < cols.upperBound { one(j); j += 1 }
+    }
+
+    /// Skinny products (m ≤ `GEMMTuning.skinnyRows`) on `threads` threads, by column chunks
+    /// (rows of Bᵀ, a weight matrix while generating).
     static func skinnyChunks(_ g: GEMMArgs, threads: Int) {
-        let chunk = 128, tasks = (g.n + chunk - 1) / chunk
+        forEachColumnChunk(n: g.n, k: g.k, threads: threads) { direct(g, rows: 0..<g.m, cols: $0) }
+    }
+
+    /// Runs `body` on 128-column chunks of 0..<n (one group of `fourRowGroups`' streams)
+    /// taken from a counter by up to `threads` threads: a fixed half per thread left one core
+    /// idle whenever the other was slowed. One thread below 64k weights (k·n), where the
+    /// hand-off costs more than a second core's bandwidth gives.
+    static func forEachColumnChunk(n: Int, k: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+        let chunk = 128, tasks = (n + chunk - 1) / chunk
         let counter = GEMMScratch.current
         counter.nextTask.store(0, ordering: .relaxed)
-        parallelFor(Swift.min(threads, tasks)) { r in
-            for _ in r {
+        parallelFor(n * k < 1 << 16 ? 1 : Swift.min(threads, tasks)) { range in
+            for _ in range {
                 while true {
                     let t = counter.nextTask.wrappingAdd(1, ordering: .relaxed).oldValue
                     if t >= tasks { break }
-                    direct(g, rows: 0..<g.m, cols: (t * chunk)..<Swift.min(g.n, (t + 1) * chunk))
+                    body((t * chunk)..<Swift.min(n, (t + 1) * chunk))
                 }
             }
         }
+    }
+
+    /// Columns j0..<j0+w of op(B) = Bᵀ (rows of b) as k rows of w floats in scratch: 8×8
+    /// blocks where whole, single floats at the edges.
+    static func transposedB(_ g: GEMMArgs, columns j0: Int, width w: Int) -> UnsafeMutablePointer<Float> {
+        let k = g.k, bt = Scratch.buffer(transposeSlot, count: k * w), src = g.b + j0 * g.ldb
+        let w8 = w / 8 * 8, k8 = k / 8 * 8
+        for j in stride(from: 0, to: w8, by: 8) {
+            for p in stride(from: 0, to: k8, by: 8) { transpose8x8(src + j * g.ldb + p, g.ldb, bt + p * w + j, w, 1) }
+        }
+        for j in 0..<w {
+            let row = src + j * g.ldb
+            for p in (j < w8 ? k8 : 0)..<k { bt[p * w + j] = row[p] }
+        }
+        return bt
     }
 
     /// C[i, c0 + j] = alpha·Σ_p op(A)(i, p)·b[p·ldb + j] + beta·C[i, c0 + j] for j in 0..<w, with
@@ -163,12 +183,7 @@ extension GEMMDriver {
             b3 = b3.addingProduct(x1, r3.loadUnaligned(fromByteOffset: o + 32, as: V8.self))
             p += 16
         }
-        a0 += b0; a1 += b1; a2 += b2; a3 += b3
-        // Horizontal sums of four vectors at once: pairwise halves, then lanes.
-        let h01 = V8(lowHalf: a0.lowHalf + a0.highHalf, highHalf: a1.lowHalf + a1.highHalf)
-        let h23 = V8(lowHalf: a2.lowHalf + a2.highHalf, highHalf: a3.lowHalf + a3.highHalf)
-        let e = h01.evenHalf + h01.oddHalf, f = h23.evenHalf + h23.oddHalf  // (a0: 2, a1: 2), (a2: 2, a3: 2)
-        var s = SIMD4<Float>(e[0] + e[1], e[2] + e[3], f[0] + f[1], f[2] + f[3])
+        var s = horizontalSums(a0 + b0, a1 + b1, a2 + b2, a3 + b3)
         while p < n {
             let xp = x[p]
             s += SIMD4(xp * y[p], xp * y[ldy + p], xp * y[2 * ldy + p], xp * y[3 * ldy + p])

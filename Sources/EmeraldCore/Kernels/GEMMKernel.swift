@@ -728,7 +728,7 @@ enum GEMMDriver {
         let threads = ThreadPool.shared.availableThreads
         let maxThreads = max(1, min(threads, 2 * work / GEMMTuning.minFlopsPerThread))
         // A few rows times a weight matrix (decode's x·Wᵀ) is memory-bound: both cores read
-        // more than one does (`bench memory`: 29 vs 20 GB/s), so the split is decided by
+        // more than one does (`bench memory`: ≈ 36 vs 28 GB/s), so the split is decided by
         // bytes, and chunks taken from a counter keep both busy to the end.
         if small && m <= GEMMTuning.skinnyRows && threads > 1 && k * n >= 1 << 16 {
             skinnyChunks(g, threads: threads)

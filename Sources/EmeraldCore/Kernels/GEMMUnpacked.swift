@@ -20,19 +20,7 @@ extension GEMMDriver {
     /// columns not yet written are added into C.
     static func unpacked<K: GEMMMicroKernel>(_ g: GEMMArgs, _: K.Type) {
         let MR = K.mr, NR = K.nr, m = g.m, n = g.n, k = g.k, ldc = g.ldc
-        var b = g.b, ldb = g.ldb
-        if g.transB {
-            let bt = Scratch.buffer(transposeSlot, count: k * n)
-            let n8 = n / 8 * 8, k8 = k / 8 * 8
-            for j in stride(from: 0, to: n8, by: 8) {
-                for p in stride(from: 0, to: k8, by: 8) { transpose8x8(g.b + j * g.ldb + p, g.ldb, bt + p * n + j, n, 1) }
-            }
-            for j in 0..<n {
-                let src = g.b + j * g.ldb
-                for p in (j < n8 ? k8 : 0)..<k { bt[p * n + j] = src[p] }
-            }
-            b = UnsafePointer(bt); ldb = n
-        }
+        let b = g.transB ? UnsafePointer(transposedB(g, columns: 0, width: n)) : g.b, ldb = g.transB ? n : g.ldb
         let rowStride = g.transA ? 1 : g.lda, kStride = g.transA ? g.lda : 1
         let alpha = g.alpha, beta = g.beta, bStride = ldb * 4
         withUnsafeTemporaryAllocation(of: Float.self, capacity: MR * NR) { buffer in
