@@ -14,7 +14,7 @@ struct BenchGEMM: ParsableCommand {
     @Option(help: "Thread counts to measure, comma-separated.") var threads: String = "1,2"
     @Option(help: "Timed repetitions per case (median reported).") var iterations: Int = 15
     @Option(help: "Shapes as \"M,N,K;M,N,K\" (default: the issue's five).") var shapes: String?
-    @Option(help: ArgumentHelp("Also time a variant, alternating run by run: pack-a (pack A even when it can be read in place), private-b (each row task packs its own B), more-tasks (twice as many threaded tasks, half the size), no-direct (tiny products take the blocked path too), whole-depth-a (deep products pack A for the whole depth in row blocks, re-packing B per block), panel-major-a (transposed A packed one micro-panel's whole depth at a time), one-row-dots (one-row products take one dot product at a time), packed-small (small one-thread products are packed too), static-skinny (products of a few rows get threads by their flops, in one fixed column range each) or adjacent-rows (one-row products take four adjacent rows of B at a time).",
+    @Option(help: ArgumentHelp("Also time a variant, alternating run by run: pack-a (pack A even when it can be read in place), private-b (each row task packs its own B), more-tasks (twice as many threaded tasks, half the size), no-direct (tiny products take the blocked path too), whole-depth-a (deep products pack A for the whole depth in row blocks, re-packing B per block), panel-major-a (transposed A packed one micro-panel's whole depth at a time), one-row-dots (one-row products take one dot product at a time), packed-small (small one-thread products are packed too), static-skinny (products of a few rows get threads by their flops, in one fixed column range each), adjacent-rows (one-row products take four adjacent rows of B at a time) or float-activations (int8 decode widens weights to fp32 instead of quantizing x).",
                                valueName: "variant")) var versus: String?
     @Flag(help: "One JSON object per line instead of a table.") var json = false
 
@@ -82,11 +82,12 @@ func engineVariant(_ name: String?) throws -> ((Bool) -> Void)? {
     case "static-skinny":
         let saved = GEMMTuning.skinnyRows
         return { GEMMTuning.skinnyRows = $0 ? 0 : saved }
+    case "float-activations": return { Q8Matrix.integerDots = !$0 }
     case "packed-small":
         let saved = GEMMTuning.unpackedMaxWork
         return { GEMMTuning.unpackedMaxWork = $0 ? 0 : saved }
     default:
-        throw EmeraldError.invalidArgument("--versus takes pack-a, private-b, more-tasks, no-direct, whole-depth-a, panel-major-a, one-row-dots, packed-small, static-skinny or adjacent-rows, got \(name!)")
+        throw EmeraldError.invalidArgument("--versus takes pack-a, private-b, more-tasks, no-direct, whole-depth-a, panel-major-a, one-row-dots, packed-small, static-skinny, adjacent-rows or float-activations, got \(name!)")
     }
 }
 

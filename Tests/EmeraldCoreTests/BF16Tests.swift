@@ -1,5 +1,6 @@
 import XCTest
 import EmeraldCore
+import CEmeraldSIMD
 
 /// bfloat16 rounding, 8-bit quantization, and the one-token products generation reads
 /// from those copies.
@@ -45,9 +46,42 @@ final class BF16Tests: XCTestCase {
         XCTAssertEqual(q.scale(row: 1, block: 1), 0, "an all-zero block")
     }
 
+    /// Activations quantize as weights do (within half a step of their block's max|x|/127),
+    /// with padding zeroed and a non-finite value making its block's scale NaN.
+    func testActivationQuantization() {
+        var x: [Float] = (0..<70).map { Float($0 % 13) - 6.5 + Float($0) / 100 }
+        x[40] = 0  // block 1 keeps its other values
+        var scales = [Float](repeating: 0, count: 3), bytes = [Int8](repeating: 99, count: 96)
+        Q8Matrix.quantize(x, count: 70, scales: &scales, bytes: &bytes)
+        for p in 0..<70 {
+            let b = p / 32, amax = x[(b * 32)..<min(70, b * 32 + 32)].map(abs).max()!
+            XCTAssertEqual(scales[b], amax / 127, accuracy: 1e-7)
+            XCTAssertEqual(scales[b] * Float(bytes[p]), x[p], accuracy: amax / 254 * 1.0001, "x[\(p)]")
+        }
+        for p in 70..<96 { XCTAssertEqual(bytes[p], 0, "padding") }
+        x[5] = .infinity
+        Q8Matrix.quantize(x, count: 70, scales: &scales, bytes: &bytes)
+        XCTAssertTrue(scales[0].isNaN)
+        XCTAssertFalse(scales[1].isNaN)
+    }
+
+    /// The integer q8 dot products were compiled with their AVX2 path where the CPU has it
+    /// (the build targets the CPU it runs on).
+    func testQ8DotsAreVectorized() throws {
+        #if arch(x86_64) && os(Linux)
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
+        guard flags.split(separator: " ").contains("avx2") else { throw XCTSkip("no AVX2 on this CPU") }
+        XCTAssertEqual(emerald_q8_dot4_is_vectorized(), 1)
+        #else
+        throw XCTSkip("x86-64 Linux only")
+        #endif
+    }
+
     /// `linear` equals x·Wᵀ (+ bias) computed in fp64 on the weights the copy holds (bf16-rounded
-    /// or q8-dequantized), for 1–4 rows, widths around the 128-row chunks and depths around the
-    /// 16- and 32-wide inner loops, on 1 and 2 threads.
+    /// or q8-dequantized) and, for int8's integer products, on x as q8_0 too; for 1–4 rows,
+    /// widths around the 128-row chunks and depths around the 16- and 32-wide inner loops, on 1
+    /// and 2 threads. int8 with float activations is checked against fp32 x.
     func testLinearMatchesRoundedFP32() {
         var seed: UInt64 = 0x2545_F491_4F6C_DD1D
         func rand() -> Float {
@@ -63,11 +97,22 @@ final class BF16Tests: XCTestCase {
                     let w = Tensor((0..<(n * k)).map { _ in rand() }, shape: [n, k])
                     let x = (0..<(m * k)).map { _ in rand() }, bias = (0..<n).map { _ in rand() }
                     let q8 = Q8Matrix(w)
-                    let copies: [(String, any DecodeWeights, (Int, Int) -> Float)] = [
-                        ("bf16", BF16Matrix(w), { j, p in BF16Matrix.widen(BF16Matrix.round(w.data[j * k + p])) }),
-                        ("int8", q8, { j, p in q8.value(row: j, col: p) }),
+                    // x as the integer products see it: each row quantized to q8_0.
+                    let bpr = (k + 31) / 32
+                    var xq = [Float](repeating: 0, count: m * k)
+                    for i in 0..<m {
+                        var scales = [Float](repeating: 0, count: bpr), bytes = [Int8](repeating: 0, count: bpr * 32)
+                        Q8Matrix.quantize(Array(x[(i * k)..<(i * k + k)]), count: k, scales: &scales, bytes: &bytes)
+                        for p in 0..<k { xq[i * k + p] = scales[p / 32] * Float(bytes[p]) }
+                    }
+                    let copies: [(String, any DecodeWeights, Bool, [Float], (Int, Int) -> Float)] = [
+                        ("bf16", BF16Matrix(w), true, x, { j, p in BF16Matrix.widen(BF16Matrix.round(w.data[j * k + p])) }),
+                        ("int8", q8, true, xq, { j, p in q8.value(row: j, col: p) }),
+                        ("int8 float activations", q8, false, x, { j, p in q8.value(row: j, col: p) }),
                     ]
-                    for (name, copy, weight) in copies {
+                    for (name, copy, integerDots, xSeen, weight) in copies {
+                        Q8Matrix.integerDots = integerDots
+                        defer { Q8Matrix.integerDots = true }
                         var got = [Float](repeating: .nan, count: m * n)
                         x.withUnsafeBufferPointer { xp in
                             bias.withUnsafeBufferPointer { bp in
@@ -77,7 +122,7 @@ final class BF16Tests: XCTestCase {
                         for i in 0..<m {
                             for j in 0..<n {
                                 var want: Double = m % 2 == 0 ? Double(bias[j]) : 0
-                                for p in 0..<k { want += Double(x[i * k + p]) * Double(weight(j, p)) }
+                                for p in 0..<k { want += Double(xSeen[i * k + p]) * Double(weight(j, p)) }
                                 XCTAssertEqual(Double(got[i * n + j]), want, accuracy: 1e-5 * Double(k).squareRoot() + 1e-6,
                                                "\(name) m \(m) n \(n) k \(k) threads \(threads) at (\(i), \(j))")
                             }

@@ -10,12 +10,19 @@ enum TestSupport {
     /// The guide's book in ../shared/data, beside the checkout.
     static var bookPath: String { repoRoot.deletingLastPathComponent().appendingPathComponent("shared/data/wizard_of_oz.txt").path }
 
-    /// A fresh temporary folder.
+    /// A fresh temporary folder, inside one folder per test process that is removed when
+    /// the process exits.
     static func tempDir(_ name: String = #function) -> String {
-        let d = NSTemporaryDirectory() + "emerald-tests-\(getpid())-\(name.filter(\.isLetter))-\(UInt32.random(in: 0...UInt32.max))"
+        let d = tempRoot + "/\(name.filter(\.isLetter))-\(UInt32.random(in: 0...UInt32.max))"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         return d
     }
+
+    private static let tempRoot: String = {
+        let root = NSTemporaryDirectory() + "emerald-tests-\(getpid())"
+        atexit { try? FileManager.default.removeItem(atPath: TestSupport.tempRoot) }
+        return root
+    }()
 
     /// A tiny GPT config for fast tests.
     static func tinyGPT(vocab: Int = 11, block: Int = 16, norm: NormPlacement = .pre, tie: Bool = true,

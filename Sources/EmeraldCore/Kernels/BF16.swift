@@ -38,11 +38,11 @@ public final class BF16Matrix: DecodeWeights {
     /// See `DecodeWeights.linear`.
     public func linear(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
         let k = cols, w = UnsafePointer(data)
-        decodeLinear(n: rows, k: k, x: x, rows: m, bias: bias, into: out,
-                     dot4: { xi, row, ld in BF16Matrix.dot4(xi, w + row * k, ld * k, k) },
-                     dot: { xi, row in
+        decodeLinear(n: rows, k: k, rows: m, bias: bias, into: out,
+                     dot4: { i, row, ld in BF16Matrix.dot4(x + i * k, w + row * k, ld * k, k) },
+                     dot: { i, row in
                          var s: Float = 0
-                         for p in 0..<k { s += xi[p] * BF16Matrix.widen(w[row * k + p]) }
+                         for p in 0..<k { s += x[i * k + p] * BF16Matrix.widen(w[row * k + p]) }
                          return s
                      })
     }

@@ -13,20 +13,19 @@ public protocol DecodeWeights: AnyObject {
     func linear(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>)
 }
 
-/// The copies' `linear`, with the fp32 one-row path's chunks and row order
-/// (`GEMMDriver.forEachColumnChunk`, `GEMMDriver.fourRowGroups`): `dot4(xi, row, ld)`
-/// returns x·W[row + q·ld] for q < 4, `dot(xi, row)` one of them.
+/// The copies' `linear` for m rows of output into `out` (m × n), with the fp32 one-row
+/// path's chunks and row order (`GEMMDriver.forEachColumnChunk`, `GEMMDriver.fourRowGroups`):
+/// `dot4(i, row, ld)` returns x_i·W[row + q·ld] for q < 4, `dot(i, row)` one of them.
 @inline(__always)
-func decodeLinear(n: Int, k: Int, x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?,
-                  into out: UnsafeMutablePointer<Float>,
-                  dot4: (UnsafePointer<Float>, Int, Int) -> SIMD4<Float>, dot: (UnsafePointer<Float>, Int) -> Float) {
+func decodeLinear(n: Int, k: Int, rows m: Int, bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>,
+                  dot4: (Int, Int, Int) -> SIMD4<Float>, dot: (Int, Int) -> Float) {
     GEMMDriver.forEachColumnChunk(n: n, k: k, threads: ThreadPool.shared.availableThreads) { cols in
         for i in 0..<m {
-            let xi = x + i * k, oi = out + i * n
+            let oi = out + i * n
             GEMMDriver.fourRowGroups(cols, four: { j, ld in
-                let s = dot4(xi, j, ld)
+                let s = dot4(i, j, ld)
                 for q in 0..<4 { oi[j + q * ld] = s[q] + (bias?[j + q * ld] ?? 0) }
-            }, one: { j in oi[j] = dot(xi, j) + (bias?[j] ?? 0) })
+            }, one: { j in oi[j] = dot(i, j) + (bias?[j] ?? 0) })
         }
     }
 }

@@ -63,16 +63,73 @@ public final class Q8Matrix: DecodeWeights {
     /// 36 bytes per 32 weights.
     public var byteCount: Int { rows * blocksPerRow * Q8Matrix.blockBytes }
 
+    /// Whether products quantize x to q8_0 too and multiply bytes by bytes
+    /// (`emerald_q8_dot4`); off, each weight is widened to fp32 and multiplied by fp32 x
+    /// (`bench generate --dtype int8 --versus float-activations`).
+    public nonisolated(unsafe) static var integerDots = true
+
     /// See `DecodeWeights.linear`.
     public func linear(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
-        let k = cols, rowBytes = blocksPerRow * Q8Matrix.blockBytes, base = UnsafeRawPointer(blocks)
-        decodeLinear(n: rows, k: k, x: x, rows: m, bias: bias, into: out,
-                     dot4: { xi, row, ld in Q8Matrix.dot4(xi, base + row * rowBytes, ld * rowBytes, k) },
-                     dot: { xi, row in
+        let k = cols, bpr = blocksPerRow, rowBytes = bpr * Q8Matrix.blockBytes, base = UnsafeRawPointer(blocks)
+        guard Q8Matrix.integerDots else {
+            decodeLinear(n: rows, k: k, rows: m, bias: bias, into: out,
+                         dot4: { i, row, ld in Q8Matrix.dot4(x + i * k, base + row * rowBytes, ld * rowBytes, k) },
+                         dot: { i, row in
+                             var s: Float = 0
+                             for p in 0..<k { s += x[i * k + p] * self.value(row: row, col: p) }
+                             return s
+                         })
+            return
+        }
+        // x's rows as q8_0 (scales, then bytes), on this thread: k·m values against the
+        // k·n weights every product reads.
+        let scratch = Scratch.buffer(Q8Matrix.activationSlot, count: m * bpr * (1 + Q8Matrix.block / 4))
+        let xd = scratch, xq = UnsafeMutableRawPointer(scratch + m * bpr).assumingMemoryBound(to: Int8.self)
+        for i in 0..<m { Q8Matrix.quantize(x + i * k, count: k, scales: xd + i * bpr, bytes: xq + i * bpr * Q8Matrix.block) }
+        let xdc = UnsafePointer(xd), xqc = UnsafePointer(xq)
+        decodeLinear(n: rows, k: k, rows: m, bias: bias, into: out,
+                     dot4: { i, row, ld in
+                         var s = SIMD4<Float>()
+                         withUnsafeMutableBytes(of: &s) {
+                             emerald_q8_dot4(xqc + i * bpr * Q8Matrix.block, xdc + i * bpr, base + row * rowBytes, ld * rowBytes,
+                                             bpr, $0.baseAddress!.assumingMemoryBound(to: Float.self))
+                         }
+                         return s
+                     },
+                     dot: { i, row in
                          var s: Float = 0
-                         for p in 0..<k { s += xi[p] * self.value(row: row, col: p) }
+                         for b in 0..<bpr {
+                             var t: Int32 = 0
+                             for p in 0..<Q8Matrix.block {
+                                 t += Int32(xqc[(i * bpr + b) * Q8Matrix.block + p]) * Int32(self.quant(row: row, col: b * Q8Matrix.block + p))
+                             }
+                             s += self.scale(row: row, block: b) * xdc[i * bpr + b] * Float(t)
+                         }
                          return s
                      })
+    }
+
+    /// Scratch slot of the quantized activations (`Scratch`).
+    static let activationSlot = 6
+
+    /// `count` floats as q8_0 blocks, as the weights: one scale per 32 values in `scales`,
+    /// 32 bytes per block in `bytes`, the last block zero-padded.
+    public static func quantize(_ x: UnsafePointer<Float>, count: Int, scales: UnsafeMutablePointer<Float>,
+                                bytes: UnsafeMutablePointer<Int8>) {
+        let blocks = (count + block - 1) / block
+        for b in 0..<blocks {
+            let lo = b * block, hi = Swift.min(count, lo + block)
+            var amax: Float = 0, finite = true
+            for p in lo..<hi {
+                let v = abs(x[p])
+                finite = finite && v.isFinite
+                amax = Swift.max(amax, v)
+            }
+            // A NaN or infinity makes the block's products NaN, as they would be in fp32.
+            let inv: Float = finite && amax > 0 ? 127 / amax : 0
+            scales[b] = finite ? amax / 127 : .nan
+            for p in 0..<block { bytes[lo + p] = lo + p < hi ? Int8((x[lo + p] * inv).rounded()) : 0 }
+        }
     }
 
     /// x·W[q] for four rows q < 4 whose blocks start at `w + q·ld` (bytes).
