@@ -567,6 +567,24 @@ final class OpTests: XCTestCase {
         }
     }
 
+    /// `randn` fills chunks of normals on both threads from uniforms drawn in order: the
+    /// values and the generator's state afterwards equal one `nextNormal()` at a time, across
+    /// chunk boundaries, on 1 and 2 threads.
+    func testRandnEqualsOneNormalAtATime() {
+        let pool = ThreadPool.shared
+        defer { ThreadPool.shared = pool }
+        for threads in [1, 2] {
+            GEMMBenchmark.usePool(threads: threads)
+            for n in [1, 7, 65_536, 140_001] {
+                var bulk = RandomGenerator(seed: 21), single = RandomGenerator(seed: 21)
+                let got = Tensor.randn([n], mean: 0.5, std: 0.02, using: &bulk).scalars
+                let want = (0..<n).map { _ in 0.5 + 0.02 * single.nextNormal() }
+                XCTAssertEqual(got, want, "n \(n) threads \(threads)")
+                XCTAssertEqual(bulk, single, "state after n \(n)")
+            }
+        }
+    }
+
     func testRandnAndUniformStatistics() {
         var rng = RandomGenerator(seed: 12)
         let n = 200_000

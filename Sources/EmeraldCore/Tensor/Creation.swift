@@ -32,7 +32,7 @@ extension Tensor {
                              using rng: inout RandomGenerator, requiresGrad: Bool = false) -> Tensor {
         if skipsRandomInitialization { return zeros(shape, requiresGrad: requiresGrad) }
         let t = Tensor(uninitialized: shape)
-        for i in 0..<t.count { t.data[i] = mean + std * rng.nextNormal() }
+        rng.fillNormals(t.data, count: t.count, mean: mean, std: std)
         t.requiresGrad = requiresGrad
         return t
     }
