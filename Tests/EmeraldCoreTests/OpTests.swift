@@ -540,6 +540,57 @@ final class OpTests: XCTestCase {
         XCTAssertEqual(x.grad?.scalars, [0.25, 0.25, 0.25, 0.25])
     }
 
+    // MARK: Cached attention
+
+    /// Attention against a cache equals a plain fp64 softmax(q·Kᵀ/√hs)·V for head sizes that
+    /// exercise each column path (64-wide blocks, 8-wide vectors, single columns), key counts
+    /// around the four-key groups, several new queries, and both cache layouts (rows of C;
+    /// each head's positions together).
+    func testCachedAttentionMatchesReference() {
+        var rng = RandomGenerator(seed: 31)
+        for hs in [16, 24, 64, 100, 128] {
+            for (start, n) in [(0, 1), (5, 1), (37, 3), (2, 6)] {
+                let heads = 3, c = heads * hs, capacity = 48, total = start + n
+                let q = (0..<(n * 2 * c)).map { _ in rng.nextNormal() }  // qStride 2C
+                let kRows = (0..<(capacity * c)).map { _ in rng.nextNormal() }
+                let vRows = (0..<(capacity * c)).map { _ in rng.nextNormal() }
+                func key(_ h: Int, _ j: Int, _ d: Int) -> Float { kRows[j * c + h * hs + d] }
+                func value(_ h: Int, _ j: Int, _ d: Int) -> Float { vRows[j * c + h * hs + d] }
+                var want = [Double](repeating: 0, count: n * c)
+                for i in 0..<n {
+                    for h in 0..<heads {
+                        let visible = start + i + 1
+                        let s = (0..<visible).map { j in
+                            (0..<hs).reduce(0.0) { $0 + Double(q[i * 2 * c + h * hs + $1]) * Double(key(h, j, $1)) } / Double(hs).squareRoot()
+                        }
+                        let m = s.max()!, e = s.map { Foundation.exp($0 - m) }, z = e.reduce(0, +)
+                        for d in 0..<hs {
+                            want[i * c + h * hs + d] = (0..<visible).reduce(0.0) { $0 + e[$1] / z * Double(value(h, $1, d)) }
+                        }
+                    }
+                }
+                // Head-major copies: head h's position j at (h·capacity + j)·hs.
+                var kHeads = [Float](repeating: .nan, count: capacity * c), vHeads = kHeads
+                for h in 0..<heads {
+                    for j in 0..<total {
+                        for d in 0..<hs {
+                            kHeads[(h * capacity + j) * hs + d] = key(h, j, d)
+                            vHeads[(h * capacity + j) * hs + d] = value(h, j, d)
+                        }
+                    }
+                }
+                for (layout, k, v, rowStride, headStride) in [("rows", kRows, vRows, c, hs), ("heads", kHeads, vHeads, hs, capacity * hs)] {
+                    var got = [Float](repeating: .nan, count: n * c)
+                    CachedAttention.forward(q: q, qStride: 2 * c, k: k, v: v, rowStride: rowStride, headStride: headStride,
+                                            start: start, n: n, heads: heads, headSize: hs, out: &got)
+                    for (g, w) in zip(got, want) {
+                        XCTAssertEqual(Double(g), w, accuracy: 1e-5, "hs \(hs) start \(start) n \(n) \(layout)")
+                    }
+                }
+            }
+        }
+    }
+
     // MARK: Random
 
     func testRandomGeneratorDeterminism() {

@@ -1,9 +1,10 @@
 /// Keys and values of every layer for the positions seen so far, so each new
 /// token costs one position of work instead of the whole context.
 public final class KVCache {
-    /// Per layer (capacity, C).
+    /// Per layer (heads, capacity, head size): a head's positions are contiguous, so decoding
+    /// reads each head's keys and values as one stream, not 64 floats of every 3 KiB row.
     let keys: [Tensor]
-    /// Per layer (capacity, C).
+    /// Per layer, as `keys`.
     let values: [Tensor]
     /// Positions the cache can hold (the model's context).
     public let capacity: Int
@@ -14,8 +15,9 @@ public final class KVCache {
     public init(for model: GPT) {
         let c = model.cfg
         capacity = c.blockSize
-        keys = (0..<c.nLayer).map { _ in Tensor.zeros([c.blockSize, c.nEmbd]) }
-        values = (0..<c.nLayer).map { _ in Tensor.zeros([c.blockSize, c.nEmbd]) }
+        let shape = [c.nHead, c.blockSize, c.nEmbd / c.nHead]
+        keys = (0..<c.nLayer).map { _ in Tensor.zeros(shape) }
+        values = (0..<c.nLayer).map { _ in Tensor.zeros(shape) }
     }
 
     /// Forgets every position.
@@ -36,13 +38,17 @@ extension GPT {
                 let attend: (Tensor) -> Tensor = { h in
                     let qkv = h.linear(weight: block.attn.c_attn.weight, bias: block.attn.c_attn.bias)  // (n, 3C)
                     let kc = cache.keys[layer].data, vc = cache.values[layer].data
+                    let heads = self.cfg.nHead, hs = c / heads, headStride = cache.capacity * hs
                     for i in 0..<n {
-                        (kc + (start + i) * c).update(from: qkv.data + i * 3 * c + c, count: c)
-                        (vc + (start + i) * c).update(from: qkv.data + i * 3 * c + 2 * c, count: c)
+                        for h in 0..<heads {
+                            let row = h * headStride + (start + i) * hs, src = qkv.data + i * 3 * c + h * hs
+                            (kc + row).update(from: src + c, count: hs)
+                            (vc + row).update(from: src + 2 * c, count: hs)
+                        }
                     }
                     let y = Tensor(uninitialized: [n, c])
-                    CachedAttention.forward(q: qkv.data, qStride: 3 * c, k: kc, v: vc, start: start, n: n,
-                                            heads: self.cfg.nHead, headSize: c / self.cfg.nHead, out: y.data)
+                    CachedAttention.forward(q: qkv.data, qStride: 3 * c, k: kc, v: vc, rowStride: hs, headStride: headStride,
+                                            start: start, n: n, heads: heads, headSize: hs, out: y.data)
                     return block.attn.c_proj(y)
                 }
                 switch cfg.norm {
