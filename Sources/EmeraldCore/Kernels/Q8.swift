@@ -27,16 +27,10 @@ public final class Q8Matrix: DecodeWeights {
         parallelFor(rows, grain: 64) { r in
             for row in r {
                 for b in 0..<bpr {
-                    let lo = b * Q8Matrix.block, hi = Swift.min(c, lo + Q8Matrix.block)
-                    var amax: Float = 0
-                    for p in lo..<hi { amax = Swift.max(amax, abs(src[row * c + p])) }
-                    let inv: Float = amax > 0 ? 127 / amax : 0
-                    let blk = base + (row * bpr + b) * Q8Matrix.blockBytes
-                    blk.storeBytes(of: amax / 127, as: Float.self)
-                    let q = (blk + 4).assumingMemoryBound(to: Int8.self)
-                    for p in 0..<Q8Matrix.block {
-                        q[p] = lo + p < hi ? Int8((src[row * c + lo + p] * inv).rounded()) : 0
-                    }
+                    let lo = b * Q8Matrix.block, blk = base + (row * bpr + b) * Q8Matrix.blockBytes
+                    Q8Matrix.quantize(src + row * c + lo, count: Swift.min(Q8Matrix.block, c - lo),
+                                      scales: blk.assumingMemoryBound(to: Float.self),
+                                      bytes: (blk + 4).assumingMemoryBound(to: Int8.self))
                 }
             }
         }
@@ -112,8 +106,9 @@ public final class Q8Matrix: DecodeWeights {
     /// Scratch slot of the quantized activations (`Scratch`).
     static let activationSlot = 6
 
-    /// `count` floats as q8_0 blocks, as the weights: one scale per 32 values in `scales`,
-    /// 32 bytes per block in `bytes`, the last block zero-padded.
+    /// `count` floats as q8_0 blocks: one scale d = max|x| / 127 per 32 values in `scales`,
+    /// 32 bytes round(x / d) per block in `bytes`, the last block zero-padded. Weights (one
+    /// block at a time, into their 36-byte blocks) and activations are quantized alike.
     public static func quantize(_ x: UnsafePointer<Float>, count: Int, scales: UnsafeMutablePointer<Float>,
                                 bytes: UnsafeMutablePointer<Int8>) {
         let blocks = (count + block - 1) / block
