@@ -676,6 +676,37 @@ final class OpTests: XCTestCase {
         XCTAssertEqual(top.map(\.value), [2, 0.5, 0.5])
         XCTAssertEqual(Sampling.topK(row, 1).map(\.index), [4])
         XCTAssertEqual(Sampling.topK(row, 10).map(\.index), [4, 1, 3, 5, 0, 2])
+        // The heap equals a full sort's prefix, ties included (values on a coarse grid).
+        var rng = RandomGenerator(seed: 17)
+        for n in [1, 5, 100, 3_000] {
+            let r = (0..<n).map { _ in Float(rng.nextInt(below: 40)) / 4 }
+            let sorted = r.indices.sorted { r[$0] > r[$1] || (r[$0] == r[$1] && $0 < $1) }
+            for k in [1, 2, 7, 64, n, n + 3] {
+                XCTAssertEqual(Sampling.topK(r, k).map(\.index), Array(sorted.prefix(k)), "n \(n) k \(k)")
+            }
+        }
+    }
+
+    /// Top-p keeps the smallest most-likely set whose share reaches p (ties: lower index
+    /// first), however many rounds of the widening search that takes.
+    func testNucleus() {
+        XCTAssertEqual(Sampling.nucleus([0.1, 0.6, 0.3], 0.5), [0, 0.6, 0])
+        XCTAssertEqual(Sampling.nucleus([0.1, 0.6, 0.3], 0.7), [0, 0.6, 0.3])
+        XCTAssertEqual(Sampling.nucleus([0.25, 0.25, 0.25, 0.25], 0.5), [0.25, 0.25, 0, 0])
+        var rng = RandomGenerator(seed: 19)
+        for n in [3, 70, 5_000] {
+            for p: Float in [0.05, 0.5, 0.9, 0.999] {
+                let probs = (0..<n).map { _ in Float(rng.nextInt(below: 50)) + 1 }
+                let total = probs.reduce(0, +)
+                let order = probs.indices.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+                var want = [Float](repeating: 0, count: n), acc: Float = 0
+                for i in order {
+                    want[i] = probs[i]; acc += probs[i] / total
+                    if acc >= p { break }
+                }
+                XCTAssertEqual(Sampling.nucleus(probs, p), want, "n \(n) p \(p)")
+            }
+        }
     }
 
     // MARK: Creation

@@ -91,6 +91,37 @@ final class GPTTests: XCTestCase {
         }
     }
 
+    /// `pick` draws what sorting every logit drew (the implementation before the heap), for
+    /// GPT-2's vocabulary size, with and without top-k and top-p, seed by seed.
+    func testPickMatchesSortingEveryLogit() {
+        func sortingPick(_ o: SamplingOptions, _ logits: [Float], _ rng: inout RandomGenerator) -> Int {
+            var candidates = logits.enumerated().map { (index: $0.offset, value: $0.element / o.temperature) }
+            if let k = o.topK, k < candidates.count {
+                candidates = Array(candidates.sorted { $0.value > $1.value || ($0.value == $1.value && $0.index < $1.index) }.prefix(k))
+            }
+            let m = candidates.map(\.value).max() ?? 0
+            var probs = candidates.map { Float(Foundation.exp(Double($0.value - m))) }
+            if let p = o.topP, p < 1 {
+                let order = probs.indices.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+                let total = probs.reduce(0, +)
+                var acc: Float = 0, keep = Set<Int>()
+                for i in order { keep.insert(i); acc += probs[i] / total; if acc >= p { break } }
+                for i in probs.indices where !keep.contains(i) { probs[i] = 0 }
+            }
+            return candidates[Sampling.multinomial(probs, using: &rng)].index
+        }
+        var gen = RandomGenerator(seed: 23)
+        for options in [SamplingOptions(temperature: 0.8), SamplingOptions(temperature: 1.3, topK: 40),
+                        SamplingOptions(temperature: 0.7, topP: 0.9), SamplingOptions(temperature: 1, topK: 50, topP: 0.95),
+                        SamplingOptions(temperature: 1, topK: 60_000)] {
+            for round in 0..<20 {
+                let logits = (0..<50_257).map { _ in gen.nextNormal() * Float(1 + round % 4) }
+                var a = RandomGenerator(seed: UInt64(round)), b = a
+                XCTAssertEqual(options.pick(logits, rng: &a), sortingPick(options, logits, &b), "\(options) round \(round)")
+            }
+        }
+    }
+
     /// The fused kernel equals the guide's per-head composition, values and gradients:
     /// with a tiny head (scalar edges), and with heads of 16 and 32 over two and three row
     /// blocks (whole micro-kernel tiles, keys seen by more than one block).

@@ -21,19 +21,13 @@ public struct SamplingOptions: Sendable {
     /// Draws one id from a row of logits.
     public func pick(_ logits: [Float], rng: inout RandomGenerator) -> Int {
         if temperature == 0 { return logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }! }
-        var candidates = logits.enumerated().map { (index: $0.offset, value: $0.element / temperature) }
-        if let k = topK, k < candidates.count { candidates = Sampling.topK(candidates.map(\.value), k).map { (candidates[$0.index].index, $0.value) } }
-        let m = candidates.map(\.value).max() ?? 0
-        var probs = candidates.map { Float(Foundation.exp(Double($0.value - m))) }
-        if let p = topP, p < 1 {
-            let order = probs.indices.sorted { probs[$0] > probs[$1] }
-            let total = probs.reduce(0, +)
-            var acc: Float = 0
-            var keep = Set<Int>()
-            for i in order { keep.insert(i); acc += probs[i] / total; if acc >= p { break } }
-            for i in probs.indices where !keep.contains(i) { probs[i] = 0 }
-        }
-        return candidates[Sampling.multinomial(probs, using: &rng)].index
+        let scaled = logits.map { $0 / temperature }
+        // Candidates: the k best (largest first) or every id in order.
+        let ids = topK.flatMap { $0 < scaled.count ? Sampling.topK(scaled, $0).map(\.index) : nil } ?? Array(scaled.indices)
+        let m = ids.reduce(-Float.infinity) { Swift.max($0, scaled[$1]) }
+        var probs = ids.map { Float(Foundation.exp(Double(scaled[$0] - m))) }
+        if let p = topP, p < 1 { probs = Sampling.nucleus(probs, p) }
+        return ids[Sampling.multinomial(probs, using: &rng)]
     }
 }
 
