@@ -51,8 +51,13 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Codable, Equatab
 
     /// Standard normal sample (Box–Muller).
     public mutating func nextNormal() -> Float {
-        let u1 = max(nextDouble(), 1e-300), u2 = nextDouble()
-        return Float((-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2))
+        let u1 = nextDouble(), u2 = nextDouble()
+        return Self.boxMuller(u1, u2)
+    }
+
+    /// The normal sample of two uniforms (Box–Muller's cosine half).
+    @inline(__always) private static func boxMuller(_ u1: Double, _ u2: Double) -> Float {
+        Float((-2 * _log(max(u1, 1e-300))).squareRoot() * _cos(2 * Double.pi * u2))
     }
 
     /// `count` samples `mean + std·nextNormal()` into `out`: the same values, and the same
@@ -70,10 +75,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Codable, Equatab
             for i in 0..<(2 * n) { u[i] = Self.unitDouble(Self.step(&s)) }
             let o = out + done
             parallelFor(n, grain: 4096) { range in
-                for i in range {
-                    let u1 = Swift.max(u[2 * i], 1e-300), u2 = u[2 * i + 1]
-                    o[i] = mean + std * Float((-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2))
-                }
+                for i in range { o[i] = mean + std * Self.boxMuller(u[2 * i], u[2 * i + 1]) }
             }
             done += n
         }
