@@ -27,15 +27,37 @@ public final class GradientSink {
 
     /// Adds every gradient collected by `sinks` into its leaf's `grad` (a leaf without one
     /// takes the first sink's tensor as is), then empties the sinks.
+    ///
+    /// The additions run as one pass split across the pool's threads: added one tensor at a
+    /// time, most of a small model's tensors fell below the elementwise kernels' threading
+    /// grain, and the whole merge ran on the calling thread while the others waited.
     public static func merge(_ sinks: [GradientSink]) {
+        var adds: [(into: UnsafeMutablePointer<Float>, from: UnsafePointer<Float>, count: Int)] = []
         for sink in sinks {
             for (leaf, g) in sink.entries {
                 if let grad = leaf.grad {
-                    Kernels.add(grad.data, g.data, into: grad.data, count: grad.count)
+                    adds.append((grad.data, UnsafePointer(g.data), grad.count))
                 } else {
                     leaf.grad = g
                 }
             }
+        }
+        // Thread w adds the w-th slice of every tensor: several sinks' additions into one
+        // leaf meet on the same thread in sink order, so the sums are the serial ones, bit
+        // for bit.
+        let total = adds.reduce(0) { $0 + $1.count }
+        let t = total < Kernels.parallelGrain ? 1 : ThreadPool.shared.availableThreads
+        adds.withUnsafeBufferPointer { list in
+            parallelFor(t) { r in
+                for w in r {
+                    for a in list {
+                        let lo = a.count * w / t, hi = a.count * (w + 1) / t
+                        if lo < hi { Kernels.addSerial(a.from + lo, into: a.into + lo, count: hi - lo) }
+                    }
+                }
+            }
+        }
+        for sink in sinks {
             sink.entries.removeAll(keepingCapacity: true)
             sink.index.removeAll(keepingCapacity: true)
         }
