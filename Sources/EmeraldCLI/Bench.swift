@@ -14,7 +14,7 @@ struct BenchGEMM: ParsableCommand {
     @Option(help: "Thread counts to measure, comma-separated.") var threads: String = "1,2"
     @Option(help: "Timed repetitions per case (median reported).") var iterations: Int = 15
     @Option(help: "Shapes as \"M,N,K;M,N,K\" (default: the issue's five).") var shapes: String?
-    @Option(help: ArgumentHelp("Also time a variant, alternating run by run: pack-a (pack A even when it can be read in place), private-b (each row task packs its own B), more-tasks (twice as many threaded tasks, half the size), no-direct (tiny products take the blocked path too), whole-depth-a (deep products pack A for the whole depth in row blocks, re-packing B per block), panel-major-a (transposed A packed one micro-panel's whole depth at a time), one-row-dots (one-row products take one dot product at a time), packed-small (small one-thread products are packed too), static-skinny (products of a few rows get threads by their flops, in one fixed column range each), adjacent-rows (one-row products take four adjacent rows of B at a time) or float-activations (int8 decode widens weights to fp32 instead of quantizing x).",
+    @Option(help: ArgumentHelp("Also time a variant, alternating run by run: pack-a (pack A even when it can be read in place), private-b (each row task packs its own B), more-tasks (twice as many threaded tasks, half the size), no-direct (tiny products take the blocked path too), whole-depth-a (deep products pack A for the whole depth in row blocks, re-packing B per block), panel-major-a (transposed A packed one micro-panel's whole depth at a time), one-row-dots (one-row products take one dot product at a time), packed-small (small one-thread products are packed too), packed-few-rows (x·Wᵀ products of 5–48 rows pack W like larger ones), static-skinny (products of a few rows get threads by their flops, in one fixed column range each), adjacent-rows (one-row products take four adjacent rows of B at a time) or float-activations (int8 decode widens weights to fp32 instead of quantizing x).",
                                valueName: "variant")) var versus: String?
     @Flag(help: "One JSON object per line instead of a table.") var json = false
 
@@ -79,6 +79,9 @@ func engineVariant(_ name: String?) throws -> ((Bool) -> Void)? {
     case "panel-major-a": return { GEMMTuning.stepMajorTransposedA = !$0 }
     case "one-row-dots": return { GEMMTuning.fourRowDots = !$0 }
     case "adjacent-rows": return { GEMMTuning.spreadRowDots = !$0 }
+    case "packed-few-rows":
+        let saved = GEMMTuning.fewRowsMax
+        return { GEMMTuning.fewRowsMax = $0 ? 0 : saved }
     case "static-skinny":
         let saved = GEMMTuning.skinnyRows
         return { GEMMTuning.skinnyRows = $0 ? 0 : saved }
@@ -87,7 +90,7 @@ func engineVariant(_ name: String?) throws -> ((Bool) -> Void)? {
         let saved = GEMMTuning.unpackedMaxWork
         return { GEMMTuning.unpackedMaxWork = $0 ? 0 : saved }
     default:
-        throw EmeraldError.invalidArgument("--versus takes pack-a, private-b, more-tasks, no-direct, whole-depth-a, panel-major-a, one-row-dots, packed-small, static-skinny, adjacent-rows or float-activations, got \(name!)")
+        throw EmeraldError.invalidArgument("--versus takes pack-a, private-b, more-tasks, no-direct, whole-depth-a, panel-major-a, one-row-dots, packed-small, packed-few-rows, static-skinny, adjacent-rows or float-activations, got \(name!)")
     }
 }
 

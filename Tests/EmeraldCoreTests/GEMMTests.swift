@@ -181,6 +181,34 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// x·Wᵀ products of a few rows (prefill): dot products of rows in place. Row counts around
+    /// the path's bounds (skinny below, packed above), odd widths and depths, padded strides,
+    /// bias, alpha/beta, on 1–3 threads; the same shapes packed (`fewRowsMax` 0) and with
+    /// the other transposes, which never take the path.
+    func testFewRowProducts() {
+        let f0 = GEMMTuning.fewRowsMax
+        defer { GEMMTuning.fewRowsMax = f0 }
+        var idx = 0
+        for fewRowsMax in [f0, 0] {
+            GEMMTuning.fewRowsMax = fewRowsMax
+            for threads in [1, 2, 3] {
+                withSettings(kernel: GEMMTuning.kernel, threads: threads, forceSplit: false) {
+                    for m in [5, 6, 7, 16, 31, f0, f0 + 1] {
+                        for (n, k) in [(300, 257), (1001, 70), (131, 517), (2, 40_000), (515, 128)] {
+                            for (tA, tB) in [(false, true), (true, true), (false, false)] where tB || m % 2 == 1 {
+                                idx += 1
+                                let (al, be) = Self.scalars[idx % Self.scalars.count]
+                                check(Case(m: m, n: n, k: k, tA: tA, tB: tB, alpha: al, beta: be,
+                                           padA: Self.pads[idx % 3], padB: Self.pads[(idx + 1) % 3],
+                                           padC: Self.pads[(idx + 2) % 3], bias: idx % 3 != 1))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Transposed A packed in the older order (one micro-panel's whole depth at a time).
     func testPanelMajorTransposedA() {
         let s0 = GEMMTuning.stepMajorTransposedA

@@ -83,6 +83,11 @@ public enum GEMMTuning {
     /// across all threads (see `GEMMDriver.skinnyChunks`); 0 turns that off (then the flop
     /// count decides the threads, and the columns are cut in one half per thread).
     public nonisolated(unsafe) static var skinnyRows = 4
+    /// x·Wᵀ products of more rows than that, up to this many, with a weight-sized W, take dot
+    /// products of rows in place instead of packing W (see `GEMMDriver.fewRows`); 0 turns
+    /// that off. `bench gemm --versus packed-few-rows` at GPT-2's shapes: 1.1–2.1× for 8–32
+    /// rows, 1.06–1.10× at 48, 0.95–1.03× at 64, 0.93–0.99× at 96.
+    public nonisolated(unsafe) static var fewRowsMax = 48
     /// Overrides of the depth block KC and the column block NC (nil: per-kernel defaults).
     public nonisolated(unsafe) static var kc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_KC"].flatMap { Int($0) }
     public nonisolated(unsafe) static var nc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_NC"].flatMap { Int($0) }
@@ -732,6 +737,11 @@ enum GEMMDriver {
         // bytes, and chunks taken from a counter keep both busy to the end.
         if small && m <= GEMMTuning.skinnyRows && threads > 1 && k * n >= 1 << 16 {
             skinnyChunks(g, threads: threads)
+            return
+        }
+
+        if takesFewRows(g) {
+            fewRows(g, threads: threads)
             return
         }
 
