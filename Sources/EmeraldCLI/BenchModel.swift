@@ -172,7 +172,11 @@ struct BenchGenerate: ParsableCommand {
         commandName: "generate", abstract: "Prefill and KV-cached decode speed, batch 1, random weights.")
     @OptionGroup var shape: BenchShapeOptions
     @Option(help: "Prompt length.") var promptTokens: Int = 16
-    @Option(help: "Tokens to generate (greedy).") var newTokens: Int = 128
+    @Option(help: "Tokens to generate.") var newTokens: Int = 128
+    @Option(help: "Sampling temperature; 0 (the default) is greedy. Choosing each token is timed with its forward pass.")
+    var temperature: Float = 0
+    @Option(help: "Sample from the k most likely tokens only.") var topK: Int?
+    @Option(help: "Sample from the smallest set of tokens whose probability reaches p.") var topP: Float?
     @Option(help: "Repetitions (median reported).") var repeats: Int = 3
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Weights read per decoded token: fp32, bf16 (bfloat16 copies) or int8 (q8_0 copies).") var dtype: String = "fp32"
@@ -187,6 +191,8 @@ struct BenchGenerate: ParsableCommand {
             let cfg = try shape.config()
             try require(promptTokens > 0 && newTokens > 0 && promptTokens + newTokens <= cfg.blockSize,
                         "--prompt-tokens + --new-tokens must be positive and fit the context of \(cfg.blockSize)")
+            let sampling = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
+            try sampling.validate()
             var rng = RandomGenerator(seed: 1)
             let precision = try decodePrecision(dtype)
             let model = GPT(cfg, rng: &rng)
@@ -201,11 +207,12 @@ struct BenchGenerate: ParsableCommand {
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 // With a variant, odd tokens run it: both see the same machine and cache lengths.
                 var ns: [UInt64] = [0, 0], count = [0, 0]
+                var draws = RandomGenerator(seed: 7)
                 for i in 0..<newTokens {
-                    let next = Int32(logits.argmax()[0])
                     let other = variant != nil && i % 2 == 1
                     if other { variant!(true) }
                     let s = DispatchTime.now().uptimeNanoseconds
+                    let next = Int32(sampling.temperature == 0 ? logits.argmax()[0] : sampling.pick(logits.scalars, rng: &draws))
                     logits = model.logits(appending: [next], cache: cache, lastOnly: true)
                     ns[other ? 1 : 0] += DispatchTime.now().uptimeNanoseconds - s
                     count[other ? 1 : 0] += 1
@@ -223,7 +230,10 @@ struct BenchGenerate: ParsableCommand {
             var result: [String: Any] = ["prefill_tokens_per_s": (p * 10).rounded() / 10, "decode_tokens_per_s": (d * 10).rounded() / 10,
                                          "decode_weight_read_gb_per_s": (weightRead * 10).rounded() / 10,
                                          "dtype": precision.rawValue, "prompt_tokens": promptTokens, "new_tokens": newTokens, "parameters": model.parameterCount,
+                                         "temperature": Double(String(temperature))!,
                                          "threads": ThreadPool.shared.threadCount, "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10]
+            if let topK { result["top_k"] = topK }
+            if let topP { result["top_p"] = Double(String(topP))! }
             if let versus, let vd {
                 result["variant"] = versus
                 result["variant_decode_tokens_per_s"] = (vd * 10).rounded() / 10

@@ -100,7 +100,9 @@ final class GPTTests: XCTestCase {
                 candidates = Array(candidates.sorted { $0.value > $1.value || ($0.value == $1.value && $0.index < $1.index) }.prefix(k))
             }
             let m = candidates.map(\.value).max() ?? 0
-            var probs = candidates.map { Float(Foundation.exp(Double($0.value - m))) }
+            // The same exponentials as `pick` (their accuracy: `testSamplingExponentials`).
+            var probs = candidates.map(\.value)
+            probs.withUnsafeMutableBufferPointer { Sampling.exponentiate($0.baseAddress!, $0.count, minus: m) }
             if let p = o.topP, p < 1 {
                 let order = probs.indices.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
                 let total = probs.reduce(0, +)
@@ -120,6 +122,24 @@ final class GPTTests: XCTestCase {
                 XCTAssertEqual(options.pick(logits, rng: &a), sortingPick(options, logits, &b), "\(options) round \(round)")
             }
         }
+    }
+
+    /// `pick`'s exponentials and maximum against Double libm and a plain scan, on a
+    /// vocabulary-sized row (both threads) and on short rows (the tail lanes).
+    func testSamplingExponentials() {
+        var gen = RandomGenerator(seed: 4)
+        for n in [50_257, 40, 7, 1] {
+            var x = (0..<n).map { _ in gen.nextNormal() * 6 }
+            let m = Sampling.maximum(x, n)
+            XCTAssertEqual(m, x.max()!, "n \(n)")
+            let exact = x.map { Foundation.exp(Double($0 - m)) }
+            x.withUnsafeMutableBufferPointer { Sampling.exponentiate($0.baseAddress!, n, minus: m) }
+            var worst = 0.0
+            for i in 0..<n { worst = max(worst, abs(Double(x[i]) - exact[i]) / exact[i]) }
+            XCTAssertLessThan(worst, 4e-7, "n \(n): relative error \(worst)")
+        }
+        XCTAssertEqual(Sampling.maximum([1, .nan, 3, 2], 4), 3)
+        XCTAssertEqual(Sampling.maximum([], 0), -.infinity)
     }
 
     /// The fused kernel equals the guide's per-head composition, values and gradients:

@@ -48,6 +48,27 @@ extension Tensor {
 
 /// Sampling helpers on a probability or logit row (no autograd).
 public enum Sampling {
+    /// p[i] = e^{p[i] − m} in place, eight lanes at a time (`exp8`, within 2 ulp of libm), on
+    /// both threads for a vocabulary-sized row.
+    public static func exponentiate(_ p: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float) {
+        parallelFor(n, grain: 16_384) { r in _ = Kernels.expShiftSum8(p + r.lowerBound, r.count, minus: m) }
+    }
+
+    /// The largest entry of x[0..<n] (−∞ when empty; NaNs are skipped).
+    public static func maximum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = F8(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= n {
+            let v = load8(x + i)
+            acc.replace(with: v, where: v .> acc)
+            i += 8
+        }
+        var best = -Float.infinity
+        for l in 0..<8 where acc[l] > best { best = acc[l] }
+        while i < n { if x[i] > best { best = x[i] }; i += 1 }
+        return best
+    }
+
     /// Indices and values of the `k` largest entries, largest first (equal values: lower
     /// index first). A heap of the best k so far, worst at the root: most entries lose to the
     /// root after one comparison, where sorting GPT-2's 50,257 logits took 5.8 ms a token.
