@@ -20,6 +20,8 @@ public enum EmeraldError: Error, CustomStringConvertible, Equatable {
     case download(String)
     /// A tokenizer file (vocabulary, merges, tokenizer.json) that is missing pieces or inconsistent.
     case invalidTokenizer(path: String, reason: String)
+    /// A computation produced NaN or infinity where a number was needed (e.g. logits).
+    case nonFinite(String)
 
     /// The one-line message shown to users.
     public var description: String {
@@ -33,6 +35,7 @@ public enum EmeraldError: Error, CustomStringConvertible, Equatable {
         case .io(let m): return m
         case .download(let m): return m
         case .invalidTokenizer(let p, let r): return "tokenizer \(p) is unusable: \(r)"
+        case .nonFinite(let m): return m
         }
     }
 }

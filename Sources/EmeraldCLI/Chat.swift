@@ -42,7 +42,7 @@ struct Chat: ParsableCommand {
                 }
                 var text = ""
                 var stream = StreamingText(tokenizer)
-                Generator.generate(model: ckpt.model, prompt: ids, maxNewTokens: maxNewTokens,
+                try Generator.generate(model: ckpt.model, prompt: ids, maxNewTokens: maxNewTokens,
                                    options: options, rng: &rng) { id in
                     let piece = stream.push(id)
                     text += piece

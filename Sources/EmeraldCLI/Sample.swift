@@ -42,7 +42,7 @@ struct Sample: ParsableCommand {
             var rng = RandomGenerator(seed: seed)
             let out = FileHandle.standardOutput
             if printIds {
-                let ids = Generator.generate(model: ckpt.model, prompt: promptIds, maxNewTokens: maxNewTokens,
+                let ids = try Generator.generate(model: ckpt.model, prompt: promptIds, maxNewTokens: maxNewTokens,
                                              options: options, rng: &rng)
                 out.write(Data(("[" + ids.map { String($0) }.joined(separator: ", ") + "]\n").utf8))
                 return
@@ -50,7 +50,7 @@ struct Sample: ParsableCommand {
             let tokenizer = try ckpt.requireTokenizer("pass --print-ids to see the generated ids")
             out.write(Data((self.promptIds == nil ? prompt ?? "\n" : tokenizer.decode(promptIds)).utf8))
             var text = StreamingText(tokenizer)
-            Generator.generate(model: ckpt.model, prompt: promptIds, maxNewTokens: maxNewTokens,
+            try Generator.generate(model: ckpt.model, prompt: promptIds, maxNewTokens: maxNewTokens,
                                options: options, rng: &rng) { id in
                 out.write(Data(text.push(id).utf8))
                 return true

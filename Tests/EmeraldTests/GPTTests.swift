@@ -139,6 +139,15 @@ final class GPTTests: XCTestCase {
             XCTAssertLessThan(worst, 4e-7, "n \(n): relative error \(worst)")
         }
         XCTAssertEqual(Sampling.maximum([1, .nan, 3, 2], 4), 3)
+        let finite = (0..<21).map { Float($0) - 10 }
+        XCTAssertTrue(Sampling.allFinite(finite, 21))
+        for bad: Float in [.nan, .infinity, -.infinity] {
+            for at in [0, 7, 8, 20] {  // vector lanes and the scalar tail
+                var x = finite
+                x[at] = bad
+                XCTAssertFalse(Sampling.allFinite(x, 21), "\(bad) at \(at)")
+            }
+        }
         XCTAssertEqual(Sampling.maximum([], 0), -.infinity)
     }
 

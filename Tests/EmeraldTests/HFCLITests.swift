@@ -128,5 +128,16 @@ final class HFCLITests: XCTestCase {
         try FileManager.default.removeItem(atPath: noTok + "/tokenizer.json")
         try fails(["sample", "--model", noTok, "--prompt", "hi"], "pass --prompt-ids")
         try fails(["sample", "--model", noTok, "--prompt-ids", "1,2"], "--print-ids")
+        // A NaN among the weights (a valid file): one error line instead of garbage ids.
+        let poisoned = work + "/nan"
+        try FileManager.default.copyItem(atPath: tiny, toPath: poisoned)
+        var tensors = try SafeTensors.read(path: poisoned + "/model.safetensors").tensors
+        let lnf = try XCTUnwrap(tensors.keys.first { $0.hasSuffix("ln_f.weight") })
+        tensors[lnf]!.data[3] = .nan
+        try SafeTensors.write(tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, to: poisoned + "/model.safetensors")
+        for temperature in ["0", "1"] {
+            try fails(["sample", "--model", poisoned, "--prompt-ids", "1,2", "--temperature", temperature, "--print-ids"],
+                      "logits for new token 1 hold NaN or infinity")
+        }
     }
 }

@@ -117,7 +117,7 @@ final class HFTests: XCTestCase {
             let prompt = try XCTUnwrap(ref["generate_prompt"]).scalars.map { Int32($0) }
             let want = try XCTUnwrap(ref["generate_ids"]).scalars.map { Int32($0) }
             var rng = RandomGenerator(seed: 1)
-            let got = Generator.generate(model: model, prompt: prompt, maxNewTokens: want.count,
+            let got = try Generator.generate(model: model, prompt: prompt, maxNewTokens: want.count,
                                          options: SamplingOptions(temperature: 0), rng: &rng)
             XCTAssertEqual(got, want, name)
         }

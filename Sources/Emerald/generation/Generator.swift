@@ -42,17 +42,19 @@ public struct SamplingOptions: Sendable {
 public enum Generator {
     /// Appends up to `maxNewTokens` ids to `prompt`, calling `onToken` with each
     /// as soon as it is chosen; returns the new ids.
+    /// - Throws: `EmeraldError.nonFinite` when the model's logits hold NaN or infinity (NaN
+    ///   weights, or float32 overflow): no token can be chosen from them.
     @discardableResult
     public static func generate(model: any LanguageModel, prompt: [Int32], maxNewTokens: Int,
                                 options: SamplingOptions, rng: inout RandomGenerator,
-                                onToken: (Int32) -> Bool = { _ in true }) -> [Int32] {
+                                onToken: (Int32) -> Bool = { _ in true }) throws -> [Int32] {
         model.eval()
         var ids = prompt
         var out: [Int32] = []
         let gpt = model as? GPT
         let cache = gpt.map { KVCache(for: $0) }
         var pending = prompt  // ids not yet in the cache
-        withNoGrad {
+        try withNoGrad {
             for _ in 0..<maxNewTokens {
                 let row: [Float]
                 if let gpt, let cache {
@@ -68,6 +70,10 @@ public enum Generator {
                     let logits = model.logits(ctx, batch: 1, time: ctx.count, rng: &rng)
                     let v = logits.shape.last!
                     row = Array(UnsafeBufferPointer(start: logits.data + (ctx.count - 1) * v, count: v))
+                }
+                guard row.withUnsafeBufferPointer({ Sampling.allFinite($0.baseAddress!, $0.count) }) else {
+                    throw EmeraldError.nonFinite("the model's logits for new token \(out.count + 1) hold NaN or infinity "
+                                                 + "(its weights do, or float32 overflowed): no token can be drawn")
                 }
                 let next = Int32(options.pick(row, rng: &rng))
                 ids.append(next)

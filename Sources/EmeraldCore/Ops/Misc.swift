@@ -54,6 +54,16 @@ public enum Sampling {
         parallelFor(n, grain: 16_384) { r in _ = Kernels.expShiftSum8(p + r.lowerBound, r.count, minus: m) }
     }
 
+    /// Whether x[0..<n] holds only finite numbers (x·0 is NaN for NaN and ±∞ alone).
+    public static func allFinite(_ x: UnsafePointer<Float>, _ n: Int) -> Bool {
+        var acc = F8(repeating: 0)
+        var i = 0
+        while i + 8 <= n { acc += load8(x + i) * 0; i += 8 }
+        var ok = acc == F8(repeating: 0)
+        while i < n { ok = ok && x[i].isFinite; i += 1 }
+        return ok
+    }
+
     /// The largest entry of x[0..<n] (−∞ when empty; NaNs are skipped).
     public static func maximum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = F8(repeating: -.infinity)
