@@ -23,7 +23,7 @@ struct Chat: ParsableCommand {
             try options.validate()
             let precision = try decodePrecision(dtype)
             let ckpt = try source.load()
-            (ckpt.model as? Module)?.setDecodePrecision(precision)
+            ckpt.model.setDecodePrecision(precision)
             let tokenizer = try ckpt.requireTokenizer("chat needs one to read prompts")
             signal(SIGINT) { _ in
                 _ = write(1, "\n", 1)

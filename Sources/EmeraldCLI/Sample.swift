@@ -25,7 +25,7 @@ struct Sample: ParsableCommand {
             try options.validate()
             let precision = try decodePrecision(dtype)
             let ckpt = try source.load()
-            (ckpt.model as? Module)?.setDecodePrecision(precision)
+            ckpt.model.setDecodePrecision(precision)
             let vocab = ckpt.model.config.vocabularySize
             let promptIds: [Int32]
             if let ids = self.promptIds {

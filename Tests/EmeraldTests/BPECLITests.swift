@@ -66,13 +66,13 @@ final class BPECLITests: XCTestCase {
         try expectFailure(["tokenize", "--tokenizer", g, "--decode", "[1, x]"], "\"x\" is not an integer id")
         try expectFailure(["tokenize", "--tokenizer", g, "--decode", "[99999]"], "outside the vocabulary")
         try expectFailure(["tokenize", "--tokenizer", g], stdin: [0x61, 0xFF], "stdin is not valid UTF-8 (first bad byte at offset 1)")
-        FileManager.default.createFile(atPath: work + "/wp.json", contents: Data("{\"model\": {\"type\": \"WordPiece\"}}".utf8))
+        _ = FileManager.default.createFile(atPath: work + "/wp.json", contents: Data("{\"model\": {\"type\": \"WordPiece\"}}".utf8))
         try expectFailure(["tokenize", "--tokenizer", "wp.json", "x"], "WordPiece")
     }
 
     func testTrainThenTokenizeRoundTrip() throws {
         let corpus = String(repeating: "Dorothy met the Wizard of Oz, and the Scarecrow sang a song.\nThe lion roared; Toto barked!\n", count: 30)
-        FileManager.default.createFile(atPath: work + "/small.txt", contents: Data(corpus.utf8))
+        _ = FileManager.default.createFile(atPath: work + "/small.txt", contents: Data(corpus.utf8))
         var r = try emerald(["tokenizer", "train", "--data", "small.txt", "--vocab-size", "300", "--out", "tok.json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let tok = try ByteLevelBPETokenizer.load(path: work + "/tok.json")
@@ -86,7 +86,7 @@ final class BPECLITests: XCTestCase {
         XCTAssertEqual(r.text, text)
         // A folder corpus trains the same as the file.
         try FileManager.default.createDirectory(atPath: work + "/corpus/sub", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: work + "/corpus/sub/a.txt", contents: Data(corpus.utf8))
+        _ = FileManager.default.createFile(atPath: work + "/corpus/sub/a.txt", contents: Data(corpus.utf8))
         r = try emerald(["tokenizer", "train", "--data", "corpus", "--vocab-size", "300", "--out", "tok2.json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try ByteLevelBPETokenizer.load(path: work + "/tok2.json").merges, tok.merges)

@@ -131,7 +131,7 @@ final class HFCLITests: XCTestCase {
         // A NaN among the weights (a valid file): one error line instead of garbage ids.
         let poisoned = work + "/nan"
         try FileManager.default.copyItem(atPath: tiny, toPath: poisoned)
-        var tensors = try SafeTensors.read(path: poisoned + "/model.safetensors").tensors
+        let tensors = try SafeTensors.read(path: poisoned + "/model.safetensors").tensors
         let lnf = try XCTUnwrap(tensors.keys.first { $0.hasSuffix("ln_f.weight") })
         tensors[lnf]!.data[3] = .nan
         try SafeTensors.write(tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, to: poisoned + "/model.safetensors")

@@ -343,7 +343,7 @@ final class PrepareTests: XCTestCase {
             p.arguments = args
             p.currentDirectoryURL = URL(fileURLWithPath: work)
             let errPath = work + "/.stderr-\(UUID().uuidString)"
-            FileManager.default.createFile(atPath: errPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: errPath, contents: nil)
             let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
             p.standardError = err
             p.standardOutput = FileHandle.nullDevice

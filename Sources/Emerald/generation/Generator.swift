@@ -24,7 +24,6 @@ public struct SamplingOptions: Sendable {
         let scaled = logits.map { $0 / temperature }
         // Candidates: the k best (largest first) or, with ids nil, every id in order.
         let ids = topK.flatMap { $0 < scaled.count ? Sampling.topK(scaled, $0).map(\.index) : nil }
-        let count = ids?.count ?? scaled.count
         var probs = ids.map { $0.map { scaled[$0] } } ?? scaled
         // Unnormalised probabilities e^{x − m}, eight lanes at a time: libm's exp in Double,
         // even on both threads, took ≈ 0.5 ms for GPT-2's 50,257 logits (an int8 token's
