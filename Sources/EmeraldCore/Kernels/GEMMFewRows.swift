@@ -22,8 +22,9 @@ extension GEMMDriver {
         forEachColumnChunk(n: g.n, k: g.k, threads: threads) { fewRowsBlock(g, cols: $0) }
     }
 
-    /// Columns `cols` of C for all rows: groups of four rows of B, each against every pair
-    /// of rows of A (a last odd row of A through `dot4`, the last few columns through `dot`).
+    /// Columns `cols` of C for all rows: groups of four rows of B, each against the rows of A
+    /// three at a time (the last one or two through `dots2x4` or `dot4`, the last few columns
+    /// of C through `dot`).
     @inline(__always)
     static func fewRowsBlock(_ g: GEMMArgs, cols: Range<Int>) {
         let m = g.m, k = g.k
