@@ -688,23 +688,35 @@ final class OpTests: XCTestCase {
     }
 
     /// Top-p keeps the smallest most-likely set whose share reaches p (ties: lower index
-    /// first), however many rounds of the widening search that takes.
+    /// first), checked against sorting the whole row: rows of many ties, of continuous values
+    /// (a flat GPT-2-sized row among them), with zeros, and with most values in one band of
+    /// bit patterns (the part that is sorted).
     func testNucleus() {
         XCTAssertEqual(Sampling.nucleus([0.1, 0.6, 0.3], 0.5), [0, 0.6, 0])
         XCTAssertEqual(Sampling.nucleus([0.1, 0.6, 0.3], 0.7), [0, 0.6, 0.3])
         XCTAssertEqual(Sampling.nucleus([0.25, 0.25, 0.25, 0.25], 0.5), [0.25, 0.25, 0, 0])
+        XCTAssertEqual(Sampling.nucleus([0, 0.5, 0, 0.5], 1), [0, 0.5, 0, 0.5])
         var rng = RandomGenerator(seed: 19)
-        for n in [3, 70, 5_000] {
+        let rows: [(String, Int, () -> Float)] = [
+            ("ties", 3, { Float(rng.nextInt(below: 50)) + 1 }), ("ties", 70, { Float(rng.nextInt(below: 50)) + 1 }),
+            ("ties", 5_000, { Float(rng.nextInt(below: 50)) + 1 }),
+            ("flat", 50_257, { Float(Foundation.exp(Double(rng.nextNormal()) * 0.1)) }),
+            ("peaked", 50_257, { Float(Foundation.exp(Double(rng.nextNormal()) * 4)) }),
+            ("zeros", 300, { rng.nextInt(below: 3) == 0 ? 0 : rng.nextFloat() }),
+            ("one band", 2_000, { 1 + Float(rng.nextInt(below: 1 << 16)) * .ulpOfOne }),
+        ]
+        for (kind, n, draw) in rows {
             for p: Float in [0.05, 0.5, 0.9, 0.999] {
-                let probs = (0..<n).map { _ in Float(rng.nextInt(below: 50)) + 1 }
-                let total = probs.reduce(0, +)
+                let probs = (0..<n).map { _ in draw() }
+                let total = probs.reduce(0.0) { $0 + Double($1) }
                 let order = probs.indices.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
-                var want = [Float](repeating: 0, count: n), acc: Float = 0
+                var want = [Float](repeating: 0, count: n), acc = 0.0
                 for i in order {
-                    want[i] = probs[i]; acc += probs[i] / total
-                    if acc >= p { break }
+                    want[i] = probs[i]; acc += Double(probs[i])
+                    if acc >= Double(p) * total { break }
                 }
-                XCTAssertEqual(Sampling.nucleus(probs, p), want, "n \(n) p \(p)")
+                let got = Sampling.nucleus(probs, p)
+                XCTAssertTrue(got == want, "\(kind) n \(n) p \(p): kept \(got.filter { $0 > 0 }.count), want \(want.filter { $0 > 0 }.count)")
             }
         }
     }

@@ -105,9 +105,9 @@ final class GPTTests: XCTestCase {
             probs.withUnsafeMutableBufferPointer { Sampling.exponentiate($0.baseAddress!, $0.count, minus: m) }
             if let p = o.topP, p < 1 {
                 let order = probs.indices.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
-                let total = probs.reduce(0, +)
-                var acc: Float = 0, keep = Set<Int>()
-                for i in order { keep.insert(i); acc += probs[i] / total; if acc >= p { break } }
+                let total = probs.reduce(0.0) { $0 + Double($1) }
+                var acc = 0.0, keep = Set<Int>()
+                for i in order { keep.insert(i); acc += Double(probs[i]); if acc >= Double(p) * total { break } }
                 for i in probs.indices where !keep.contains(i) { probs[i] = 0 }
             }
             return candidates[Sampling.multinomial(probs, using: &rng)].index

@@ -109,26 +109,37 @@ public enum Sampling {
         return heap.sorted(by: before).map { (index: $0, value: row[$0]) }
     }
 
-    /// `probs` with all but the smallest set of most likely entries whose share of the total
-    /// reaches `p` set to 0 (top-p; equal values: lower index first). The set is found among
-    /// the best 64, then 256, … entries, so a peaked row costs no full sort.
+    /// `probs` (non-negative) with all but the smallest set of most likely entries whose share
+    /// of the total reaches `p` set to 0 (top-p; equal values: lower index first; shares summed
+    /// in Double).
+    ///
+    /// The cut is found without sorting the row: the bit patterns of non-negative floats sort
+    /// as their values do, so one pass sums the mass of each 2^16-wide band of patterns, the
+    /// bands are walked from the top until the mass reaches p, and only the band where it
+    /// does is sorted. On a flat row (a random model, a high temperature) the nucleus holds
+    /// most of GPT-2's 50,257 entries, and finding it by ever wider top-k searches took
+    /// ≈ 15 ms a token.
     public static func nucleus(_ probs: [Float], _ p: Float) -> [Float] {
-        let total = probs.reduce(0, +)
-        var k = Swift.min(probs.count, 64)
-        while true {
-            let top = topK(probs, k)
-            var acc: Float = 0, kept = top.count
-            for (n, e) in top.enumerated() {
-                acc += e.value / total
-                if acc >= p { kept = n + 1; break }
-            }
-            if kept < top.count || acc >= p || k == probs.count {
-                var out = [Float](repeating: 0, count: probs.count)
-                for e in top.prefix(kept) { out[e.index] = e.value }
-                return out
-            }
-            k = Swift.min(probs.count, 4 * k)
+        let n = probs.count
+        var total = 0.0
+        for x in probs { total += Double(x) }
+        let target = Double(p) * total
+        var mass = [Double](repeating: 0, count: 1 << 16)
+        for x in probs { mass[Int(x.bitPattern >> 16)] += Double(x) }
+        var above = 0.0, band = (1 << 16) - 1
+        while band > 0 && above + mass[band] < target { above += mass[band]; band -= 1 }
+        var edge: [(index: Int, value: Float)] = []
+        for (i, x) in probs.enumerated() where Int(x.bitPattern >> 16) == band { edge.append((i, x)) }
+        edge.sort { $0.value > $1.value || ($0.value == $1.value && $0.index < $1.index) }
+        var acc = above, kept = edge.count
+        for (k, e) in edge.enumerated() {
+            acc += Double(e.value)
+            if acc >= target { kept = k + 1; break }
         }
+        var out = [Float](repeating: 0, count: n)
+        for (i, x) in probs.enumerated() where Int(x.bitPattern >> 16) > band { out[i] = x }
+        for e in edge.prefix(kept) { out[e.index] = e.value }
+        return out
     }
 
     /// Draws an index with probability proportional to `weights` (non-negative).
