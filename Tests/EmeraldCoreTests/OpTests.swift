@@ -696,6 +696,7 @@ final class OpTests: XCTestCase {
         XCTAssertEqual(Sampling.nucleus([0.1, 0.6, 0.3], 0.7), [0, 0.6, 0.3])
         XCTAssertEqual(Sampling.nucleus([0.25, 0.25, 0.25, 0.25], 0.5), [0.25, 0.25, 0, 0])
         XCTAssertEqual(Sampling.nucleus([0, 0.5, 0, 0.5], 1), [0, 0.5, 0, 0.5])
+        XCTAssertEqual(Sampling.nucleus([-0.0, 0.2, 0.8], 0.9), [0, 0.2, 0.8])  // −0 is the smallest
         var rng = RandomGenerator(seed: 19)
         let rows: [(String, Int, () -> Float)] = [
             ("ties", 3, { Float(rng.nextInt(below: 50)) + 1 }), ("ties", 70, { Float(rng.nextInt(below: 50)) + 1 }),
