@@ -52,7 +52,8 @@ public final class GradientSink {
                 for w in r {
                     for a in list {
                         let lo = a.count * w / t, hi = a.count * (w + 1) / t
-                        if lo < hi { Kernels.addSerial(a.from + lo, into: a.into + lo, count: hi - lo) }
+                        // Inside the pool's run the elementwise kernel stays on this thread.
+                        if lo < hi { Kernels.add(a.into + lo, a.from + lo, into: a.into + lo, count: hi - lo) }
                     }
                 }
             }

@@ -59,14 +59,6 @@ public enum Kernels {
         zip(a, b, c, n) { $0 + $1 }
     }
 
-    /// y += x on the calling thread (for callers that split the work themselves).
-    @inline(__always)
-    public static func addSerial(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
-        var i = 0
-        while i + 16 <= n { store16(load16(y + i) + load16(x + i), y + i); i += 16 }
-        while i < n { y[i] += x[i]; i += 1 }
-    }
-
     /// Sum of all elements (pairwise over 16 lanes, accumulated in Double per chunk).
     public static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = F16(repeating: 0)

@@ -23,7 +23,7 @@ extension GEMMDriver {
     }
 
     /// Columns `cols` of C for all rows: groups of four rows of B, each against the rows of A
-    /// three at a time (the last one or two through `dots2x4` or `dot4`, the last few columns
+    /// three at a time (the last one or two through `dot4`, the last few columns
     /// of C through `dot`).
     @inline(__always)
     static func fewRowsBlock(_ g: GEMMArgs, cols: Range<Int>) {
@@ -44,12 +44,7 @@ extension GEMMDriver {
                 store(i, j, s0); store(i + 1, j, s1); store(i + 2, j, s2)
                 i += 3
             }
-            if i + 2 <= m {
-                let (s0, s1) = dots2x4(g.a + i * g.lda, g.lda, w, g.ldb, k)
-                store(i, j, s0); store(i + 1, j, s1)
-                i += 2
-            }
-            if i < m { store(i, j, dot4(g.a + i * g.lda, w, g.ldb, k)) }
+            while i < m { store(i, j, dot4(g.a + i * g.lda, w, g.ldb, k)); i += 1 }
             j += 4
         }
         while j < cols.upperBound {
@@ -94,35 +89,5 @@ extension GEMMDriver {
             s0 += x[p] * wp; s1 += x[ldx + p] * wp; s2 += x[2 * ldx + p] * wp
         }
         return (s0, s1, s2)
-    }
-
-    /// x₀·w_q and x₁·w_q for four rows w_q = w + q·ldw (rows x₁ = x + ldx), n floats each.
-    @inline(__always)
-    static func dots2x4(_ x: UnsafePointer<Float>, _ ldx: Int, _ w: UnsafePointer<Float>, _ ldw: Int,
-                        _ n: Int) -> (SIMD4<Float>, SIMD4<Float>) {
-        let x0 = UnsafeRawPointer(x), x1 = UnsafeRawPointer(x + ldx)
-        let w0 = UnsafeRawPointer(w), w1 = UnsafeRawPointer(w + ldw)
-        let w2 = UnsafeRawPointer(w + 2 * ldw), w3 = UnsafeRawPointer(w + 3 * ldw)
-        var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8(), b0 = V8(), b1 = V8(), b2 = V8(), b3 = V8()
-        var o = 0
-        let end = n / 8 * 32
-        while o < end {
-            let u = x0.loadUnaligned(fromByteOffset: o, as: V8.self), v = x1.loadUnaligned(fromByteOffset: o, as: V8.self)
-            var t = w0.loadUnaligned(fromByteOffset: o, as: V8.self)
-            a0 = a0.addingProduct(u, t); b0 = b0.addingProduct(v, t)
-            t = w1.loadUnaligned(fromByteOffset: o, as: V8.self)
-            a1 = a1.addingProduct(u, t); b1 = b1.addingProduct(v, t)
-            t = w2.loadUnaligned(fromByteOffset: o, as: V8.self)
-            a2 = a2.addingProduct(u, t); b2 = b2.addingProduct(v, t)
-            t = w3.loadUnaligned(fromByteOffset: o, as: V8.self)
-            a3 = a3.addingProduct(u, t); b3 = b3.addingProduct(v, t)
-            o += 32
-        }
-        var s0 = horizontalSums(a0, a1, a2, a3), s1 = horizontalSums(b0, b1, b2, b3)
-        for p in (n / 8 * 8)..<n {
-            let wp = SIMD4(w[p], w[ldw + p], w[2 * ldw + p], w[3 * ldw + p])
-            s0 += x[p] * wp; s1 += x[ldx + p] * wp
-        }
-        return (s0, s1)
     }
 }

@@ -64,20 +64,8 @@ public enum Sampling {
         return ok
     }
 
-    /// The largest entry of x[0..<n] (−∞ when empty; NaNs are skipped).
-    public static func maximum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = F8(repeating: -.infinity)
-        var i = 0
-        while i + 8 <= n {
-            let v = load8(x + i)
-            acc.replace(with: v, where: v .> acc)
-            i += 8
-        }
-        var best = -Float.infinity
-        for l in 0..<8 where acc[l] > best { best = acc[l] }
-        while i < n { if x[i] > best { best = x[i] }; i += 1 }
-        return best
-    }
+    /// The largest entry of x[0..<n] (−∞ when empty; NaNs are skipped): softmax's row maximum.
+    public static func maximum(_ x: UnsafePointer<Float>, _ n: Int) -> Float { SoftmaxKernel.maxValue(x, n) }
 
     /// Indices and values of the `k` largest entries, largest first (equal values: lower
     /// index first). A heap of the best k so far, worst at the root: most entries lose to the
