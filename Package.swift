@@ -27,11 +27,13 @@ let package = Package(
         .target(name: "EmeraldCore", dependencies: ["CEmeraldSIMD"], swiftSettings: fast),
         // Header-only vector math Swift's SIMD types lower to scalar code (square root).
         .target(name: "CEmeraldSIMD"),
+        // The book and GPT-2's vocabulary (assets/), compiled into the binary with C23 #embed.
+        .target(name: "CEmeraldAssets", cSettings: [.unsafeFlags(["-std=c2x"])]),
         // System liblzma and zlib (scripts/setup installs the -dev packages) for `emerald prepare`.
         .systemLibrary(name: "CLZMA", path: "Sources/CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // nn, models, tokenizers, data, training, generation, io.
-        .target(name: "Emerald", dependencies: ["EmeraldCore", "CLZMA", "CZlib"], swiftSettings: fast),
+        .target(name: "Emerald", dependencies: ["EmeraldCore", "CEmeraldAssets", "CLZMA", "CZlib"], swiftSettings: fast),
         .executableTarget(
             name: "EmeraldCLI",
             dependencies: ["Emerald", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -65,7 +65,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Timed steps (median reported).") var steps: Int = 10
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 2
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
-    @Option(help: "Precision: fp32 (bf16 is not built yet).") var dtype: String = "fp32"
+    @Option(help: "Precision of the training step: fp32 (the only one training runs in).") var dtype: String = "fp32"
     @Option(help: "Data-parallel shards: the batch split into this many slices that run at once, one per thread (default: one per thread for models up to 32M parameters, else 1).")
     var shards: Int?
     @Option(help: ArgumentHelp("Also time an engine variant, alternating step by step: one-shard (no data-parallel shards), or one of `bench gemm --versus`.",
@@ -76,7 +76,7 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         try EmeraldCommand.guarded {
-            try require(dtype == "fp32", "--dtype \(dtype) is not available yet; only fp32 is built")
+            try require(dtype == "fp32", "--dtype \(dtype): training steps run in fp32 only")
             try require(steps > 0 && warmup >= 0 && batchSize > 0, "--steps and --batch-size must be positive")
             try require(shards.map { $0 > 0 } ?? true, "--shards must be positive, got \(shards ?? 0)")
             try applyThreads(threads)

@@ -7,8 +7,26 @@ struct EmeraldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emerald",
         abstract: "GPT-style language models from scratch: tokenize, train, sample.",
+        version: emeraldVersion,
         subcommands: [Train.self, Finetune.self, Prepare.self, Sample.self, Chat.self, Score.self, Convert.self, Bench.self,
                       Tokenize.self, TokenizerCommand.self])
+
+    /// Parses and runs like ArgumentParser's `main()`, but a bad command line ends, like every
+    /// other error, with one `error:` line and exit 1 (help and --version print as usual).
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || error is ExitCode { exit(withError: error) }
+            var message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            if let hint = CommandSuggestion.hint(for: arguments, commands: configuration.subcommands) { message += hint }
+            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
 
     /// Runs a command body, turning any error into one line on stderr and exit 1.
     static func guarded(_ body: () throws -> Void) throws {

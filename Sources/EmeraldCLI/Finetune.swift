@@ -17,7 +17,7 @@ struct Finetune: ParsableCommand {
 
     @Option(name: .customLong("from"), help: "Pretrained model: Emerald checkpoint, Hugging Face GPT-2 folder, or hub id.")
     var source: String?
-    @Option(help: "UTF-8 text file, or a folder written by `emerald prepare` with the model's tokenizer (default: the Oz book; with --resume, the run's own).")
+    @Option(help: "UTF-8 text file, or a folder written by `emerald prepare` with the model's tokenizer (default: the shipped Oz book; with --resume, the run's own).")
     var data: String?
     @Option(help: "Output folder (metrics.jsonl, loss.svg, best/, checkpoint/, finetune.json).") var out: String?
     @Option(help: "Continue the fine-tuning run saved in this output folder.") var resume: String?
@@ -28,6 +28,7 @@ struct Finetune: ParsableCommand {
     @Flag(help: "Start from random weights instead (same shape, tokenizer, data and settings): the baseline.") var reinitialize = false
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Stop after this many steps, as an interrupted run would (checkpoint/ stays resumable).") var stopAfter: Int?
+    @OptionGroup(title: "Output") var display: ProgressOptions
 
     func run() throws {
         try EmeraldCommand.guarded {
@@ -50,7 +51,7 @@ struct Finetune: ParsableCommand {
                 ckpt = try Checkpoint.load(from: Hub.resolve(source!, log: note))
             }
             let tokenizer = try ckpt.requireTokenizer("fine-tuning needs it to encode --data")
-            let data = try self.data ?? settings.data ?? Book.path(log: note)
+            let data = self.data ?? settings.data
             settings.data = data
             let (train, val, dataNote) = try FinetuneData.load(data, tokenizer: tokenizer)
 
@@ -64,12 +65,8 @@ struct Finetune: ParsableCommand {
             } else if dropout != nil && resume == nil {
                 throw EmeraldError.invalidArgument("--dropout applies to GPT models only")
             }
-            var cfg = TrainConfig()
-            let context = model.contextLength ?? 128
-            cfg.steps = 300; cfg.batchSize = 8; cfg.blockSize = Swift.min(context, 128)
-            cfg.learningRate = 3e-4; cfg.minLearningRate = 3e-5; cfg.warmupSteps = 30
-            cfg.weightDecay = 0.1; cfg.betas = (0.9, 0.95); cfg.gradClip = 1
-            cfg.evalInterval = 50; cfg.evalIters = 20
+            var cfg = Recipe.finetune
+            cfg.blockSize = Swift.min(model.contextLength ?? cfg.blockSize, cfg.blockSize)
             try opt.apply(to: &cfg)
             try cfg.validate()
 
@@ -82,17 +79,18 @@ struct Finetune: ParsableCommand {
             } else {
                 try trainer.resume(from: ckpt)
             }
-            note(dataNote)
-            note("model: \(model.parameterCount) parameters from \(settings.reinitialize ? "random initialisation (baseline)" : settings.source)"
+            let output = RunOutput(options: display)
+            output.result(dataNote)
+            output.result("model: \(model.parameterCount) parameters from \(settings.reinitialize ? "random initialisation (baseline)" : settings.source)"
                  + (trainer.frozenIndices.isEmpty ? "" : "; \(trainer.frozenIndices.count) tensors frozen")
                  + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shard\(trainer.shards == 1 ? "" : "s")")
-            trainer.log = { print($0); fflush(stdout) }
+            trainer.plotScale = display.lossScale
             if let stopAfter { try require(stopAfter > 0, "--stop-after must be positive") }
-            try trainer.run(stopAfter: stopAfter)
+            try output.run(trainer, stopAfter: stopAfter)
             guard let first = trainer.history.first, let last = trainer.history.last else { return }
-            note(String(format: "val loss on %@: before %.4f → after %.4f (best %.4f)", data, first.val_loss, last.val_loss,
-                        trainer.bestValLoss ?? last.val_loss))
-            note("wrote \(outDir)/metrics.jsonl, loss.svg, best/ and checkpoint/ (convert --to-hf exports them)")
+            output.result(String(format: "val loss on %@: before %.4f → after %.4f (best %.4f)", data ?? Book.name, first.val_loss, last.val_loss,
+                                 trainer.bestValLoss ?? last.val_loss))
+            output.result("wrote \(outDir)/metrics.jsonl, loss.svg, best/ and checkpoint/ (convert --to-hf exports them)")
         }
     }
 
@@ -147,17 +145,17 @@ struct FinetuneSettings: Codable {
 
 /// The fine-tuning corpus as train/val token sources in the model's tokenizer.
 enum FinetuneData {
-    static func load(_ path: String, tokenizer: any Tokenizer) throws -> (any TokenSource, any TokenSource, String) {
-        if PreparedCorpus.isPrepared(path) {
+    static func load(_ path: String?, tokenizer: any Tokenizer) throws -> (any TokenSource, any TokenSource, String) {
+        if let path, PreparedCorpus.isPrepared(path) {
             let corpus = try PreparedCorpus(directory: path)
             try require(sameTokenizer(corpus.tokenizer, tokenizer),
                         "\(path) was prepared with a different tokenizer than the model's; prepare it with --tokenizer pointing at the model folder")
             return (corpus.train, corpus.val, "\(path): prepared corpus; train \(corpus.train.count), val \(corpus.val.count) tokens")
         }
-        let text = try TextCorpus.load(path: path)
+        let text = try path.map { try TextCorpus.load(path: $0) } ?? Book.text()
         let ids = try tokenizer.encode(text)
         let split = trainValSplit(ids)
-        return (split.train, split.val, "\(path): \(text.unicodeScalars.count) characters → \(ids.count) tokens; train \(split.train.count), val \(split.val.count)")
+        return (split.train, split.val, "\(path ?? Book.name): \(text.unicodeScalars.count) characters → \(ids.count) tokens; train \(split.train.count), val \(split.val.count)")
     }
 
     static func sameTokenizer(_ a: any Tokenizer, _ b: any Tokenizer) -> Bool {

@@ -2,114 +2,182 @@ import ArgumentParser
 import Emerald
 import Foundation
 
+/// `--model` of `train`.
+enum ModelKind: String, ExpressibleByArgument, CaseIterable {
+    case gpt, bigram
+}
+
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a language model on a text file (default: a GPT with the oz preset on the Oz book).")
+        abstract: "Train a language model on a text file (default: a GPT with the oz preset on the shipped Oz book).",
+        discussion: """
+            Writes into --out (default runs/MODEL): train.json (the run's settings), metrics.jsonl, \
+            train_loss.jsonl, loss.svg, best/ and checkpoint/. `--resume DIR` continues that run exactly \
+            — same data, shape and settings — with no other flag; flags that contradict the run are \
+            refused, except --steps, which moves the end (and the cosine schedule) of the run.
+            """)
 
-    @Option(help: "Model kind: gpt or bigram.") var model: String = "gpt"
-    @Option(help: "UTF-8 text file, or a folder written by `emerald prepare`, to train on (default: download the Oz book).")
+    @Option(help: "Model kind.") var model: ModelKind?
+    @Option(help: "UTF-8 text file, or a folder written by `emerald prepare`, to train on (default: the shipped book, assets/wizard_of_oz.txt).")
     var data: String?
-    @Option(help: "Output folder for metrics.jsonl, loss.svg and checkpoints (default: runs/MODEL).") var out: String?
-    @Option(help: "Continue the run saved in this output folder.") var resume: String?
+    @Option(help: "Output folder for train.json, metrics.jsonl, loss.svg and checkpoints (default: runs/MODEL).") var out: String?
+    @Option(help: "Continue the run saved in this output folder (its train.json holds the data and settings).") var resume: String?
 
     @OptionGroup(title: "GPT shape") var shape: GPTShapeOptions
     @OptionGroup(title: "Optimization") var opt: OptimizationOptions
+    @OptionGroup(title: "Output") var display: ProgressOptions
 
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
 
     func run() throws {
         try EmeraldCommand.guarded {
             try applyThreads(threads)
-            try require(model == "gpt" || model == "bigram", "unknown --model \(model); choose gpt or bigram")
-            let isGPT = model == "gpt"
+            let stored = try resume.map { try TrainRun.read(from: $0) } ?? nil
+            if let resume {
+                try require(out == nil || TrainRun.absolute(out!) == TrainRun.absolute(resume),
+                            "--resume \(resume) writes into its own folder; drop --out \(out!)")
+            }
+            let kind = try resolvedKind(stored)
+            let isGPT = kind == .gpt
             if !isGPT { try require(shape.isEmpty, "GPT shape options (--preset, --n-layer, …) do not apply to --model bigram") }
 
-            let path = try data ?? Book.path(log: note)
+            let dataPath = try resolvedData(stored)
             let resumed = try resume.map { try Checkpoint.load(from: $0 + "/checkpoint") }
-            let tokenizer: any Tokenizer
-            let vocabSize: Int
-            let trainSplit: any TokenSource
-            let valSplit: any TokenSource
-            let dataNote: String
-            if PreparedCorpus.isPrepared(path) {
-                // A folder from `emerald prepare`: memory-mapped shards, the manifest's tokenizer and vocabulary.
-                let corpus = try PreparedCorpus(directory: path)
-                if let r = resumed {
-                    try require(r.tokenizer?.vocabularySize == corpus.tokenizer.vocabularySize,
-                                "--resume checkpoint's tokenizer does not match the prepared corpus \(path)")
-                }
-                tokenizer = corpus.tokenizer
-                vocabSize = corpus.vocabularySize
-                trainSplit = corpus.train
-                valSplit = corpus.val
-                dataNote = "\(path): prepared corpus, vocabulary \(vocabSize) (end-of-text id \(corpus.eotID)); "
-                    + "train \(corpus.train.count), val \(corpus.val.count) tokens"
-            } else {
-                let text = try TextCorpus.load(path: path)
-                let chars: CharTokenizer
-                if let r = resumed {
-                    guard let t = r.tokenizer as? CharTokenizer else { throw EmeraldError.invalidArgument("--resume checkpoint has no char tokenizer") }
-                    chars = t
-                } else {
-                    chars = CharTokenizer(training: text)
-                }
-                let ids = try chars.encode(text)
-                let split = trainValSplit(ids)
-                tokenizer = chars
-                vocabSize = chars.vocabularySize
-                trainSplit = split.train
-                valSplit = split.val
-                dataNote = "\(path): \(ids.count) characters, vocabulary \(chars.vocabularySize); train \(split.train.count), val \(split.val.count) tokens"
-            }
+            let corpus = try TrainingCorpus.load(dataPath, resumedTokenizer: resumed?.tokenizer)
 
             let modelConfig: ModelConfig
             if let r = resumed {
                 modelConfig = r.model.config
-                try require(modelConfig.modelType == model, "--resume checkpoint holds a \(modelConfig.modelType) model, not \(model)")
+                try require(modelConfig.modelType == kind.rawValue, "\(resume!) holds a \(modelConfig.modelType) model, not \(kind.rawValue)")
+                if case .gpt(let g) = modelConfig { try shape.requireAgreement(with: g) }
             } else if isGPT {
-                modelConfig = .gpt(try shape.config(vocabSize: vocabSize))
+                modelConfig = .gpt(try shape.config(vocabSize: corpus.vocabularySize))
             } else {
-                modelConfig = .bigram(BigramConfig(vocabSize: vocabSize))
+                modelConfig = .bigram(BigramConfig(vocabSize: corpus.vocabularySize))
             }
-            var cfg = try opt.trainConfig(for: modelConfig)
-            if opt.blockSize == nil {
-                if case .gpt(let g) = modelConfig { cfg.blockSize = g.blockSize } else if let b = shape.blockSize { cfg.blockSize = b }
+
+            var cfg: TrainConfig
+            if let stored {
+                cfg = stored.train
+                try opt.requireAgreement(with: cfg, atStep: resumed?.state?.step ?? 0)
+                if let steps = opt.steps { cfg.steps = steps }
+            } else {
+                cfg = Recipe.forTraining(modelConfig)
+                if !isGPT, let b = shape.blockSize { cfg.blockSize = b }
+                try opt.apply(to: &cfg)
             }
             try cfg.validate()
 
             let m = resumed?.model ?? modelConfig.makeModel(seed: cfg.seed)
-            // Build the trainer (which checks the data against the block size) before any progress
+            // Build the trainer (which checks the data against the block size) before any
             // output, so a bad option fails with exactly one line on stderr.
-            let trainer = try Trainer(model: m, tokenizer: tokenizer, train: trainSplit, val: valSplit, config: cfg)
-            trainer.outputDirectory = resume ?? out ?? "runs/\(model)"
-            if let r = resumed { try trainer.resume(from: r) }
-            note(dataNote)
+            let trainer = try Trainer(model: m, tokenizer: corpus.tokenizer, train: corpus.train, val: corpus.val, config: cfg)
+            let outDir = resume ?? out ?? "runs/\(kind.rawValue)"
+            trainer.outputDirectory = outDir
+            trainer.plotScale = display.lossScale
+            if let r = resumed {
+                try trainer.resume(from: r)
+                try require(trainer.step < cfg.steps || opt.steps == nil,
+                            "--steps \(cfg.steps) is not beyond the run's step \(trainer.step); pass a larger --steps to train on")
+            }
+            // Settings as run: shards resolved, so a resume splits batches the same way.
+            var settings = TrainRun(model: kind.rawValue, data: dataPath.map(TrainRun.absolute), train: cfg)
+            settings.train.shards = trainer.shards
+            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+            try settings.write(to: outDir)
+
+            let output = RunOutput(options: display)
+            output.result(corpus.description)
             var desc = "model \(modelConfig.modelType): \(m.parameterCount) parameters"
             if case .gpt(let g) = modelConfig {
                 desc += " (\(g.nLayer) layers, \(g.nHead) heads, \(g.nEmbd) wide, block \(g.blockSize), \(g.norm.rawValue)-LN, \(g.activation.rawValue))"
             }
-            note(desc + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shard\(trainer.shards == 1 ? "" : "s")")
-            trainer.log = { print($0); fflush(stdout) }
-            if resumed != nil { note("resumed at step \(trainer.step)") }
-            try trainer.run()
-            if let best = trainer.bestValLoss { note(String(format: "best val loss %.4f", best)) }
-            note("wrote \(trainer.outputDirectory!)/metrics.jsonl, loss.svg, best/ and checkpoint/")
+            output.result(desc + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shard\(trainer.shards == 1 ? "" : "s")")
+            if resumed != nil {
+                output.result("resumed at step \(trainer.step) of \(cfg.steps)"
+                              + (stored.map { opt.steps != nil && opt.steps != $0.train.steps ? " (was \($0.train.steps))" : "" } ?? ""))
+            }
+            try output.run(trainer)
+            if let best = trainer.bestValLoss { output.result(String(format: "best val loss %.4f", best)) }
+            output.result("wrote \(outDir)/metrics.jsonl, train_loss.jsonl, loss.svg, best/ and checkpoint/")
         }
+    }
+
+    /// `--model`, checked against the resumed run's.
+    func resolvedKind(_ stored: TrainRun?) throws -> ModelKind {
+        guard let stored else { return model ?? .gpt }
+        guard let k = ModelKind(rawValue: stored.model) else {
+            throw EmeraldError.corruptCheckpoint(path: resume! + "/train.json", reason: "unknown model \(stored.model)")
+        }
+        try require(model == nil || model == k, "--model \(model!.rawValue) contradicts the run in \(resume!), a \(k.rawValue) run; drop --model")
+        return k
+    }
+
+    /// The corpus path (nil: the shipped book), checked against the resumed run's.
+    func resolvedData(_ stored: TrainRun?) throws -> String? {
+        guard let stored else { return data }
+        guard let given = data else { return stored.data }
+        let same = stored.data.map { TrainRun.absolute(given) == $0 } ?? false
+        // A moved corpus may be named again; its tokenizer is checked against the checkpoint's.
+        let moved = stored.data.map { !FileManager.default.fileExists(atPath: $0) } ?? false
+        try require(same || moved,
+                    "--data \(given) contradicts the run in \(resume!), which trains on \(stored.data ?? Book.name); drop --data")
+        return given
+    }
+}
+
+/// Train and validation tokens of `train --data` (a text file, a prepared folder, or the book).
+struct TrainingCorpus {
+    var tokenizer: any Tokenizer
+    var vocabularySize: Int
+    var train: any TokenSource
+    var val: any TokenSource
+    var description: String
+
+    /// Reads `path` (nil: the shipped book); a resumed run's tokenizer must fit the data.
+    static func load(_ path: String?, resumedTokenizer: (any Tokenizer)?) throws -> TrainingCorpus {
+        if let path, PreparedCorpus.isPrepared(path) {
+            // A folder from `emerald prepare`: memory-mapped shards, the manifest's tokenizer and vocabulary.
+            let corpus = try PreparedCorpus(directory: path)
+            if let r = resumedTokenizer {
+                try require(FinetuneData.sameTokenizer(r, corpus.tokenizer),
+                            "the resumed checkpoint's tokenizer does not match the prepared corpus \(path)")
+            }
+            return TrainingCorpus(
+                tokenizer: corpus.tokenizer, vocabularySize: corpus.vocabularySize, train: corpus.train, val: corpus.val,
+                description: "\(path): prepared corpus, vocabulary \(corpus.vocabularySize) (end-of-text id \(corpus.eotID)); "
+                    + "train \(corpus.train.count), val \(corpus.val.count) tokens")
+        }
+        let text = try path.map { try TextCorpus.load(path: $0) } ?? Book.text()
+        let chars: CharTokenizer
+        if let r = resumedTokenizer {
+            guard let t = r as? CharTokenizer else { throw EmeraldError.invalidArgument("the resumed checkpoint has no character tokenizer") }
+            chars = t
+        } else {
+            chars = CharTokenizer(training: text)
+        }
+        let ids = try chars.encode(text)
+        let split = trainValSplit(ids)
+        return TrainingCorpus(
+            tokenizer: chars, vocabularySize: chars.vocabularySize, train: split.train, val: split.val,
+            description: "\(path ?? Book.name): \(ids.count) characters, vocabulary \(chars.vocabularySize); "
+                + "train \(split.train.count), val \(split.val.count) tokens")
     }
 }
 
 /// GPT shape flags: a preset plus per-field overrides.
 struct GPTShapeOptions: ParsableArguments {
-    @Option(help: "Preset: oz, baby, gpt2, gpt2-medium.") var preset: String?
+    @Option(help: "Preset: oz (default; 4 layers × 4 heads × 128, block 128), baby (6 × 6 × 384, block 256), gpt2, gpt2-medium.")
+    var preset: String?
     @Option(help: "Transformer blocks.") var nLayer: Int?
     @Option(help: "Attention heads.") var nHead: Int?
     @Option(help: "Width.") var nEmbd: Int?
     @Option(help: "Context length (position table size and training window).") var blockSize: Int?
-    @Option(help: "Dropout probability.") var dropout: Float?
-    @Option(help: "MLP activation: gelu, relu, sigmoid, tanh, silu.") var activation: String?
-    @Option(help: "LayerNorm placement: pre or post.") var norm: String?
-    @Flag(inversion: .prefixedNo, help: "Biases in Linear and LayerNorm layers.") var bias: Bool?
-    @Flag(inversion: .prefixedNo, help: "Tie the LM head to the token embedding.") var tieWeights: Bool?
+    @Option(help: "Dropout probability (oz: 0.1).") var dropout: Float?
+    @Option(help: "MLP activation (default gelu).") var activation: Activation?
+    @Option(help: "LayerNorm placement (default pre).") var norm: NormPlacement?
+    @Flag(inversion: .prefixedNo, help: "Biases in Linear and LayerNorm layers (default: on).") var bias: Bool?
+    @Flag(inversion: .prefixedNo, help: "Tie the LM head to the token embedding (default: on).") var tieWeights: Bool?
 
     var isEmpty: Bool {
         preset == nil && nLayer == nil && nHead == nil && nEmbd == nil && dropout == nil && activation == nil
@@ -117,82 +185,43 @@ struct GPTShapeOptions: ParsableArguments {
     }
 
     func config(vocabSize: Int) throws -> GPTConfig {
-        var c = try GPTConfig.preset(preset ?? "oz", vocabSize: vocabSize)
+        try applied(to: try GPTConfig.preset(preset ?? "oz", vocabSize: vocabSize))
+    }
+
+    /// `base` with the given flags (a preset replaces the whole shape first).
+    func applied(to base: GPTConfig) throws -> GPTConfig {
+        var c = base
+        if let preset { c = try GPTConfig.preset(preset, vocabSize: base.vocabSize) }
         if let nLayer { c.nLayer = nLayer }
         if let nHead { c.nHead = nHead }
         if let nEmbd { c.nEmbd = nEmbd }
         if let blockSize { c.blockSize = blockSize }
         if let dropout { c.dropout = dropout }
-        if let activation {
-            guard let a = Activation(rawValue: activation) else {
-                throw EmeraldError.invalidArgument("unknown --activation \(activation); choose \(Activation.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            c.activation = a
-        }
-        if let norm {
-            guard let n = NormPlacement(rawValue: norm) else { throw EmeraldError.invalidArgument("unknown --norm \(norm); choose pre or post") }
-            c.norm = n
-        }
+        if let activation { c.activation = activation }
+        if let norm { c.norm = norm }
         if let bias { c.bias = bias }
         if let tieWeights { c.tieWeights = tieWeights }
         try c.validate()
         return c
     }
-}
 
-/// Optimizer and loop flags; unset ones take the model kind's defaults.
-struct OptimizationOptions: ParsableArguments {
-    @Option(help: "Optimizer steps.") var steps: Int?
-    @Option(help: "Sequences per micro-batch.") var batchSize: Int?
-    @Option(name: .customLong("train-block-size"), help: "Training window if shorter than the model's context.") var blockSize: Int?
-    @Option(help: "Peak learning rate.") var lr: Float?
-    @Option(help: "Final learning rate of the cosine schedule.") var minLr: Float?
-    @Option(help: "Linear warmup steps.") var warmupSteps: Int?
-    @Option(help: "AdamW decoupled weight decay (≥ 2-D weights only).") var weightDecay: Float?
-    @Option(help: "AdamW β₂.") var beta2: Float?
-    @Option(help: "Global gradient-norm clip (0: off).") var gradClip: Float?
-    @Option(help: "Micro-batches accumulated per step (same update as one batch that many times larger).") var gradAccum: Int?
-    @Option(help: "Data-parallel shards: each micro-batch split into this many slices trained at once, one per thread (default: one per thread for models up to 32M parameters, else 1).")
-    var shards: Int?
-    @Option(help: "Steps between train/val evaluations.") var evalInterval: Int?
-    @Option(help: "Batches per split in each evaluation.") var evalIters: Int?
-    @Option(help: "Random seed (initialisation, batches, dropout).") var seed: UInt64?
-
-    func trainConfig(for model: ModelConfig) throws -> TrainConfig {
-        var c = TrainConfig()
-        switch model {
-        case .bigram:
-            c.steps = 3000; c.batchSize = 32; c.blockSize = 8; c.learningRate = 1e-2; c.minLearningRate = 1e-2
-            c.evalInterval = 300; c.evalIters = 100
-        case .gpt(let g):
-            // The oz recipe: AdamW (0.9, 0.99), wd 0.1, lr 3e-3 → 3e-4 cosine, warmup 100, clip 1.
-            // MEASUREMENTS.md's 2e-3 → 2e-4 ends at best val 1.3994–1.4059 on the book; 3e-3
-            // reaches 1.3853 in the same 2,500 steps (BENCHMARKS.md).
-            c.steps = 2500; c.batchSize = 32; c.blockSize = g.blockSize; c.learningRate = 3e-3; c.minLearningRate = 3e-4
-            c.warmupSteps = 100; c.weightDecay = 0.1; c.betas = (0.9, 0.99); c.gradClip = 1
-            // 10 batches: the book's val split (23k tokens) is then still scored whole (exact),
-            // and the train estimate, a monitor of the gap, costs 40% of the old 25.
-            c.evalInterval = 250; c.evalIters = 10
+    /// Throws, naming each flag, when the given shape flags describe another model than `run`'s.
+    func requireAgreement(with run: GPTConfig) throws {
+        guard !isEmpty || blockSize != nil else { return }
+        let asked = try applied(to: run)
+        var clashes: [String] = []
+        func check<T: Equatable>(_ flag: String, _ a: T, _ b: T) { if a != b { clashes.append("\(flag) \(a) (the run has \(b))") } }
+        check("--n-layer", asked.nLayer, run.nLayer); check("--n-head", asked.nHead, run.nHead)
+        check("--n-embd", asked.nEmbd, run.nEmbd); check("--block-size", asked.blockSize, run.blockSize)
+        check("--dropout", asked.dropout, run.dropout); check("--activation", asked.activation.rawValue, run.activation.rawValue)
+        check("--norm", asked.norm.rawValue, run.norm.rawValue); check("--bias", asked.bias, run.bias)
+        check("--tie-weights", asked.tieWeights, run.tieWeights)
+        if !clashes.isEmpty {
+            let via = preset.map { " (--preset \($0))" } ?? ""
+            throw EmeraldError.invalidArgument("--resume keeps the run's shape; these flags contradict it\(via): \(clashes.joined(separator: ", ")); drop them")
         }
-        try apply(to: &c)
-        return c
-    }
-
-    /// Overrides the fields whose flags were given.
-    func apply(to c: inout TrainConfig) throws {
-        if let steps { c.steps = steps }
-        if let batchSize { c.batchSize = batchSize }
-        if let blockSize { c.blockSize = blockSize }
-        if let lr { c.learningRate = lr; if minLr == nil { c.minLearningRate = Swift.min(c.minLearningRate, lr) } }
-        if let minLr { c.minLearningRate = minLr }
-        if let warmupSteps { c.warmupSteps = warmupSteps }
-        if let weightDecay { c.weightDecay = weightDecay }
-        if let beta2 { try require(beta2 > 0 && beta2 < 1, "--beta2 must be in (0, 1)"); c.betas.1 = beta2 }
-        if let gradClip { c.gradClip = gradClip }
-        if let gradAccum { c.gradAccum = gradAccum }
-        if let shards { c.shards = shards }
-        if let evalInterval { c.evalInterval = evalInterval }
-        if let evalIters { c.evalIters = evalIters }
-        if let seed { c.seed = seed }
     }
 }
+
+extension Activation: ExpressibleByArgument {}
+extension NormPlacement: ExpressibleByArgument {}

@@ -7,23 +7,18 @@ import XCTest
 final class BPETests: XCTestCase {
     // MARK: - Helpers
 
-    static var gpt2Dir: String { TestSupport.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/data/gpt2").path }
+    static var gpt2Dir: String { TestSupport.gpt2Dir }
 
     private static let gpt2Loaded: Result<ByteLevelBPETokenizer, Error> = Result {
         try ByteLevelBPETokenizer.load(vocabularyPath: BPETests.gpt2Dir + "/encoder.json", mergesPath: BPETests.gpt2Dir + "/vocab.bpe")
     }
 
-    /// GPT-2's tokenizer from ../shared/data/gpt2 (skips when the files are absent).
-    func gpt2() throws -> ByteLevelBPETokenizer {
-        guard FileManager.default.fileExists(atPath: Self.gpt2Dir + "/encoder.json") else {
-            throw XCTSkip("GPT-2 files not found at \(Self.gpt2Dir)")
-        }
-        return try Self.gpt2Loaded.get()
-    }
+    /// GPT-2's tokenizer from the repository's assets/gpt2.
+    func gpt2() throws -> ByteLevelBPETokenizer { try Self.gpt2Loaded.get() }
 
     static func fixtureURL(_ name: String, _ ext: String) throws -> URL {
         guard let url = Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Fixtures") else {
-            throw XCTSkip("fixture \(name).\(ext) missing; run scripts/reference/bpe_fixtures.py")
+            throw EmeraldError.fileNotFound("fixture \(name).\(ext) (scripts/reference/bpe_fixtures.py writes it)")
         }
         return url
     }
@@ -34,6 +29,15 @@ final class BPETests: XCTestCase {
     }
 
     func fixture() throws -> [String: Any] { try Self.fixtureLoaded.get() }
+
+    func testShippedGPT2EqualsTheFiles() throws {
+        XCTAssertEqual(ShippedAsset.gpt2Encoder.data, FileManager.default.contents(atPath: Self.gpt2Dir + "/encoder.json"))
+        XCTAssertEqual(ShippedAsset.gpt2Merges.data, FileManager.default.contents(atPath: Self.gpt2Dir + "/vocab.bpe"))
+        let shipped = try ByteLevelBPETokenizer.gpt2()
+        XCTAssertEqual(shipped.vocabularySize, 50_257)
+        XCTAssertEqual(shipped.tokenizerJSONData(), try gpt2().tokenizerJSONData())
+        XCTAssertEqual(try shipped.encode("Hello world"), [15496, 995])
+    }
 
     func trained() throws -> ByteLevelBPETokenizer {
         try ByteLevelBPETokenizer.load(path: try Self.fixtureURL("bpe_trained_oz", "json").path)
@@ -224,7 +228,6 @@ final class BPETests: XCTestCase {
     }
 
     func testTrainingReproducesFixtureAndIsThreadIndependent() throws {
-        guard FileManager.default.fileExists(atPath: TestSupport.bookPath) else { throw XCTSkip("book not at \(TestSupport.bookPath)") }
         let fixtureTok = try trained()
         let texts = try BPETrainer.readCorpus(path: TestSupport.bookPath)
         let two = try BPETrainer(vocabularySize: fixtureTok.vocabularySize, threads: 2).train(texts: texts)
@@ -442,12 +445,5 @@ final class BPETests: XCTestCase {
         model["merges"] = ["Ġ t", "Ġ nope"]
         bpe["model"] = model
         assertThrowsTokenizerError(try loadTokenizer(json: bpe, path: "x.json"), ["merge rule 2", "unknown token \"nope\""])
-    }
-
-    func testGPT2NotFoundSaysHowToPassAPath() {
-        XCTAssertThrowsError(try ByteLevelBPETokenizer.gpt2(searchPaths: [NSTemporaryDirectory() + "no-such-gpt2-dir"])) { e in
-            XCTAssertTrue("\(e)".contains("--tokenizer"), "\(e)")
-            XCTAssertTrue("\(e)".contains("encoder.json"), "\(e)")
-        }
     }
 }

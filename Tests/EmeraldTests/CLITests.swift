@@ -79,8 +79,8 @@ final class CLITests: XCTestCase {
         try expectFailure(base + ["--model", "gpt", "--n-embd", "30", "--n-head", "4"], "--n-embd 30 is not divisible by --n-head 4")
         try expectFailure(base + ["--model", "gpt", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "4000"],
                           "block size 4000 needs more than 4000 tokens")
-        try expectFailure(base + ["--model", "gpt", "--activation", "swish"], "unknown --activation swish")
-        try expectFailure(base + ["--model", "transformer"], "unknown --model transformer")
+        try expectFailure(base + ["--model", "gpt", "--activation", "swish"], "'swish' is invalid for '--activation <activation>'. Please provide one of 'gelu'")
+        try expectFailure(base + ["--model", "transformer"], "'transformer' is invalid for '--model <model>'")
         try expectFailure(["train", "--data", "small.txt", "--model", "bigram", "--threads", "0"], "--threads must be in 1...256")
         try expectFailure(base + ["--model", "bigram", "--shards=0"], "--shards must be positive, got 0")
         XCTAssertFalse(FileManager.default.fileExists(atPath: work + "/runs"), "failed runs write nothing")
@@ -187,7 +187,7 @@ final class CLITests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/\(sub)/model.safetensors"), sub)
         }
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)),
-                       ["metrics.jsonl", "loss.svg", "best", "checkpoint"], "no .tmp/.old leftovers")
+                       ["train.json", "metrics.jsonl", "train_loss.jsonl", "loss.svg", "best", "checkpoint"], "no .tmp/.old leftovers")
 
         // Sampling is reproducible for a seed.
         let sampleArgs = ["sample", "--checkpoint", "run", "--max-new-tokens", "20", "--seed", "1"]
@@ -215,12 +215,14 @@ final class CLITests: XCTestCase {
         try expectFailure(["sample", "--checkpoint", "run", "--prompt", ""], "--prompt must not be empty")
         try expectFailure(["score", "--checkpoint", "run", "--text", "Oz and", "--dtype", "bf16"], "--dtype bf16 scores GPT models only")
 
-        // Resuming a bigram run as a GPT.
-        try expectFailure(["train", "--resume", "run", "--model", "gpt", "--data", "small.txt"],
-                          "--resume checkpoint holds a bigram model, not gpt")
-        // Resuming with data the run's vocabulary cannot encode.
+        // Resuming a bigram run as a GPT, or on other data, contradicts the run.
+        try expectFailure(["train", "--resume", "run", "--model", "gpt"], "--model gpt contradicts the run in run, a bigram run; drop --model")
         file("other.txt", Array(String(repeating: "Quixote?\n", count: 50).utf8))
-        try expectFailure(["train", "--resume", "run", "--model", "bigram", "--data", "other.txt"], "is not in the model's vocabulary")
+        try expectFailure(["train", "--resume", "run", "--data", "other.txt"], "--data other.txt contradicts the run in run, which trains on ")
+        // Once the run's corpus is gone, another file may be named; the vocabulary must fit.
+        try FileManager.default.moveItem(atPath: work + "/small.txt", toPath: work + "/moved.txt")
+        try expectFailure(["train", "--resume", "run", "--data", "other.txt"], "is not in the model's vocabulary")
+        try FileManager.default.moveItem(atPath: work + "/moved.txt", toPath: work + "/small.txt")
 
         // Damaged checkpoints.
         try expectFailure(["sample", "--checkpoint", "nowhere"], "no such file or folder: nowhere")
@@ -302,7 +304,7 @@ final class CLITests: XCTestCase {
         let more = try emerald(["train", "--model", "gpt", "--resume", "gpt", "--data", "small.txt", "--steps", "6",
                                 "--eval-interval", "2", "--eval-iters", "1", "--batch-size", "2", "--threads", "1"])
         XCTAssertEqual(more.status, 0, more.stderr)
-        XCTAssertTrue(more.stderr.contains("resumed at step 4"), more.stderr)
+        XCTAssertTrue(more.stdout.contains("resumed at step 4 of 6 (was 4)"), more.stdout)
         XCTAssertEqual(try Checkpoint.load(from: work + "/gpt/checkpoint").state?.step, 6)
         let lines = String(decoding: FileManager.default.contents(atPath: work + "/gpt/metrics.jsonl") ?? Data(), as: UTF8.self)
             .split(separator: "\n")

@@ -83,7 +83,7 @@ final class HFCLITests: XCTestCase {
                       "--train-block-size", "16", "--lr", "3e-3", "--freeze-layers", "1", "--freeze-embeddings"]
         let r = try run(["finetune", "--from", src, "--out", work + "/ft"] + common)
         XCTAssertEqual(r.status, 0, r.err)
-        XCTAssertTrue(r.err.contains("val loss on"), r.err)
+        XCTAssertTrue(r.out.contains("val loss on"), r.out)
         let metrics = try String(contentsOfFile: work + "/ft/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(metrics.count, 3)
 

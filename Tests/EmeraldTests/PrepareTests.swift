@@ -346,7 +346,7 @@ final class PrepareTests: XCTestCase {
             _ = FileManager.default.createFile(atPath: errPath, contents: nil)
             let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
             p.standardError = err
-            p.standardOutput = FileHandle.nullDevice
+            p.standardOutput = err
             try p.run()
             p.waitUntilExit()
             try err.close()

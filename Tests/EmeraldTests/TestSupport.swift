@@ -7,8 +7,11 @@ enum TestSupport {
     /// The repository root (tests live in Tests/EmeraldTests).
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The guide's book in ../shared/data, beside the checkout.
-    static var bookPath: String { repoRoot.deletingLastPathComponent().appendingPathComponent("shared/data/wizard_of_oz.txt").path }
+    /// The guide's book as shipped in the repository (assets/, compiled into the binary too).
+    static var bookPath: String { repoRoot.appendingPathComponent("assets/wizard_of_oz.txt").path }
+
+    /// GPT-2's encoder.json and vocab.bpe as shipped in the repository.
+    static var gpt2Dir: String { repoRoot.appendingPathComponent("assets/gpt2").path }
 
     /// A fresh temporary folder, inside one folder per test process that is removed when
     /// the process exits.

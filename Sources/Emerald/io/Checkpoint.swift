@@ -10,9 +10,15 @@ public struct TrainState: Codable, Equatable, Sendable {
     public var dataRNG: RandomGenerator
     /// Dropout generator state.
     public var dropoutRNG: RandomGenerator
+    /// Seconds the run had trained when saved (absent in checkpoints of older versions).
+    public var elapsed: Double?
+    /// Gradient norm of the last step before saving (absent in older checkpoints).
+    public var gradNorm: Float?
     /// Creates a state record.
-    public init(step: Int, bestValLoss: Float?, dataRNG: RandomGenerator, dropoutRNG: RandomGenerator) {
+    public init(step: Int, bestValLoss: Float?, dataRNG: RandomGenerator, dropoutRNG: RandomGenerator,
+                elapsed: Double? = nil, gradNorm: Float? = nil) {
         self.step = step; self.bestValLoss = bestValLoss; self.dataRNG = dataRNG; self.dropoutRNG = dropoutRNG
+        self.elapsed = elapsed; self.gradNorm = gradNorm
     }
 }
 

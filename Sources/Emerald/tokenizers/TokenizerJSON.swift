@@ -165,6 +165,13 @@ extension ByteLevelBPETokenizer {
     }
 
     private static func load(vocabulary json: [String: Any], vocabularyPath: String, mergesPath: String) throws -> ByteLevelBPETokenizer {
+        guard let data = FileManager.default.contents(atPath: mergesPath) else { throw EmeraldError.fileNotFound(mergesPath) }
+        return try load(vocabulary: json, vocabularyPath: vocabularyPath, merges: data, mergesPath: mergesPath)
+    }
+
+    /// The vocabulary object and the merges file's bytes; the paths name them in errors.
+    static func load(vocabulary json: [String: Any], vocabularyPath: String, merges data: Data,
+                     mergesPath: String) throws -> ByteLevelBPETokenizer {
         var vocab: [String: Int] = [:]
         vocab.reserveCapacity(json.count)
         for (k, v) in json {
@@ -173,7 +180,6 @@ extension ByteLevelBPETokenizer {
             }
             vocab[k] = id
         }
-        guard let data = FileManager.default.contents(atPath: mergesPath) else { throw EmeraldError.fileNotFound(mergesPath) }
         guard let text = String(validating: data, as: UTF8.self) else {
             throw EmeraldError.invalidTokenizer(path: mergesPath, reason: "the merges file is not UTF-8 text")
         }
@@ -239,34 +245,16 @@ extension ByteLevelBPETokenizer {
 
     // MARK: - GPT-2
 
-    /// Folders searched for GPT-2's files, in order: `<cache>/gpt2` (see `Book.cacheDirectory`),
-    /// `../shared/data/gpt2` from the working directory, and `shared/data/gpt2` in each
-    /// folder above the running executable.
-    public static var gpt2SearchPaths: [String] {
-        var paths = [Book.cacheDirectory + "/gpt2", FileManager.default.currentDirectoryPath + "/../shared/data/gpt2"]
-        if let exe = CommandLine.arguments.first {
-            var url = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent()
-            for _ in 0..<6 {
-                paths.append(url.appendingPathComponent("shared/data/gpt2").path)
-                url = url.deletingLastPathComponent()
-            }
-        }
-        return paths
-    }
+    /// GPT-2's tokenizer, from the `encoder.json` + `vocab.bpe` compiled into the binary
+    /// (assets/gpt2, OpenAI's files under their modified MIT license): no download, no search.
+    public static func gpt2() throws -> ByteLevelBPETokenizer { try gpt2Shipped.get() }
 
-    /// GPT-2's tokenizer, from the first folder of `searchPaths` that has `encoder.json` +
-    /// `vocab.bpe` (or `vocab.json` + `merges.txt`); otherwise an error saying how to pass a path.
-    public static func gpt2(searchPaths: [String] = gpt2SearchPaths) throws -> ByteLevelBPETokenizer {
-        let fm = FileManager.default
-        for dir in searchPaths {
-            for (v, m) in [("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt")]
-            where fm.fileExists(atPath: dir + "/" + v) && fm.fileExists(atPath: dir + "/" + m) {
-                return try load(vocabularyPath: dir + "/" + v, mergesPath: dir + "/" + m)
-            }
+    private static let gpt2Shipped = Result { () throws -> ByteLevelBPETokenizer in
+        let vocabulary = ShippedAsset.gpt2Encoder, merges = ShippedAsset.gpt2Merges
+        guard let json = try? JSONSerialization.jsonObject(with: vocabulary.data) as? [String: Any] else {
+            throw EmeraldError.invalidTokenizer(path: vocabulary.name, reason: "not a JSON object")
         }
-        throw EmeraldError.invalidArgument(
-            "GPT-2's encoder.json and vocab.bpe were not found (looked in \(searchPaths.prefix(2).joined(separator: ", ")) and beside the executable); "
-                + "copy them into \(Book.cacheDirectory)/gpt2, or pass --tokenizer DIR (a folder with encoder.json + vocab.bpe or vocab.json + merges.txt) or --tokenizer FILE (a tokenizer.json)")
+        return try load(vocabulary: json, vocabularyPath: vocabulary.name, merges: merges.data, mergesPath: merges.name)
     }
 }
 

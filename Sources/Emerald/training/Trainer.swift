@@ -101,12 +101,21 @@ public final class Trainer {
     public var dropoutRNG: RandomGenerator
     /// Where metrics and checkpoints go (nil: nowhere).
     public var outputDirectory: String?
-    /// Seconds between progress lines when no evaluation is due.
-    public var progressInterval: Double = 20
-    /// Called with each progress line.
+    /// Called with each evaluation and its formatted line (the run's results).
     public var log: (String) -> Void = { print($0) }
+    /// Called after every optimizer step (a live progress display decides what to show).
+    public var onStep: ((TrainProgress) -> Void)?
+    /// Mean training loss every `stepLossInterval` steps (and up to each evaluation), as
+    /// written to `train_loss.jsonl` and drawn lightly in `loss.svg`.
+    public private(set) var stepLosses: [StepLoss] = []
     /// Indices (in `optimizer.parameters`) of parameters kept fixed.
     public private(set) var frozenIndices: [Int] = []
+    /// The loss axis of `loss.svg`.
+    public var plotScale: LossPlot.Scale = .auto
+    /// Seconds trained before this process (restored by `resume`).
+    public private(set) var elapsedBefore: Double = 0
+    /// Gradient norm of the last step (restored by `resume`, so the first record after it matches).
+    private var lastGradNorm: Float = 0
 
     /// Sets up a run; throws when the data is too short for the block size.
     public init(model: any LanguageModel, tokenizer: any Tokenizer, train: any TokenSource, val: any TokenSource,
@@ -146,11 +155,29 @@ public final class Trainer {
         bestValLoss = state.bestValLoss
         trainBatches.rng = state.dataRNG
         dropoutRNG = state.dropoutRNG
-        if let dir = outputDirectory, let d = FileManager.default.contents(atPath: dir + "/metrics.jsonl") {
-            history = String(decoding: d, as: UTF8.self).split(separator: "\n").compactMap {
-                try? JSONDecoder().decode(EvalRecord.self, from: Data($0.utf8))
-            }.filter { $0.step < step }
+        elapsedBefore = state.elapsed ?? 0
+        lastGradNorm = state.gradNorm ?? 0
+        if let dir = outputDirectory {
+            history = Self.readLines(dir + "/metrics.jsonl", as: EvalRecord.self).filter { $0.step < step }
+            stepLosses = Self.readLines(dir + "/train_loss.jsonl", as: StepLoss.self).filter { $0.step <= step }
+            if state.elapsed == nil, let last = history.last { elapsedBefore = last.elapsed_s }
         }
+    }
+
+    /// The JSON lines of `path` that decode as `T` (none when the file is absent).
+    static func readLines<T: Decodable>(_ path: String, as: T.Type) -> [T] {
+        guard let d = FileManager.default.contents(atPath: path) else { return [] }
+        return String(decoding: d, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONDecoder().decode(T.self, from: Data($0.utf8))
+        }
+    }
+
+    /// Steps per point of `stepLosses`: about ten points between evaluations, on a divisor
+    /// of the evaluation interval so a resumed run (which restarts at an evaluation) logs
+    /// the same points as an uninterrupted one.
+    public var stepLossInterval: Int {
+        let target = Swift.max(1, config.evalInterval / 10)
+        return (1...target).last { config.evalInterval % $0 == 0 } ?? 1
     }
 
     /// Mean loss of each split: over `evalIters` fixed random batches (the same every
@@ -208,51 +235,60 @@ public final class Trainer {
     public func run(stopAfter: Int? = nil) throws {
         model.train()
         let start = Date()
-        var lastTime = start, lastStep = step
-        var lastNorm: Float = 0
-        var lastProgress = start
+        let firstStep = step
+        var windowStart = start, windowStep = step  // throughput since the last evaluation
+        var lossSum = 0.0, lossCount = 0
         let tokensPerStep = Double(config.batchSize * config.blockSize * config.gradAccum)
+        func flushLoss() {
+            if lossCount > 0 { stepLosses.append(StepLoss(step: step, loss: Float(lossSum / Double(lossCount)))) }
+            lossSum = 0; lossCount = 0
+        }
         while true {
             if step % config.evalInterval == 0 || step == config.steps {
+                flushLoss()
                 let (tr, va) = estimateLoss()
+                guard tr.isFinite && va.isFinite else {
+                    throw EmeraldError.invalidArgument("training diverged at step \(step) (train loss \(tr), val loss \(va)); lower the learning rate")
+                }
                 let now = Date()
-                let rate = step > lastStep ? Double(step - lastStep) * tokensPerStep / now.timeIntervalSince(lastTime) : 0
+                let rate = step > windowStep ? Double(step - windowStep) * tokensPerStep / now.timeIntervalSince(windowStart) : 0
                 let record = EvalRecord(step: step, train_loss: tr, val_loss: va, tokens_per_s: rate,
-                                        lr: config.schedule(Swift.min(step, config.steps - 1)), grad_norm: lastNorm,
-                                        elapsed_s: now.timeIntervalSince(start))
+                                        lr: config.schedule(Swift.min(step, config.steps - 1)), grad_norm: lastGradNorm,
+                                        elapsed_s: elapsedBefore + now.timeIntervalSince(start))
                 history.append(record)
                 let improved = bestValLoss.map { va < $0 } ?? true
                 if improved { bestValLoss = va }
-                log(progressLine(record, start: start))
+                let eta = step > firstStep ? now.timeIntervalSince(start) / Double(step - firstStep) * Double(config.steps - step) : nil
+                log(progressLine(record, eta: eta))
                 try persist(record, saveBest: improved)
-                lastTime = Date(); lastStep = step; lastProgress = lastTime
+                windowStart = Date(); windowStep = step
             }
             if step >= config.steps || step >= (stopAfter ?? .max) { break }
             let (loss, norm) = trainStep()
-            lastNorm = norm
+            lastGradNorm = norm
             guard norm.isFinite && loss.isFinite else {
-                throw EmeraldError.invalidArgument("training diverged at step \(step) (gradient norm \(norm)); lower --lr")
+                throw EmeraldError.invalidArgument("training diverged at step \(step) (loss \(loss), gradient norm \(norm)); lower the learning rate")
             }
-            // Between evaluations, a short line every `progressInterval` seconds.
-            let now = Date()
-            if now.timeIntervalSince(lastProgress) >= progressInterval && step % config.evalInterval != 0 {
-                let rate = Double(step - lastStep) * tokensPerStep / now.timeIntervalSince(lastTime)
-                let eta = Double(config.steps - step) * tokensPerStep / Swift.max(rate, 1)
-                log(String(format: "step %d/%d | loss %.4f | %@ tok/s | ETA %@", step, config.steps, loss,
-                           formatCount(rate), formatDuration(eta)))
-                lastProgress = now
+            lossSum += Double(loss); lossCount += 1
+            if step % stepLossInterval == 0 { flushLoss() }
+            if let onStep {
+                let now = Date()
+                let rate = Double(step - windowStep) * tokensPerStep / Swift.max(now.timeIntervalSince(windowStart), 1e-9)
+                let perStep = now.timeIntervalSince(start) / Double(step - firstStep)
+                onStep(TrainProgress(step: step, steps: config.steps, loss: loss, tokensPerSecond: rate,
+                                     elapsed: elapsedBefore + now.timeIntervalSince(start),
+                                     eta: perStep * Double(config.steps - step)))
             }
         }
     }
 
-    private func progressLine(_ r: EvalRecord, start: Date) -> String {
-        let done = Double(r.step), total = Double(config.steps)
-        let eta = done > 0 ? r.elapsed_s / done * (total - done) : 0
+    private func progressLine(_ r: EvalRecord, eta: Double?) -> String {
         let width = String(config.steps).count
         let stepStr = String(repeating: " ", count: Swift.max(0, width - String(r.step).count)) + String(r.step)
-        return String(format: "step %@/%d | train %.4f | val %.4f | lr %.2e | %@ tok/s | %@ elapsed, ETA %@",
-                      stepStr, config.steps, r.train_loss, r.val_loss, r.lr,
-                      formatCount(r.tokens_per_s), formatDuration(r.elapsed_s), formatDuration(eta))
+        let rate = r.tokens_per_s > 0 ? formatCount(r.tokens_per_s) + " tok/s" : "    — tok/s"
+        return String(format: "step %@/%d | train %.4f | val %.4f | lr %.2e | %@ | %@ elapsed, ETA %@",
+                      stepStr, config.steps, r.train_loss, r.val_loss, r.lr, pad(rate, 12),
+                      pad(formatDuration(r.elapsed_s), 7), eta.map(formatDuration) ?? "—")
     }
 
     private func persist(_ record: EvalRecord, saveBest: Bool) throws {
@@ -262,14 +298,44 @@ public final class Trainer {
         enc.outputFormatting = [.sortedKeys]
         let lines = try history.map { String(decoding: try enc.encode($0), as: UTF8.self) }.joined(separator: "\n") + "\n"
         try AtomicFile.write(Data(lines.utf8), to: dir + "/metrics.jsonl")
-        try AtomicFile.write(Data(LossPlot.svg(history).utf8), to: dir + "/loss.svg")
-        let state = TrainState(step: step, bestValLoss: bestValLoss, dataRNG: trainBatches.rng, dropoutRNG: dropoutRNG)
+        let steps = try stepLosses.map { String(decoding: try enc.encode($0), as: UTF8.self) }.joined(separator: "\n")
+        try AtomicFile.write(Data((steps.isEmpty ? "" : steps + "\n").utf8), to: dir + "/train_loss.jsonl")
+        try AtomicFile.write(Data(LossPlot.svg(history, stepLosses: stepLosses, scale: plotScale).utf8), to: dir + "/loss.svg")
+        let state = TrainState(step: step, bestValLoss: bestValLoss, dataRNG: trainBatches.rng, dropoutRNG: dropoutRNG,
+                               elapsed: record.elapsed_s, gradNorm: lastGradNorm)
         let ckpt = Checkpoint(model: model, tokenizer: tokenizer, state: state)
         if saveBest { try ckpt.save(to: dir + "/best") }
         if step == config.steps || step % config.evalInterval == 0 {
             try ckpt.save(to: dir + "/checkpoint", optimizer: optimizer)
         }
     }
+}
+
+/// A mean training loss over the steps since the previous point (`train_loss.jsonl`).
+public struct StepLoss: Codable, Equatable, Sendable {
+    /// Optimizer steps done.
+    public var step: Int
+    /// Mean training loss of the steps since the previous point.
+    public var loss: Float
+}
+
+/// Where a run stands after a step, for progress displays.
+public struct TrainProgress: Sendable {
+    /// Steps done and planned.
+    public var step: Int, steps: Int
+    /// This step's training loss.
+    public var loss: Float
+    /// Training throughput since the last evaluation.
+    public var tokensPerSecond: Double
+    /// Seconds trained, earlier sessions of a resumed run included.
+    public var elapsed: Double
+    /// Estimated seconds to the end, from this process's pace (evaluations included).
+    public var eta: Double
+}
+
+/// `s` padded with spaces on the left to `width` characters.
+public func pad(_ s: String, _ width: Int) -> String {
+    String(repeating: " ", count: Swift.max(0, width - s.count)) + s
 }
 
 /// "12.3k" style counts.
