@@ -34,13 +34,15 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // nn, models, tokenizers, data, training, generation, io.
         .target(name: "Emerald", dependencies: ["EmeraldCore", "CEmeraldAssets", "CLZMA", "CZlib"], swiftSettings: fast),
+        // Terminal input for interactive commands: a line editor and raw mode (no model code).
+        .target(name: "EmeraldTerminal"),
         .executableTarget(
             name: "EmeraldCLI",
-            dependencies: ["Emerald", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Emerald", "EmeraldTerminal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast),
         .testTarget(name: "EmeraldCoreTests", dependencies: ["EmeraldCore"], swiftSettings: fast),
         .testTarget(
-            name: "EmeraldTests", dependencies: ["Emerald"],
+            name: "EmeraldTests", dependencies: ["Emerald", "EmeraldTerminal"],
             resources: [.copy("Fixtures")], swiftSettings: fast),
     ],
     swiftLanguageModes: [.v5]

@@ -45,3 +45,9 @@ public enum EmeraldError: Error, CustomStringConvertible, Equatable {
 public func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
     if !condition { throw EmeraldError.invalidArgument(message()) }
 }
+
+extension Float {
+    /// The Double with this float's shortest decimal form (0.1, not 0.10000000149011612), so a
+    /// JSON file says what the user typed.
+    public var decimalDouble: Double { isFinite ? Double("\(self)") ?? Double(self) : Double(self) }
+}

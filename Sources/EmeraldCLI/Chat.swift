@@ -1,10 +1,25 @@
 import ArgumentParser
 import Emerald
+import EmeraldTerminal
 import Foundation
+import Synchronization
+
+/// Set by SIGINT while an answer is being generated: the answer stops, the chat goes on.
+/// Atomics, so the token loop reloads it (a plain global may be read once and kept).
+private let stopAnswer = Atomic<Int>(0)
+/// 1 while generating; SIGINT outside an answer (piped input) quits.
+private let answering = Atomic<Int>(0)
 
 struct Chat: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The guide's chatbot: read a prompt, print a completion, repeat (EOF or Ctrl-C quits).")
+        abstract: "The guide's chatbot: read a prompt, print a completion, repeat.",
+        discussion: """
+            On a terminal the prompt line is editable (←/→, Home/End, Ctrl-A/E/K/U/W, Backspace/Delete) \
+            with a history (↑/↓). Ctrl-C stops the answer being written; Ctrl-C at an empty prompt or \
+            Ctrl-D quits. The conversation so far — prompts and answers — is the model's context, up to \
+            its window (the oldest tokens drop out first); a line holding only /reset starts afresh. \
+            Prompts are read as training text is: a leading BOM dropped, CRLF as LF.
+            """)
 
     @OptionGroup var source: ModelSource
     @Option(help: "Tokens per answer.") var maxNewTokens: Int = 200
@@ -15,6 +30,8 @@ struct Chat: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 1337
     @Option(help: "Weights read per generated token: fp32, bf16 (bfloat16 copies: half the memory traffic) or int8 (q8_0 copies: 1.125 bytes per weight).")
     var dtype: String = "fp32"
+    @Flag(help: "Each prompt alone, without the conversation before it.") var noContext = false
+    @Flag(name: .shortAndLong, help: "After each answer, print its speed (tokens per second) on stderr.") var verbose = false
 
     func run() throws {
         try EmeraldCommand.guarded {
@@ -25,32 +42,52 @@ struct Chat: ParsableCommand {
             let ckpt = try source.load()
             ckpt.model.setDecodePrecision(precision)
             let tokenizer = try ckpt.requireTokenizer("chat needs one to read prompts")
+            let window = ckpt.model.contextLength.flatMap { $0 > 1 ? $0 : nil } ?? 1024
             signal(SIGINT) { _ in
+                if answering.load(ordering: .relaxed) == 1 { stopAnswer.store(1, ordering: .relaxed); return }
                 _ = write(1, "\n", 1)
                 _exit(0)
             }
+            let input = LineInput()
             var rng = RandomGenerator(seed: seed)
             let out = FileHandle.standardOutput
+            var context: [Int32] = []
             while true {
-                out.write(Data("> ".utf8))
-                guard let line = readLine(strippingNewline: true) else { out.write(Data("\n".utf8)); return }
+                let read: LineInput.Line
+                do { read = try input.read(prompt: "> ") } catch let e as TerminalError {
+                    throw EmeraldError.invalidArgument(e.description)
+                }
+                guard case .text(let raw) = read else { if read == .endOfInput && !input.interactive { out.write(Data("\n".utf8)) }; return }
+                let line = TextCorpus.normalize(raw)
                 if line.isEmpty { continue }
+                if line == "/reset" { context = []; note("(context cleared)"); continue }
                 let ids: [Int32]
-                do { ids = try tokenizer.encode(line) } catch let e as EmeraldError {
+                do { ids = try tokenizer.encode(context.isEmpty || noContext ? line : "\n" + line) } catch let e as EmeraldError {
                     note("error: \(e.description)")
                     continue
                 }
+                if noContext { context = [] }
+                context = Array((context + ids).suffix(window))
                 var text = ""
                 var stream = StreamingText(tokenizer)
-                try Generator.generate(model: ckpt.model, prompt: ids, maxNewTokens: maxNewTokens,
-                                   options: options, rng: &rng) { id in
-                    let piece = stream.push(id)
-                    text += piece
-                    out.write(Data(piece.utf8))
-                    if let stop, !stop.isEmpty, text.hasSuffix(stop) { return false }
-                    return true
+                var speed = GenerationSpeed()
+                stopAnswer.store(0, ordering: .relaxed)
+                answering.store(1, ordering: .relaxed)
+                let answer = try speed.time(prompt: context.count) {
+                    try Generator.generate(model: ckpt.model, prompt: context, maxNewTokens: maxNewTokens,
+                                           options: options, rng: &rng) { id in
+                        let piece = stream.push(id)
+                        text += piece
+                        out.write(Data(piece.utf8))
+                        if stopAnswer.load(ordering: .relaxed) == 1 { return false }
+                        if let stop, !stop.isEmpty, text.hasSuffix(stop) { return false }
+                        return true
+                    }
                 }
-                out.write(Data((stream.finish() + "\n").utf8))
+                answering.store(0, ordering: .relaxed)
+                out.write(Data((stream.finish() + (stopAnswer.load(ordering: .relaxed) == 1 ? " [stopped]\n" : "\n")).utf8))
+                context = Array((context + answer).suffix(window))
+                if verbose { note(speed.summary) }
             }
         }
     }

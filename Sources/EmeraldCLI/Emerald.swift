@@ -8,7 +8,7 @@ struct EmeraldCommand: ParsableCommand {
         commandName: "emerald",
         abstract: "GPT-style language models from scratch: tokenize, train, sample.",
         version: emeraldVersion,
-        subcommands: [Train.self, Finetune.self, Prepare.self, Sample.self, Chat.self, Score.self, Convert.self, Bench.self,
+        subcommands: [Train.self, Finetune.self, Prepare.self, Sample.self, Chat.self, Score.self, Eval.self, Convert.self, Bench.self,
                       Tokenize.self, TokenizerCommand.self])
 
     /// Parses and runs like ArgumentParser's `main()`, but a bad command line ends, like every
@@ -23,6 +23,11 @@ struct EmeraldCommand: ParsableCommand {
             if code == .success || error is ExitCode { exit(withError: error) }
             var message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             if let hint = CommandSuggestion.hint(for: arguments, commands: configuration.subcommands) { message += hint }
+            if message.hasPrefix("Missing value for '"), let flag = message.split(separator: "'").dropFirst().first?.split(separator: " ").first,
+               let i = arguments.firstIndex(of: String(flag)), i + 1 < arguments.count, arguments[i + 1].hasPrefix("-"),
+               Double(arguments[i + 1]) != nil {
+                message += "; a negative value is written \(flag)=\(arguments[i + 1])"
+            }
             FileHandle.standardError.write(Data("error: \(message)\n".utf8))
             Foundation.exit(1)
         }

@@ -13,7 +13,8 @@ struct Score: ParsableCommand {
 
     @OptionGroup var source: ModelSource
     @Option(help: "Token ids, e.g. 464,3290,318 (at least 2).") var ids: String?
-    @Option(help: "Text to score with the model's tokenizer (instead of --ids).") var text: String?
+    @Option(help: "Text to score with the model's tokenizer (instead of --ids); a leading BOM is dropped and CRLF read as LF.")
+    var text: String?
     @Option(help: "Weights: fp32, or bf16 / int8 (token by token through the KV cache, reading the copies that `sample --dtype` reads).")
     var dtype: String = "fp32"
     @Flag(help: "Include the T×V logits.") var logits = false
@@ -26,10 +27,10 @@ struct Score: ParsableCommand {
             let ckpt = try source.load()
             let vocab = ckpt.model.config.vocabularySize
             let seq = try ids.map { try parseIDs($0, flag: "--ids", vocabularySize: vocab) }
-                ?? ckpt.requireTokenizer("pass --ids").encode(text!)
+                ?? ckpt.requireTokenizer("pass --ids").encode(TextCorpus.normalize(text!))
             try require(seq.count >= 2, "need at least 2 tokens to score, got \(seq.count)")
             if let ctx = ckpt.model.contextLength, ctx > 1 {
-                try require(seq.count <= ctx, "the sequence is \(seq.count) tokens but the model's context is \(ctx)")
+                try require(seq.count <= ctx, "the sequence is \(seq.count) tokens but the model's context is \(ctx); `emerald eval --data FILE` scores longer texts with a sliding window")
             }
             let model = ckpt.model
             model.eval()
@@ -51,8 +52,11 @@ struct Score: ParsableCommand {
             }
             let perToken = nextTokenLosses(out, ids: seq)
             let loss = Float(perToken.reduce(0.0) { $0 + Double($1) } / Double(perToken.count))  // mean in Double
+            guard loss.isFinite else {
+                throw EmeraldError.nonFinite("the loss is \(loss): the model's weights hold NaN or infinity, or float32 overflowed")
+            }
             if json {
-                var s = "{\"loss\": \(jsonNumber(loss)), \"tokens\": \(t), \"ids\": [\(seq.map { String($0) }.joined(separator: ", "))], \"per_token_loss\": "
+                var s = "{\"loss\": \(jsonNumber(loss)), \"perplexity\": \(Foundation.exp(Double(loss))), \"tokens\": \(t), \"ids\": [\(seq.map { String($0) }.joined(separator: ", "))], \"per_token_loss\": "
                 s += perToken.withUnsafeBufferPointer(jsonArray)
                 if logits {
                     s += ", \"logits\": ["

@@ -24,7 +24,7 @@ struct Tokenize: ParsableCommand {
 
     func run() throws {
         try EmeraldCommand.guarded {
-            let tok = try loadTokenizerForCLI(tokenizer)
+            let tok = try loadTokenizer(spec: tokenizer)
             let source = text == nil ? "stdin" : "TEXT"
             let input: [UInt8] = text.map { Array($0.utf8) } ?? [UInt8](FileHandle.standardInput.readDataToEndOfFile())
             if decode {
@@ -48,21 +48,3 @@ struct Tokenize: ParsableCommand {
     }
 }
 
-/// `gpt2`, a tokenizer file or folder, or a checkpoint folder → a tokenizer.
-func loadTokenizerForCLI(_ spec: String) throws -> any Tokenizer {
-    let fm = FileManager.default
-    if spec == "gpt2" && !fm.fileExists(atPath: spec) { return try ByteLevelBPETokenizer.gpt2() }
-    var path = spec
-    var isDir: ObjCBool = false
-    if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-        for sub in ["", "/best", "/checkpoint"] where fm.fileExists(atPath: path + sub + "/tokenizer.json") {
-            path = path + sub + "/tokenizer.json"
-            break
-        }
-    }
-    if path.hasSuffix(".json"), let data = fm.contents(atPath: path),
-       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], json["type"] is String {
-        return try loadTokenizer(json: json, path: path)   // Emerald's char tokenizer
-    }
-    return try ByteLevelBPETokenizer.load(path: path)
-}

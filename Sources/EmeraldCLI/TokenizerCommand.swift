@@ -54,7 +54,7 @@ struct TokenizerConvert: ParsableCommand {
 
     func run() throws {
         try EmeraldCommand.guarded {
-            guard let tok = try loadTokenizerForCLI(tokenizer) as? ByteLevelBPETokenizer else {
+            guard let tok = try loadTokenizer(spec: tokenizer) as? ByteLevelBPETokenizer else {
                 throw EmeraldError.invalidArgument("\(tokenizer) is not a byte-level BPE tokenizer")
             }
             try tok.save(to: out)
@@ -79,7 +79,7 @@ struct TokenizerBench: ParsableCommand {
             try applyThreads(threads)
             try require(megabytes > 0 && megabytes <= 1000, "--megabytes must be in (0, 1000]")
             try require(repeats >= 1, "--repeats must be positive")
-            guard let tok = try loadTokenizerForCLI(tokenizer) as? ByteLevelBPETokenizer else {
+            guard let tok = try loadTokenizer(spec: tokenizer) as? ByteLevelBPETokenizer else {
                 throw EmeraldError.invalidArgument("\(tokenizer) is not a byte-level BPE tokenizer")
             }
             let once = try TextCorpus.load(path: data)

@@ -119,7 +119,7 @@ final class HFCLITests: XCTestCase {
         try fails(["score", "--ids", "1,2"], "pass --model")
         try fails(["score", "--model", "gpt2", "--ids", "1,2"], "offline")
         try fails(["score", "--model", work + "/nothing/here", "--ids", "1,2"], "no such file")
-        try fails(["sample", "--model", tiny, "--prompt", "a", "--prompt-ids", "1"], "not both")
+        try fails(["sample", "--model", tiny, "--prompt", "a", "--prompt-ids", "1"], "pass one of --prompt, --prompt-file or --prompt-ids")
         try fails(["convert", tiny], "exactly one of --to-hf")
         try fails(["finetune", "--from", tiny, "--data", work + "/missing.txt", "--out", work + "/o"], "missing.txt")
         try fails(["finetune", "--from", tiny, "--data", tiny + "/config.json", "--out", work + "/o", "--freeze-layers", "3"], "--freeze-layers must be in 0...2")

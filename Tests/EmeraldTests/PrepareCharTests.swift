@@ -136,28 +136,21 @@ extension PrepareTests {
         var line = ""
         for i in 0..<400 { line += "word\(i % 37) ü — “\(i)” " }
         for f in 0..<8 { file("k/part\(f).txt", String(repeating: line + "\n", count: 300 + f)) }
-        func start(_ out: String) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["prepare", "k", "--out", out, "--shard-tokens", "500000", "--threads", "2", "--quiet"]
-            p.currentDirectoryURL = URL(fileURLWithPath: work)
-            p.standardError = FileHandle.nullDevice
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            return p
+        func start(_ out: String) throws -> Child {
+            try Child(exe, ["prepare", "k", "--out", out, "--shard-tokens", "500000", "--threads", "2", "--quiet"], in: work)
         }
         let t0 = Date()
         let clean = try start("clean")
-        clean.waitUntilExit()
-        XCTAssertEqual(clean.terminationStatus, 0)
+        clean.wait(timeout: 120)
+        XCTAssertEqual(clean.exitStatus, 0)
         let duration = Date().timeIntervalSince(t0)
         let fm = FileManager.default
         // Kills at several points of the run (the invariants hold at any of them).
         for (k, delay) in [0.15, 0.3, 0.45, 0.6, 0.75, 0.9].map({ $0 * duration }).enumerated() {
             let p = try start("killed\(k)")
             usleep(useconds_t(delay * 1e6))
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
+            p.send(SIGKILL)
+            p.wait(timeout: 30)
             let dir = work + "/killed\(k)"
             let names = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
             if names.contains("manifest.json") { try assertSameFiles("clean", "killed\(k)"); continue }

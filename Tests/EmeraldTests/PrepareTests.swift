@@ -24,13 +24,9 @@ final class PrepareTests: XCTestCase {
 
     /// Runs a tool (xz, gzip, tar) in the work folder.
     func sh(_ tool: String, _ args: [String]) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [tool] + args
-        p.currentDirectoryURL = URL(fileURLWithPath: work)
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw XCTSkip("\(tool) \(args.joined(separator: " ")) failed (is \(tool) installed?)") }
+        let p = try Child("/usr/bin/env", [tool] + args, in: work)
+        p.wait(timeout: 120)
+        XCTAssertEqual(p.exitStatus, 0, "\(tool) \(args.joined(separator: " ")) failed (scripts/setup installs xz-utils): \(p.stderr)")
     }
 
     @discardableResult
@@ -319,7 +315,7 @@ final class PrepareTests: XCTestCase {
         expectError(try prepare(["in"], "out") { $0.sampleRate = 0 }, "--sample-rate must be in (0, 1]")
         // A vocabulary that does not cover the text.
         file("tok.json", "{\"type\": \"char\", \"vocab\": [3, 97, 98, 99]}")
-        expectError(try prepare(["in"], "out") { $0.tokenizer = self.work + "/tok.json" }, "character 'd' is not in the vocabulary")
+        expectError(try prepare(["in"], "out") { $0.tokenizer = self.work + "/tok.json" }, "character U+0064 'd' is not in the vocabulary")
         // A char tokenizer without U+0003 gets it appended; existing ids keep their meaning.
         file("tok2.json", "{\"type\": \"char\", \"vocab\": [97, 98, 99, 100]}")
         try prepare(["in"], "out2") { $0.tokenizer = self.work + "/tok2.json"; $0.valFraction = 0 }
@@ -338,19 +334,9 @@ final class PrepareTests: XCTestCase {
         file("corpus/book1.txt", text)
         file("corpus/book2.txt", text.uppercased())
         func run(_ args: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = args
-            p.currentDirectoryURL = URL(fileURLWithPath: work)
-            let errPath = work + "/.stderr-\(UUID().uuidString)"
-            _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-            let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-            p.standardError = err
-            p.standardOutput = err
-            try p.run()
-            p.waitUntilExit()
-            try err.close()
-            return (p.terminationStatus, String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self))
+            let p = try Child(exe, args, in: work, stderrToStdout: true)
+            XCTAssertTrue(p.wait(timeout: 120), "emerald \(args) ran past 120 s")
+            return (p.exitStatus, String(decoding: p.stdout, as: UTF8.self))
         }
         // Two documents: pick a seed that sends the first to train and the second to val.
         let seed = try XCTUnwrap((UInt64(0)..<1000).first {

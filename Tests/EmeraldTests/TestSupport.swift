@@ -86,40 +86,16 @@ enum EmeraldExecutable {
     /// (a test failure). Output goes through files, so large outputs cannot block on a pipe.
     static func run(_ args: [String], in directory: String, stdin: [UInt8] = [], timeout: TimeInterval = 60,
                     environment: [String: String] = [:]) throws -> Output {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path!)
-        p.arguments = args
         // Tests never download: hub ids fail fast with the offline message.
-        p.environment = ProcessInfo.processInfo.environment.merging(["HF_HUB_OFFLINE": "1"].merging(environment) { $1 }) { $1 }
-        p.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let id = UUID().uuidString
-        let outPath = directory + "/.stdout-\(id)", errPath = directory + "/.stderr-\(id)"
-        XCTAssertTrue(FileManager.default.createFile(atPath: outPath, contents: nil))
-        XCTAssertTrue(FileManager.default.createFile(atPath: errPath, contents: nil))
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        p.standardOutput = out
-        p.standardError = err
-        let input = Pipe()
-        p.standardInput = input
-        try p.run()
-        input.fileHandleForWriting.write(Data(stdin))
-        try input.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning {
-            p.terminate()
+        let child = try Child(path!, args, in: directory, stdin: stdin,
+                              environment: ["HF_HUB_OFFLINE": "1"].merging(environment) { $1 })
+        if !child.wait(timeout: timeout) {
+            child.send(SIGKILL)
+            child.wait(timeout: 10)
             XCTFail("emerald \(args.joined(separator: " ")) ran past \(timeout) s")
         }
-        p.waitUntilExit()
-        try out.close(); try err.close()
-        defer {
-            try? FileManager.default.removeItem(atPath: outPath)
-            try? FileManager.default.removeItem(atPath: errPath)
-        }
-        return Output(status: p.terminationStatus, reason: p.terminationReason,
-                      stdout: [UInt8](FileManager.default.contents(atPath: outPath) ?? Data()),
-                      stderr: String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self))
+        return Output(status: child.exitStatus, reason: child.signaled ? .uncaughtSignal : .exit,
+                      stdout: child.stdout, stderr: child.stderr)
     }
 }
 

@@ -55,12 +55,17 @@ final class TokenizerCorpusTests: XCTestCase {
         let tok = CharTokenizer(training: "abc")
         XCTAssertThrowsError(try tok.encode("abz")) { e in
             guard case EmeraldError.unknownCharacter(let msg) = e else { return XCTFail("got \(e)") }
-            XCTAssertTrue(msg.contains("'z'"), msg)
+            XCTAssertTrue(msg.contains("character U+007A 'z' is not"), msg)
             XCTAssertTrue(msg.contains("3"), "mentions the vocabulary size: \(msg)")
         }
         XCTAssertThrowsError(try tok.encode("a\tb")) { e in
             guard case EmeraldError.unknownCharacter(let msg) = e else { return XCTFail("got \(e)") }
-            XCTAssertTrue(msg.contains("U+9"), "control/whitespace characters are shown as code points: \(msg)")
+            XCTAssertTrue(msg.contains("U+0009 CHARACTER TABULATION"), "control/whitespace characters are shown as code points: \(msg)")
+        }
+        // Invisible characters are named, never printed: a BOM, a carriage return, a zero-width space.
+        for (text, shown) in [("\u{FEFF}a", "U+FEFF ZERO WIDTH NO-BREAK SPACE"), ("a\r", "U+000D CARRIAGE RETURN"),
+                              ("\u{200B}", "U+200B ZERO WIDTH SPACE"), ("🦁", "U+1F981 '🦁'")] {
+            XCTAssertThrowsError(try tok.encode(text)) { e in XCTAssertTrue("\(e)".contains("character \(shown) is not"), "\(e)") }
         }
         XCTAssertThrowsError(try tok.encode("ç")) { e in
             guard case EmeraldError.unknownCharacter(let msg) = e else { return XCTFail("got \(e)") }

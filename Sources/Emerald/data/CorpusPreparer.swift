@@ -32,8 +32,8 @@ public struct PrepareOptions {
     public var inputs: [String]
     /// Output folder.
     public var output: String
-    /// "char" (build the vocabulary from the inputs) or the path of a `tokenizer.json`
-    /// (or of a folder holding one: a prepared corpus or a checkpoint).
+    /// "char" (build the vocabulary from the inputs), or any `loadTokenizer(spec:)` value:
+    /// `gpt2`, a tokenizer.json, or a folder holding one (a prepared corpus, a checkpoint).
     public var tokenizer = "char"
     /// Fraction of documents (not tokens) sent to validation, in [0, 1).
     public var valFraction = 0.1
@@ -47,6 +47,12 @@ public struct PrepareOptions {
     public var shardTokens = 100_000_000
     /// Documents that are not valid UTF-8.
     public var invalidUTF8 = InvalidUTF8Policy.skip
+    /// JSON lines that are not an object with a string "text".
+    public var badLines = BadLinePolicy.error
+    /// How documents are divided between train and validation.
+    public var valSplit = ValSplit.documents
+    /// Receives warnings (an empty split), even when `log` is nil.
+    public var warn: ((String) -> Void)?
     /// Receives progress lines (nil: silent).
     public var log: ((String) -> Void)?
     /// Seconds between progress lines.
@@ -73,6 +79,23 @@ public struct PrepareOptions {
     }
 }
 
+/// `--bad-lines`: what a malformed JSON line does.
+public enum BadLinePolicy: String, CaseIterable, Sendable {
+    /// Stop with an error naming the file and line.
+    case error
+    /// Drop the line, counted in the summary and manifest.
+    case skip
+}
+
+/// `--val-split`: how documents are divided between the splits.
+public enum ValSplit: String, CaseIterable, Sendable {
+    /// Whole documents, each sent to validation with probability `valFraction` (seeded).
+    case documents
+    /// Every document's last `valFraction` of tokens go to validation, the rest to train: a
+    /// validation split even from one or two documents.
+    case tail
+}
+
 /// What a run produced (also written to `manifest.json`).
 public struct PrepareSummary {
     /// Tokens per split, end-of-text tokens included.
@@ -87,6 +110,8 @@ public struct PrepareSummary {
     public var emptyDocuments = 0
     /// Not valid UTF-8 (skipped, or repaired under `replace`).
     public var invalidUTF8Documents = 0
+    /// Malformed JSON lines skipped under `--bad-lines skip`.
+    public var badLines = 0
     /// Document bytes (decompressed) and file bytes read.
     public var textBytes = 0, fileBytes = 0
     /// The model vocabulary (end-of-text included) and the end-of-text id.
@@ -95,6 +120,8 @@ public struct PrepareSummary {
     public var tokenWidth = 2
     /// Wall time.
     public var seconds = 0.0
+    /// Documents kept (with `--val-split tail`, each counts in both splits but once here).
+    public var keptDocuments = 0
 }
 
 /// `emerald prepare`: files → documents → tokens → shards + manifest, streaming
@@ -129,14 +156,8 @@ public enum CorpusPreparer {
         var tokenizer: (any Tokenizer)?
         var tokenizerSource = "char"
         if options.tokenizer != "char" {
-            var path = options.tokenizer
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { path += "/tokenizer.json" }
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw EmeraldError.fileNotFound("\(path) (--tokenizer takes \"char\" or a tokenizer.json)")
-            }
-            tokenizer = try loadTokenizer(json: AtomicFile.readJSON(path), path: path)
-            tokenizerSource = path
+            tokenizer = try loadTokenizer(spec: options.tokenizer)
+            tokenizerSource = options.tokenizer
         }
         try prepareOutputFolder(options.output)
 
@@ -164,6 +185,13 @@ public enum CorpusPreparer {
         }
         summary.fileBytes = counter.value
         summary.seconds = Date().timeIntervalSince(started)
+        if options.valFraction > 0 && summary.valTokens == 0 {
+            options.warn?("warning: the validation split is empty: none of the \(summary.trainDocuments) documents was drawn "
+                          + "for it (--val-fraction \(options.valFraction)); --val-split tail holds out the end of every document instead")
+        }
+        if summary.trainTokens == 0 {
+            options.warn?("warning: the training split is empty: every kept document went to validation")
+        }
         try writeManifest(options: options, files: files, tokenizer: tok, tokenizerSource: tokenizerSource, summary: summary,
                           shards: shards)
         return summary
@@ -351,9 +379,11 @@ public enum CorpusPreparer {
             "shard_tokens": options.shardTokens,
             "splits": ["train": split(s.trainTokens, s.trainDocuments, shards.train),
                        "val": split(s.valTokens, s.valDocuments, shards.val)],
-            "documents": ["read": s.documentsRead, "kept": s.trainDocuments + s.valDocuments, "sampled_out": s.sampledOut,
-                          "empty": s.emptyDocuments, "invalid_utf8": s.invalidUTF8Documents],
+            "documents": ["read": s.documentsRead, "kept": s.keptDocuments, "sampled_out": s.sampledOut,
+                          "empty": s.emptyDocuments, "invalid_utf8": s.invalidUTF8Documents, "bad_lines": s.badLines],
             "invalid_utf8_policy": options.invalidUTF8.rawValue,
+            "bad_lines_policy": options.badLines.rawValue,
+            "val_split": options.valSplit.rawValue,
             "val_fraction": options.valFraction,
             "sample_rate": options.sampleRate,
             "seed": options.seed <= UInt64(Int.max) ? Int(options.seed) as Any : String(options.seed) as Any,

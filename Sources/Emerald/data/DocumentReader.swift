@@ -6,6 +6,13 @@ public struct RawDocument {
     public var name: String
     /// The undecoded bytes.
     public var bytes: [UInt8]
+    /// Why the document could not be read (a malformed JSON line), or nil.
+    public var malformed: String?
+
+    /// A document named `name` holding `bytes`.
+    public init(name: String, bytes: [UInt8], malformed: String? = nil) {
+        self.name = name; self.bytes = bytes; self.malformed = malformed
+    }
 }
 
 /// Turns files into documents, recursively through compression and archives,
@@ -102,7 +109,10 @@ public enum DocumentReader {
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed]) as? [String: Any],
                   let text = obj["text"] as? String else {
-                throw EmeraldError.io("\(name) line \(lineNumber): expected a JSON object with a string \"text\" field")
+                // The policy (`--bad-lines`) is applied where documents are counted, in order.
+                try body(RawDocument(name: "\(name) line \(lineNumber)", bytes: [],
+                                     malformed: "\(name) line \(lineNumber): expected a JSON object with a string \"text\" field"))
+                continue
             }
             try body(RawDocument(name: "\(name) line \(lineNumber)", bytes: Array(text.utf8)))
         }

@@ -40,6 +40,23 @@ public enum TextCorpus {
         return text
     }
 
+    /// Text typed or passed by a user (prompts, `--text`, chat lines) read with the corpus's
+    /// policy: a leading byte-order mark dropped, "\r\n" and lone "\r" as "\n".
+    public static func normalize(_ text: String) -> String {
+        var scalars = text.unicodeScalars[...]
+        if scalars.first == "\u{FEFF}" { scalars = scalars.dropFirst() }
+        guard scalars.contains("\r") else { return String(String.UnicodeScalarView(scalars)) }
+        var out = String.UnicodeScalarView()
+        var previousCR = false
+        for u in scalars {
+            if u == "\r" { out.append("\n"); previousCR = true; continue }
+            if u == "\n" && previousCR { previousCR = false; continue }
+            previousCR = false
+            out.append(u)
+        }
+        return String(out)
+    }
+
     /// Offset of the first byte that breaks UTF-8, or nil.
     public static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? {
         var it = bytes.makeIterator()

@@ -5,7 +5,7 @@ import Foundation
 extension CorpusPreparer {
     /// One document's result, from a worker to the writer.
     struct Outcome {
-        enum Status { case ok, empty, invalid }
+        enum Status { case ok, empty, invalid, malformed }
         var status: Status
         /// Token ids; for a char vocabulary built on the way, the scalars (U+0003 removed).
         var tokens: [UInt32]
@@ -30,7 +30,7 @@ extension CorpusPreparer {
     /// (`CharIDs`) and leave provisional shards for `ProvisionalShards.finish`.
     static func writeShards(_ files: [String], tokenizer: (any Tokenizer)?, options: PrepareOptions, counter: ByteCounter,
                             totalBytes: Int, summary: inout PrepareSummary) throws -> TokenPass {
-        let policy = options.invalidUTF8
+        let policy = options.invalidUTF8, badLines = options.badLines, tail = options.valSplit == .tail
         // Characters map through a flat table; other tokenizers encode strings.
         var table: [Int32]?
         if let c = tokenizer as? CharTokenizer {
@@ -85,6 +85,7 @@ extension CorpusPreparer {
             switch o.status {
             case .empty: s.emptyDocuments += 1; progress.tick(documents: 1, bytes: o.bytes, tokens: 0); return
             case .invalid: s.invalidUTF8Documents += 1; progress.tick(documents: 1, bytes: o.bytes, tokens: 0); return
+            case .malformed: s.badLines += 1; progress.tick(documents: 1, bytes: o.bytes, tokens: 0); return
             case .ok: if o.repaired { s.invalidUTF8Documents += 1 }
             }
             guard DocumentSplit.isSampled(index: index, seed: seed, rate: rate) else {
@@ -93,23 +94,33 @@ extension CorpusPreparer {
                 progress.tick(documents: 1, bytes: o.bytes, tokens: 0)
                 return
             }
-            let isVal = DocumentSplit.isValidation(index: index, seed: seed, fraction: fraction)
-            let w = isVal ? val : train
-            if let chars {
-                if chars.frozen {
-                    try writeChars(o.tokens, w, chars)
-                } else {
-                    o.tokens.withUnsafeBufferPointer { chars.register($0) }
-                    held.append((o.tokens, isVal))
-                    heldTokens += o.tokens.count + 1
-                    if heldTokens >= guessTokens { try freeze(chars) }
-                }
+            // Whole documents to one split, or (tail) each document's end to validation.
+            var parts: [(tokens: [UInt32], isVal: Bool)]
+            if tail {
+                let cut = Int((Double(o.tokens.count) * (1 - fraction)).rounded(.down))
+                parts = [(Array(o.tokens[..<cut]), false), (Array(o.tokens[cut...]), true)].filter { !$0.tokens.isEmpty }
             } else {
-                try o.tokens.withUnsafeBufferPointer { try w.append($0) }
-                try eot.withUnsafeBufferPointer { try w.append($0) }
+                parts = [(o.tokens, DocumentSplit.isValidation(index: index, seed: seed, fraction: fraction))]
             }
-            if isVal { s.valDocuments += 1 } else { s.trainDocuments += 1 }
-            progress.tick(documents: 1, bytes: o.bytes, tokens: o.tokens.count + 1)
+            for (tokens, isVal) in parts {
+                let w = isVal ? val : train
+                if let chars {
+                    if chars.frozen {
+                        try writeChars(tokens, w, chars)
+                    } else {
+                        tokens.withUnsafeBufferPointer { chars.register($0) }
+                        held.append((tokens, isVal))
+                        heldTokens += tokens.count + 1
+                        if heldTokens >= guessTokens { try freeze(chars) }
+                    }
+                } else {
+                    try tokens.withUnsafeBufferPointer { try w.append($0) }
+                    try eot.withUnsafeBufferPointer { try w.append($0) }
+                }
+                if isVal { s.valDocuments += 1 } else { s.trainDocuments += 1 }
+            }
+            s.keptDocuments += 1
+            progress.tick(documents: 1, bytes: o.bytes, tokens: o.tokens.count + parts.count)
         }
 
         do {
@@ -128,6 +139,10 @@ extension CorpusPreparer {
                         if !b.isEmpty { try emit(b, n) }
                     }
                     guard let doc else { return try flush() }  // the unit's end
+                    if let why = doc.malformed {
+                        if badLines == .error { throw EmeraldError.io(why + " (--bad-lines skip drops such lines)") }
+                        return try send(Outcome(status: .malformed, tokens: [], bytes: 0, repaired: false), 64)
+                    }
                     doc.bytes.withUnsafeBufferPointer { state.decoder.decode($0) }
                     let dec = state.decoder
                     let n = doc.bytes.count
@@ -141,10 +156,8 @@ extension CorpusPreparer {
                         var bad: UInt32?
                         tokens = dec.scalars.withUnsafeBufferPointer { charTokens($0, lookup, &bad) }
                         if let bad {
-                            let sc = Unicode.Scalar(bad)!
-                            let shown = sc.properties.isWhitespace || bad < 32 ? "U+\(String(bad, radix: 16, uppercase: true))" : "'\(sc)'"
                             throw EmeraldError.unknownCharacter(
-                                "\(doc.name): character \(shown) is not in the vocabulary of \(charVocab) characters of \(tokenizerName)")
+                                "\(doc.name): character \(describeScalar(Unicode.Scalar(bad)!)) is not in the vocabulary of \(charVocab) characters of \(tokenizerName)")
                         }
                     } else {
                         var view = String.UnicodeScalarView()

@@ -69,8 +69,8 @@ extension GPTConfig {
         var json: [String: Any] = [
             "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": vocabSize,
             "n_positions": blockSize, "n_ctx": blockSize, "n_embd": nEmbd, "n_layer": nLayer, "n_head": nHead,
-            "n_inner": NSNull(), "activation_function": act, "layer_norm_epsilon": Double(layerNormEpsilon),
-            "resid_pdrop": Double(dropout), "embd_pdrop": Double(dropout), "attn_pdrop": Double(dropout),
+            "n_inner": NSNull(), "activation_function": act, "layer_norm_epsilon": layerNormEpsilon.decimalDouble,
+            "resid_pdrop": dropout.decimalDouble, "embd_pdrop": dropout.decimalDouble, "attn_pdrop": dropout.decimalDouble,
             "initializer_range": 0.02, "scale_attn_weights": true, "scale_attn_by_inverse_layer_idx": false,
             "reorder_and_upcast_attn": false, "add_cross_attention": false, "tie_word_embeddings": tieWeights,
             "use_cache": true, "dtype": "float32",

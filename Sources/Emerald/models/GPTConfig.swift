@@ -74,9 +74,9 @@ public struct GPTConfig: Equatable, Sendable {
     /// config.json fields (Hugging Face GPT-2 names where they exist).
     public func json() -> [String: Any] {
         ["model_type": "gpt", "vocab_size": vocabSize, "n_positions": blockSize, "n_layer": nLayer,
-         "n_head": nHead, "n_embd": nEmbd, "dropout": Double(dropout), "bias": bias,
+         "n_head": nHead, "n_embd": nEmbd, "dropout": dropout.decimalDouble, "bias": bias,
          "activation": activation.rawValue, "norm": norm.rawValue, "tie_word_embeddings": tieWeights,
-         "layer_norm_epsilon": Double(layerNormEpsilon)]
+         "layer_norm_epsilon": layerNormEpsilon.decimalDouble]
     }
 
     /// Parses `json()`'s output.

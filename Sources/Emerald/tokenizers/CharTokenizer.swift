@@ -51,8 +51,7 @@ public struct CharTokenizer: Tokenizer, Equatable {
         ids.reserveCapacity(text.utf8.count)
         for s in text.unicodeScalars {
             guard let id = index[s] else {
-                let shown = s.properties.isWhitespace || s.value < 32 ? "U+\(String(s.value, radix: 16, uppercase: true))" : "'\(s)'"
-                throw EmeraldError.unknownCharacter("character \(shown) is not in the model's vocabulary of \(vocabulary.count) characters")
+                throw EmeraldError.unknownCharacter("character \(describeScalar(s)) is not in the model's vocabulary of \(vocabulary.count) characters")
             }
             ids.append(id)
         }
@@ -72,4 +71,20 @@ public struct CharTokenizer: Tokenizer, Equatable {
     }
 
     public static func == (a: CharTokenizer, b: CharTokenizer) -> Bool { a.vocabulary == b.vocabulary }
+}
+
+/// `U+0078 'x'` for a visible character; `U+FEFF ZERO WIDTH NO-BREAK SPACE` for one that would
+/// print as nothing (controls, spaces, format characters), so a message never hides it.
+public func describeScalar(_ s: Unicode.Scalar) -> String {
+    let hex = String(s.value, radix: 16, uppercase: true)
+    let code = "U+" + String(repeating: "0", count: Swift.max(0, 4 - hex.count)) + hex
+    let p = s.properties
+    let invisible = p.isWhitespace || p.generalCategory == .control || p.generalCategory == .format
+        || p.generalCategory == .unassigned || p.generalCategory == .surrogate || p.generalCategory == .privateUse
+        || p.generalCategory == .lineSeparator || p.generalCategory == .paragraphSeparator || p.isDefaultIgnorableCodePoint
+    guard invisible else { return "\(code) '\(s)'" }
+    let controls: [UInt32: String] = [0: "NULL", 9: "CHARACTER TABULATION", 0xA: "LINE FEED", 0xB: "LINE TABULATION",
+                                      0xC: "FORM FEED", 0xD: "CARRIAGE RETURN", 0x1B: "ESCAPE", 0x7F: "DELETE"]
+    if let name = p.name ?? p.nameAlias ?? controls[s.value] { return "\(code) \(name)" }
+    return code
 }

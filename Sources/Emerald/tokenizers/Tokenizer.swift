@@ -1,3 +1,5 @@
+import Foundation
+
 /// Text ⇄ token ids: `CharTokenizer` (the guide's) or `ByteLevelBPETokenizer` (GPT-2's).
 public protocol Tokenizer: Sendable {
     /// Number of distinct ids.
@@ -21,4 +23,26 @@ public func loadTokenizer(json: [String: Any], path: String) throws -> any Token
     case "char": return try CharTokenizer(json: json, path: path)
     case let t: throw EmeraldError.corruptCheckpoint(path: path, reason: "unknown tokenizer type \(t ?? "nil")")
     }
+}
+
+/// The one resolver of `--tokenizer` values, for every command: `gpt2` (GPT-2's tokenizer,
+/// compiled into the binary), a tokenizer.json (Emerald's or Hugging Face's), a folder holding
+/// one (a checkpoint, a training run's best/ or checkpoint/, a prepared corpus), or a folder
+/// with `encoder.json` + `vocab.bpe` (or `vocab.json` + `merges.txt`).
+public func loadTokenizer(spec: String) throws -> any Tokenizer {
+    let fm = FileManager.default
+    if spec == "gpt2" && !fm.fileExists(atPath: spec) { return try ByteLevelBPETokenizer.gpt2() }
+    var path = spec
+    var isDir: ObjCBool = false
+    if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+        for sub in ["", "/best", "/checkpoint"] where fm.fileExists(atPath: path + sub + "/tokenizer.json") {
+            path = path + sub + "/tokenizer.json"
+            break
+        }
+    }
+    if path.hasSuffix(".json"), let data = fm.contents(atPath: path),
+       let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], json["type"] is String {
+        return try loadTokenizer(json: json, path: path)  // Emerald's char tokenizer
+    }
+    return try ByteLevelBPETokenizer.load(path: path)
 }

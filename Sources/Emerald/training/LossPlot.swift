@@ -89,7 +89,7 @@ public enum LossPlot {
     }
 
     /// Round tick values (1, 2 or 5 × 10ⁿ apart) covering [lo, hi], about `count` of them.
-    static func niceTicks(_ lo: Double, _ hi: Double, count: Int) -> [Double] {
+    public static func niceTicks(_ lo: Double, _ hi: Double, count: Int) -> [Double] {
         let span = Swift.max(hi - lo, 1e-9)
         let raw = span / Double(Swift.max(count - 1, 1))
         let mag = pow(10, (Foundation.log10(raw)).rounded(.down))
@@ -100,7 +100,7 @@ public enum LossPlot {
     }
 
     /// Ticks at 1, 2 and 5 × 10ⁿ from the one at or below `lo` to the one at or above `hi`.
-    static func logTicks(_ lo: Double, _ hi: Double) -> [Double] {
+    public static func logTicks(_ lo: Double, _ hi: Double) -> [Double] {
         var ticks: [Double] = []
         var e = Foundation.log10(lo).rounded(.down)
         while ticks.last.map({ $0 < hi }) ?? true {
@@ -118,7 +118,7 @@ public enum LossPlot {
     }
 
     /// A tick label: no trailing zeros, no float noise.
-    static func label(_ v: Double) -> String {
+    public static func label(_ v: Double) -> String {
         if v == v.rounded() && abs(v) < 1e7 { return String(Int(v)) }
         var s = String(format: "%.4f", v)
         while s.hasSuffix("0") { s.removeLast() }

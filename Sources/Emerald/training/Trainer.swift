@@ -72,6 +72,12 @@ public struct EvalRecord: Codable, Equatable, Sendable {
     public var grad_norm: Float
     /// Seconds since the run started.
     public var elapsed_s: Double
+
+    /// A record of one evaluation.
+    public init(step: Int, train_loss: Float, val_loss: Float, tokens_per_s: Double, lr: Float, grad_norm: Float, elapsed_s: Double) {
+        self.step = step; self.train_loss = train_loss; self.val_loss = val_loss; self.tokens_per_s = tokens_per_s
+        self.lr = lr; self.grad_norm = grad_norm; self.elapsed_s = elapsed_s
+    }
 }
 
 /// The training loop shared by every model: batches, AdamW, schedule,
@@ -317,6 +323,9 @@ public struct StepLoss: Codable, Equatable, Sendable {
     public var step: Int
     /// Mean training loss of the steps since the previous point.
     public var loss: Float
+
+    /// A point of the training-loss curve.
+    public init(step: Int, loss: Float) { self.step = step; self.loss = loss }
 }
 
 /// Where a run stands after a step, for progress displays.
