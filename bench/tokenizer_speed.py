@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/tokenizer_speed.py [path/to/emerald] [MB]
 
-The Oz book (../shared/data/wizard_of_oz.txt, read with universal newlines like
+The Oz book (assets/wizard_of_oz.txt, read with universal newlines like
 Emerald's TextCorpus) is repeated to ~MB megabytes (default 10) and written to a
 temporary file; every tokenizer encodes exactly that text, best of 3 runs, and
 the token counts are compared. Emerald is timed in-process by
@@ -28,7 +28,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers  # noqa: E402
 tiktoken.load.read_file_cached = lambda path, expected_hash=None: open(path, "rb").read()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
+SHARED = os.path.join(ROOT, "assets")
 GPT2 = os.path.join(SHARED, "gpt2")
 EMERALD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build-bpe", "release", "emerald")
 MB = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0

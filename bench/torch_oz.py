@@ -4,7 +4,7 @@ side-by-side loss and wall-time comparison. Reference only: Emerald never
 imports Python.
 
     python3 -m venv .venv && .venv/bin/pip install torch numpy
-    .venv/bin/python bench/torch_oz.py --data ../shared/data/wizard_of_oz.txt --out runs/torch-oz
+    .venv/bin/python bench/torch_oz.py --data assets/wizard_of_oz.txt --out runs/torch-oz
 
 Same data handling as Emerald (UTF-8, BOM dropped, CRLF/CR -> LF, sorted
 character vocabulary, first 90% train / last 10% val), same model (pre-LN,

@@ -2,8 +2,8 @@
 """Reference ids for Emerald's byte-level BPE (Tests/EmeraldTests/BPETests.swift).
 
 Writes Tests/EmeraldTests/Fixtures/bpe_gpt2.json and bpe_trained_oz.json from
-OpenAI's GPT-2 files in ../shared/data/gpt2 (beside the checkout) and the Oz
-book in ../shared/data/wizard_of_oz.txt. Nothing is downloaded: tiktoken's
+OpenAI's GPT-2 files in assets/gpt2 and the Oz book in assets/wizard_of_oz.txt
+(shipped in the repository). Nothing is downloaded: tiktoken's
 gpt2 Encoding is built from the local files.
 
 Setup (once) and run, from the repository root, after
@@ -42,7 +42,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 tiktoken.load.read_file_cached = lambda path, expected_hash=None: open(path, "rb").read()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
+SHARED = os.path.join(ROOT, "assets")
 GPT2 = os.path.join(SHARED, "gpt2")
 BOOK = os.path.join(SHARED, "wizard_of_oz.txt")
 FIXTURES = os.path.join(ROOT, "Tests", "EmeraldTests", "Fixtures")
