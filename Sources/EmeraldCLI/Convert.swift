@@ -20,14 +20,31 @@ struct Convert: ParsableCommand {
     func run() throws {
         try EmeraldCommand.guarded {
             try require((toHf == nil) != (out == nil), "pass exactly one of --to-hf OUT or --out CKPT")
-            let ckpt = try Checkpoint.load(from: Hub.resolve(source, log: note))
+            let sourcePath = try Hub.resolve(source, log: note)
+            let destination = toHf ?? out!
+            try requireDistinct(source: sourcePath, destination: destination)
+            let ckpt = try Checkpoint.load(from: sourcePath)
             if let toHf {
                 for n in try HuggingFace.export(ckpt, to: toHf) { note("note: \(n)") }
                 note("wrote \(toHf): config.json, model.safetensors, generation_config.json and tokenizer files")
             } else if let out {
+                let folder = OutputFolder(out, kind: "checkpoint")
+                try folder.requireWritable(recognised: Checkpoint.isOlderEmeraldCheckpoint)
+                let lock = try folder.lock()
+                defer { lock.release() }
+                folder.removeLitter()
                 try Checkpoint(model: ckpt.model, tokenizer: ckpt.tokenizer).save(to: out)
                 note("wrote \(out): config.json, model.safetensors\(ckpt.tokenizer == nil ? " (no tokenizer in the source)" : ", tokenizer.json")")
             }
         }
+    }
+
+    /// Refuses a destination that is the source, holds it, or lies inside it.
+    func requireDistinct(source: String, destination: String) throws {
+        let a = URL(fileURLWithPath: source).resolvingSymlinksInPath().standardizedFileURL.path
+        let b = URL(fileURLWithPath: destination).resolvingSymlinksInPath().standardizedFileURL.path
+        try require(a != b, "the destination \(destination) is the source; choose another folder")
+        try require(!a.hasPrefix(b + "/"), "the destination \(destination) holds the source \(source); choose another folder")
+        try require(!b.hasPrefix(a + "/"), "the destination \(destination) lies inside the source \(source); choose another folder")
     }
 }

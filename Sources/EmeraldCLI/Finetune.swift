@@ -21,6 +21,7 @@ struct Finetune: ParsableCommand {
     var data: String?
     @Option(help: "Output folder (metrics.jsonl, loss.svg, best/, checkpoint/, finetune.json).") var out: String?
     @Option(help: "Continue the fine-tuning run saved in this output folder.") var resume: String?
+    @Flag(help: "Replace a previous run in --out (it stays whole until the new run's first checkpoint).") var overwrite = false
     @OptionGroup(title: "Optimization") var opt: OptimizationOptions
     @Option(help: "Dropout while fine-tuning (default: the model's own).") var dropout: Float?
     @Flag(help: "Keep the token and position embeddings fixed (with a tied head, the head too).") var freezeEmbeddings = false
@@ -71,11 +72,13 @@ struct Finetune: ParsableCommand {
             try cfg.validate()
 
             let trainer = try Trainer(model: model, tokenizer: tokenizer, train: train, val: val, config: cfg)
-            trainer.outputDirectory = outDir
             try trainer.freeze(try settings.frozenNames(model))
+            let folder = try RunFolder.claim(out: outDir, resuming: resume != nil, overwrite: overwrite)
+            defer { folder.lock.release() }
+            trainer.outputDirectory = folder.directory
+            trainer.replacing = folder.replacing
             if resume == nil {
-                try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-                try settings.write(to: outDir)
+                try settings.write(to: folder.directory)
             } else {
                 try trainer.resume(from: ckpt)
             }

@@ -30,6 +30,8 @@ final class RunOutput {
     init(options: ProgressOptions) {
         style = options.progress ?? (isatty(2) == 1 ? .bar : .lines)
         interval = options.progressInterval
+        // Plain lines start one interval in: the first steps' rate (warm-up) says little.
+        if style == .lines { lastDraw = Date() }
     }
 
     /// A line of the run's record, on stdout.

@@ -22,6 +22,7 @@ struct Train: ParsableCommand {
     var data: String?
     @Option(help: "Output folder for train.json, metrics.jsonl, loss.svg and checkpoints (default: runs/MODEL).") var out: String?
     @Option(help: "Continue the run saved in this output folder (its train.json holds the data and settings).") var resume: String?
+    @Flag(help: "Replace a previous run in --out (it stays whole until the new run's first checkpoint).") var overwrite = false
 
     @OptionGroup(title: "GPT shape") var shape: GPTShapeOptions
     @OptionGroup(title: "Optimization") var opt: OptimizationOptions
@@ -73,7 +74,10 @@ struct Train: ParsableCommand {
             // output, so a bad option fails with exactly one line on stderr.
             let trainer = try Trainer(model: m, tokenizer: corpus.tokenizer, train: corpus.train, val: corpus.val, config: cfg)
             let outDir = resume ?? out ?? "runs/\(kind.rawValue)"
-            trainer.outputDirectory = outDir
+            let folder = try RunFolder.claim(out: outDir, resuming: resume != nil, overwrite: overwrite)
+            defer { folder.lock.release() }
+            trainer.outputDirectory = folder.directory
+            trainer.replacing = folder.replacing
             trainer.plotScale = display.lossScale
             if let r = resumed {
                 try trainer.resume(from: r)
@@ -83,8 +87,7 @@ struct Train: ParsableCommand {
             // Settings as run: shards resolved, so a resume splits batches the same way.
             var settings = TrainRun(model: kind.rawValue, data: dataPath.map(TrainRun.absolute), train: cfg)
             settings.train.shards = trainer.shards
-            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-            try settings.write(to: outDir)
+            try settings.write(to: folder.directory)
 
             let output = RunOutput(options: display)
             output.result(corpus.description)

@@ -66,3 +66,53 @@ struct OptimizationOptions: ParsableArguments {
         if let steps { try require(steps > step, "--steps \(steps) is not beyond the run's step \(step); pass a larger --steps to train on") }
     }
 }
+
+/// The output folder of a training command, claimed before anything is written.
+struct RunFolder {
+    /// Where the trainer writes now (a temporary sibling when replacing a previous run).
+    let directory: String
+    /// The previous run being replaced at the first save, if any.
+    let replacing: OutputFolder?
+    /// Held for the whole run: one writer per folder.
+    let lock: OutputFolder.Lock
+
+    /// Entries a training run's folder holds (any Emerald version).
+    static let runEntries: Set<String> = ["train.json", "finetune.json", "metrics.jsonl", "train_loss.jsonl", "loss.svg",
+                                          "best", "checkpoint", "best.old", "checkpoint.old", "best.tmp", "checkpoint.tmp",
+                                          OutputFolder.markerName]
+
+    /// Whether `dir` holds a training run: its files only (and writers' temporary ones).
+    static func isRun(_ dir: String) -> Bool {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: dir), !entries.isEmpty else { return false }
+        let own = entries.allSatisfy { e in runEntries.contains(e) || e.contains(".tmp-") || e.contains(".old-") }
+        return own && (entries.contains("metrics.jsonl") || entries.contains("checkpoint") || entries.contains("train.json"))
+    }
+
+    /// `--resume DIR` continues DIR; `--out DIR` starts a run there: refused when DIR holds
+    /// files Emerald did not write, and — unless `overwrite` — when it holds a run already.
+    static func claim(out: String, resuming: Bool, overwrite: Bool) throws -> RunFolder {
+        let folder = OutputFolder(out, kind: "training-run")
+        if resuming {
+            let lock = try folder.lock()
+            folder.removeLitter(inside: true)
+            return RunFolder(directory: folder.path, replacing: nil, lock: lock)
+        }
+        try folder.requireWritable(recognised: isRun)
+        let lock = try folder.lock()
+        folder.removeLitter()
+        folder.removeLitter(inside: true)
+        guard isRun(folder.path) else {
+            try FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
+            try folder.mark(folder.path)
+            return RunFolder(directory: folder.path, replacing: nil, lock: lock)
+        }
+        let step = (try? Checkpoint.load(from: folder.path + "/checkpoint").state?.step).flatMap { $0 }
+        try require(overwrite, "\(out) holds a training run\(step.map { " (at step \($0))" } ?? ""); continue it with --resume \(out), "
+                    + "or pass --overwrite to replace it (kept until the new run's first checkpoint)")
+        let tmp = folder.temporaryPath
+        try? FileManager.default.removeItem(atPath: tmp)
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        try folder.mark(tmp)
+        return RunFolder(directory: tmp, replacing: folder, lock: lock)
+    }
+}

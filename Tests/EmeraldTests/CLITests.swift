@@ -187,7 +187,7 @@ final class CLITests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/\(sub)/model.safetensors"), sub)
         }
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)),
-                       ["train.json", "metrics.jsonl", "train_loss.jsonl", "loss.svg", "best", "checkpoint"], "no .tmp/.old leftovers")
+                       ["train.json", "metrics.jsonl", "train_loss.jsonl", "loss.svg", "best", "checkpoint", ".emerald"], "no .tmp/.old leftovers")
 
         // Sampling is reproducible for a seed.
         let sampleArgs = ["sample", "--checkpoint", "run", "--max-new-tokens", "20", "--seed", "1"]

@@ -227,7 +227,7 @@ final class CheckpointTests: XCTestCase {
         let dir = TestSupport.tempDir("ckpt") + "/bigram"
         try Checkpoint(model: model, tokenizer: tok).save(to: dir)
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)),
-                       ["config.json", "model.safetensors", "tokenizer.json"])
+                       ["config.json", "model.safetensors", "tokenizer.json", ".emerald"])
         let back = try Checkpoint.load(from: dir)
         XCTAssertEqual(back.model.config, .bigram(BigramConfig(vocabSize: 6)))
         XCTAssertTrue(back.model is BigramLanguageModel)
@@ -250,7 +250,7 @@ final class CheckpointTests: XCTestCase {
         let dir = TestSupport.tempDir("ckpt") + "/gpt"
         try Checkpoint(model: model, tokenizer: tok, state: state).save(to: dir, optimizer: opt)
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)),
-                       ["config.json", "model.safetensors", "tokenizer.json", "train_state.json", "optimizer.safetensors"])
+                       ["config.json", "model.safetensors", "tokenizer.json", "train_state.json", "optimizer.safetensors", ".emerald"])
 
         let back = try Checkpoint.load(from: dir)
         XCTAssertEqual(back.model.config, .gpt(cfg))
@@ -416,11 +416,14 @@ final class CheckpointTests: XCTestCase {
         // A trailing slash must not put the siblings inside the folder.
         try Checkpoint(model: first, tokenizer: tokenizer(vocab: 4)).save(to: dir + "/")
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: parent), ["run"])
-        XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: dir)), ["config.json", "model.safetensors", "tokenizer.json"])
+        XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: dir)), ["config.json", "model.safetensors", "tokenizer.json", ".emerald"])
         assertSameParameters(first, try Checkpoint.load(from: dir).model)
-        // A stale DIR.tmp from an earlier crash is replaced, not merged.
-        try fm.createDirectory(atPath: dir + ".tmp", withIntermediateDirectories: true)
-        try Data("junk".utf8).write(to: URL(fileURLWithPath: dir + ".tmp/junk"))
+        // Stale temporary siblings of dead writers (this version's DIR.tmp-PID, an older one's
+        // DIR.tmp) are removed, not merged.
+        for stale in [dir + ".tmp", dir + ".tmp-999999999"] {
+            try fm.createDirectory(atPath: stale, withIntermediateDirectories: true)
+            try Data("junk".utf8).write(to: URL(fileURLWithPath: stale + "/junk"))
+        }
         try Checkpoint(model: second, tokenizer: tokenizer(vocab: 4)).save(to: dir)
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: parent), ["run"])
         XCTAssertFalse(fm.fileExists(atPath: dir + "/junk"))
@@ -443,6 +446,13 @@ final class CheckpointTests: XCTestCase {
         // The next save recovers: DIR exists again and the .old copy is gone.
         let newer = BigramLanguageModel(BigramConfig(vocabSize: 5), rng: &rng)
         try Checkpoint(model: newer, tokenizer: tokenizer(vocab: 5)).save(to: dir)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: parent), ["best"])
+        assertSameParameters(newer, try Checkpoint.load(from: dir).model)
+        // Where the file system cannot exchange two names, a save moves DIR to DIR.old-PID first:
+        // killed there, that copy loads, and the next save (of any process) puts it back.
+        try fm.moveItem(atPath: dir, toPath: dir + ".old-999999999")
+        assertSameParameters(newer, try Checkpoint.load(from: dir).model)
+        OutputFolder(dir, kind: "checkpoint").removeLitter()
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: parent), ["best"])
         assertSameParameters(newer, try Checkpoint.load(from: dir).model)
     }

@@ -126,8 +126,8 @@ extension PrepareTests {
         let data = try XCTUnwrap(FileManager.default.contents(atPath: work + "/f/z.txt.xz"))
         file("f/z.txt.xz", Array(data.prefix(data.count / 2)))  // the last input fails after shards were written
         expectError(try prepare(["f"], "out") { $0.shardTokens = 50; $0.charGuessTokens = 0 }, "truncated")
-        let names = try FileManager.default.contentsOfDirectory(atPath: work + "/out")
-        XCTAssertEqual(names, [], "no manifest, no shard under a final name, provisional shards deleted")
+        let names = try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("out") }
+        XCTAssertEqual(names, [], "no output folder and no temporary sibling: the run wrote into one, removed on failure")
         XCTAssertFalse(PreparedCorpus.isPrepared(work + "/out"))
     }
 
@@ -151,9 +151,13 @@ extension PrepareTests {
             usleep(useconds_t(delay * 1e6))
             p.send(SIGKILL)
             p.wait(timeout: 30)
-            let dir = work + "/killed\(k)"
+            // The final name appears only complete; a killed run's work is in its temporary sibling.
+            if fm.fileExists(atPath: work + "/killed\(k)") { try assertSameFiles("clean", "killed\(k)"); continue }
+            let sibling = try XCTUnwrap(try fm.contentsOfDirectory(atPath: work).first { $0.hasPrefix("killed\(k).tmp-") },
+                                        "a killed run leaves its temporary sibling (removed by the next run)")
+            let dir = work + "/" + sibling
             let names = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
-            if names.contains("manifest.json") { try assertSameFiles("clean", "killed\(k)"); continue }
+            XCTAssertFalse(names.contains("manifest.json") && names.contains { $0.hasSuffix(".tmp") })
             for n in names where n.hasSuffix(".bin") {
                 XCTAssertEqual(fm.contents(atPath: dir + "/" + n), fm.contents(atPath: work + "/clean/" + n), "\(n) after \(delay) s")
             }
@@ -166,6 +170,12 @@ extension PrepareTests {
                     XCTAssertEqual(bytes, fm.contents(atPath: work + "/clean/" + n.dropLast(4)), "\(n) after \(delay) s has a header but not the finished tokens")
                 }
             }
+            // The next run into the same folder clears the dead run's sibling and completes.
+            let again = try start("killed\(k)")
+            again.wait(timeout: 120)
+            XCTAssertEqual(again.exitStatus, 0)
+            try assertSameFiles("clean", "killed\(k)")
+            XCTAssertFalse(fm.fileExists(atPath: dir), "litter of the dead run removed")
         }
     }
 }

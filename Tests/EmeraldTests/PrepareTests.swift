@@ -249,13 +249,13 @@ final class PrepareTests: XCTestCase {
         file("out/train-000099.bin.tmp", "leftover of an interrupted run")
         try prepare(["many"], "out") { $0.shardTokens = 1_000_000 }
         let after = try FileManager.default.contentsOfDirectory(atPath: work + "/out").sorted()
-        XCTAssertEqual(after, ["manifest.json", "tokenizer.json", "train-000000.bin", "val-000000.bin"])
+        XCTAssertEqual(after, [".emerald", "manifest.json", "tokenizer.json", "train-000000.bin", "val-000000.bin"])
         // Without the manifest (an interrupted run), the folder is not a corpus.
         try FileManager.default.removeItem(atPath: work + "/out/manifest.json")
         XCTAssertFalse(PreparedCorpus.isPrepared(work + "/out"))
         expectError(try PreparedCorpus(directory: work + "/out"), "manifest.json")
         file("mine/keep.txt", "precious")
-        expectError(try prepare(["many"], "mine"), "keep.txt, which emerald prepare did not write")
+        expectError(try prepare(["many"], "mine"), "mine holds files Emerald did not write (keep.txt); choose an empty or new folder")
         XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/mine/keep.txt"))
     }
 
@@ -309,8 +309,8 @@ final class PrepareTests: XCTestCase {
         expectError(try prepare(["missing"], "out"), "no such file or folder")
         file("in/a.txt", "abcd")
         file("blocker", "a file")
-        expectError(try prepare(["in"], "blocker/sub"), "cannot create --out")
-        expectError(try prepare(["in"], "blocker"), "is a file")
+        expectError(try prepare(["in"], "blocker/sub"), "blocker/sub: Not a directory")
+        expectError(try prepare(["in"], "blocker"), "blocker exists and is not a folder")
         expectError(try prepare(["in"], "out") { $0.valFraction = 1 }, "--val-fraction must be in [0, 1)")
         expectError(try prepare(["in"], "out") { $0.sampleRate = 0 }, "--sample-rate must be in (0, 1]")
         // A vocabulary that does not cover the text.

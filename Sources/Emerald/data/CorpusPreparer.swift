@@ -137,19 +137,45 @@ public struct PrepareSummary {
 /// way (see `CharIDs`).
 ///
 /// Outputs in `--out`: `tokenizer.json`, `train-NNNNNN.bin`, `val-NNNNNN.bin`
-/// (see `TokenShard`), and `manifest.json`, written last. A re-run first
-/// deletes the manifest and then the old shards, so a folder never mixes runs;
-/// a folder holding anything else is refused.
+/// (see `TokenShard`), and `manifest.json`, written last — all into a temporary
+/// sibling swapped in at the end, so a folder never mixes runs and a failed re-run
+/// keeps the previous corpus; a folder holding anything else is refused.
 public enum CorpusPreparer {
     /// Documents of at most this size travel between threads as bytes (larger tar members are read in place).
     static let blobLimit = 16 << 20
 
-    /// Runs `options`.
+    /// Runs `options`: everything is written into a temporary sibling of `--out` and swapped in
+    /// at the end (`OutputFolder`), so a failed or killed re-run leaves the previous corpus whole.
     @discardableResult
     public static func run(_ options: PrepareOptions) throws -> PrepareSummary {
         try options.validate()
+        let folder = OutputFolder(options.output, kind: "prepared-corpus")
+        try folder.requireWritable(recognised: isOlderPreparedCorpus)
+        let lock = try folder.lock()
+        defer { lock.release() }
+        folder.removeLitter()
+        var work = options
+        work.output = folder.temporaryPath
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: work.output)
+        do { try fm.createDirectory(atPath: work.output, withIntermediateDirectories: true) } catch {
+            throw EmeraldError.io("cannot create \(work.output) beside --out: \(reason(error))")
+        }
+        do {
+            let summary = try prepare(work, excluding: options.output)
+            try folder.mark(work.output)
+            try folder.replace(with: work.output)
+            return summary
+        } catch {
+            try? fm.removeItem(atPath: work.output)
+            throw error
+        }
+    }
+
+    /// The whole run into `options.output` (a fresh temporary folder).
+    static func prepare(_ options: PrepareOptions, excluding finalOutput: String) throws -> PrepareSummary {
         let started = Date()
-        let (files, skippedFiles) = try DocumentReader.inputFiles(options.inputs, excluding: options.output)
+        let (files, skippedFiles) = try DocumentReader.inputFiles(options.inputs, excluding: finalOutput)
         let totalFileBytes = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
         if skippedFiles > 0 { options.log?("skipping \(skippedFiles) files with other extensions in the input folders") }
 
@@ -159,7 +185,6 @@ public enum CorpusPreparer {
             tokenizer = try loadTokenizer(spec: options.tokenizer)
             tokenizerSource = options.tokenizer
         }
-        try prepareOutputFolder(options.output)
 
         let counter = ByteCounter()
         var summary = PrepareSummary()
@@ -212,29 +237,12 @@ public enum CorpusPreparer {
         return false
     }
 
-    /// Creates or cleans `--out`: the old manifest goes first, so an interrupted re-run never looks complete.
-    static func prepareOutputFolder(_ dir: String) throws {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: dir, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw EmeraldError.invalidArgument("--out \(dir) is a file; pass a folder") }
-            let entries = try fm.contentsOfDirectory(atPath: dir).sorted()
-            if let foreign = entries.first(where: { !isOwnFile($0) }) {
-                throw EmeraldError.invalidArgument(
-                    "--out \(dir) holds \(foreign), which emerald prepare did not write; choose an empty or new folder")
-            }
-            if entries.contains("manifest.json") { unlink(dir + "/manifest.json") }
-            for e in entries where e != "manifest.json" { unlink(dir + "/" + e) }
-        } else {
-            do { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-                throw EmeraldError.io("cannot create --out \(dir): \(reason(error))")
-            }
-        }
-        let probe = dir + "/.write-test"
-        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw EmeraldError.io("cannot write to --out \(dir): \(String(cString: strerror(errno)))") }
-        close(fd)
-        unlink(probe)
+    /// Whether `dir` is a prepared corpus of an Emerald without markers: only files `prepare`
+    /// writes, and a manifest of Emerald's format or shards (an interrupted run).
+    static func isOlderPreparedCorpus(_ dir: String) -> Bool {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: dir), entries.allSatisfy(isOwnFile) else { return false }
+        if let m = try? AtomicFile.readJSON(dir + "/manifest.json") { return m["format"] as? String == "emerald-token-shards" }
+        return entries.contains { $0.hasPrefix("train-") || $0.hasPrefix("val-") }
     }
 
     static func reason(_ error: Error) -> String {

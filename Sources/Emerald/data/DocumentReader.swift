@@ -123,17 +123,34 @@ public enum DocumentReader {
 
     /// Expands inputs into a sorted list of files: files as given, folders
     /// walked recursively (hidden entries and unknown extensions skipped, and
-    /// anything under `excluding`). Throws on missing inputs or when nothing is found.
+    /// anything under `excluding` or its temporary siblings). Only regular files are read:
+    /// a FIFO, device or socket in a folder is skipped, and one named as an input (`/dev/zero`,
+    /// a pipe that may never end) is an error. Throws on missing inputs or when nothing is found.
     public static func inputFiles(_ inputs: [String], excluding: String? = nil) throws -> (files: [String], skipped: Int) {
         try require(!inputs.isEmpty, "give at least one input file or folder")
         let fm = FileManager.default
         var files: [String] = []
         var skipped = 0
-        let exclude = excluding.map { URL(fileURLWithPath: $0).standardizedFileURL.path + "/" }
+        let base = excluding.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        func excluded(_ path: String) -> Bool {
+            guard let base else { return false }
+            let p = URL(fileURLWithPath: path).standardizedFileURL.path
+            return p == base || p.hasPrefix(base + "/") || p.hasPrefix(base + ".tmp-") || p.hasPrefix(base + ".old-")
+        }
+        func isRegular(_ path: String) -> Bool {
+            var st = stat()
+            return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+        }
         for input in inputs {
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: input, isDirectory: &isDir) else { throw EmeraldError.fileNotFound(input) }
-            if !isDir.boolValue { files.append(input); continue }
+            if !isDir.boolValue {
+                guard isRegular(input) else {
+                    throw EmeraldError.invalidArgument("\(input) is not a regular file (a device, FIFO or socket); pass files or folders")
+                }
+                files.append(input)
+                continue
+            }
             var found: [String] = []
             guard let walker = fm.enumerator(atPath: input) else { throw EmeraldError.io("cannot list \(input)") }
             while let rel = walker.nextObject() as? String {
@@ -143,12 +160,12 @@ public enum DocumentReader {
                 var sub: ObjCBool = false
                 guard fm.fileExists(atPath: path, isDirectory: &sub) else { continue }
                 if sub.boolValue {
-                    if let exclude, (URL(fileURLWithPath: path).standardizedFileURL.path + "/").hasPrefix(exclude) { walker.skipDescendants() }
+                    if excluded(path) { walker.skipDescendants() }
                     continue
                 }
-                if let exclude, URL(fileURLWithPath: path).standardizedFileURL.path.hasPrefix(exclude) { continue }
+                if excluded(path) { continue }
                 let ext = (last as NSString).pathExtension.lowercased()
-                if knownExtensions.contains(ext) { found.append(path) } else { skipped += 1 }
+                if knownExtensions.contains(ext) && isRegular(path) { found.append(path) } else { skipped += 1 }
             }
             if found.isEmpty { throw EmeraldError.invalidArgument("\(input) holds no .txt, .jsonl, .xz, .gz or .tar files") }
             files += found.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }

@@ -46,42 +46,71 @@ public struct Checkpoint {
         self.model = model; self.tokenizer = tokenizer; self.state = state; self.moments = moments
     }
 
-    /// Writes the checkpoint to `dir` atomically.
+    /// Writes the checkpoint to `dir` atomically: a complete temporary sibling, marked as
+    /// Emerald's, swapped in by `OutputFolder.replace` (SIGKILL leaves the old or the new one).
+    /// Callers that write where a user named check `OutputFolder.requireWritable` first.
     public func save(to dir: String, optimizer: AdamW? = nil) throws {
         let fm = FileManager.default
-        // "runs/x/" must not put the siblings inside the folder ("runs/x/.tmp").
-        let dir = Checkpoint.trimmingTrailingSlashes(dir)
-        let tmp = dir + ".tmp", old = dir + ".old"
+        let folder = OutputFolder(dir, kind: "checkpoint")
+        folder.removeLitter()
+        let tmp = folder.temporaryPath
         try? fm.removeItem(atPath: tmp)
         do { try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true) }
         catch { throw EmeraldError.io("cannot create checkpoint folder \(tmp): permission denied or bad path") }
-        try AtomicFile.writeJSON(model.config.json(), to: tmp + "/config.json")
-        try SafeTensors.write(model.namedParameters().map { ($0.name, $0.tensor) },
-                              metadata: ["format": "pt"], to: tmp + "/model.safetensors")
-        if let bpe = tokenizer as? ByteLevelBPETokenizer {
-            // Hand-serialised: sorted-keys JSONSerialization takes seconds on a 50k vocabulary.
-            try AtomicFile.write(bpe.tokenizerJSONData(), to: tmp + "/tokenizer.json")
-        } else if let tokenizer {
-            try AtomicFile.writeJSON(try tokenizer.serialized(), to: tmp + "/tokenizer.json")
-        }
-        if let state {
-            let d = try JSONEncoder().encode(state)
-            try AtomicFile.write(d, to: tmp + "/train_state.json")
-        }
-        if let optimizer {
-            var named: [(String, Tensor)] = []
-            for (i, n) in optimizer.names.enumerated() {
-                named.append(("m." + n, optimizer.m[i])); named.append(("v." + n, optimizer.v[i]))
+        do {
+            try AtomicFile.writeJSON(model.config.json(), to: tmp + "/config.json")
+            try SafeTensors.write(model.namedParameters().map { ($0.name, $0.tensor) },
+                                  metadata: ["format": "pt"], to: tmp + "/model.safetensors")
+            if let bpe = tokenizer as? ByteLevelBPETokenizer {
+                // Hand-serialised: sorted-keys JSONSerialization takes seconds on a 50k vocabulary.
+                try AtomicFile.write(bpe.tokenizerJSONData(), to: tmp + "/tokenizer.json")
+            } else if let tokenizer {
+                try AtomicFile.writeJSON(try tokenizer.serialized(), to: tmp + "/tokenizer.json")
             }
-            try SafeTensors.write(named, metadata: ["step": String(optimizer.stepCount)], to: tmp + "/optimizer.safetensors")
+            if let state {
+                let d = try JSONEncoder().encode(state)
+                try AtomicFile.write(d, to: tmp + "/train_state.json")
+            }
+            if let optimizer {
+                var named: [(String, Tensor)] = []
+                for (i, n) in optimizer.names.enumerated() {
+                    named.append(("m." + n, optimizer.m[i])); named.append(("v." + n, optimizer.v[i]))
+                }
+                try SafeTensors.write(named, metadata: ["step": String(optimizer.stepCount)], to: tmp + "/optimizer.safetensors")
+            }
+            try folder.mark(tmp)
+            try folder.replace(with: tmp)
+            // An older Emerald's siblings: a half-written `DIR.tmp`, and `DIR.old`, no longer needed now.
+            try? fm.removeItem(atPath: folder.path + ".tmp")
+            try? fm.removeItem(atPath: folder.path + ".old")
+        } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw error
         }
-        if fm.fileExists(atPath: dir) {
-            try? fm.removeItem(atPath: old)
-            guard rename(dir, old) == 0 else { throw EmeraldError.io("cannot replace checkpoint \(dir)") }
+    }
+
+    /// Files an Emerald checkpoint folder holds.
+    static let checkpointFiles: Set<String> = ["config.json", "model.safetensors", "tokenizer.json", "train_state.json",
+                                               "optimizer.safetensors", OutputFolder.markerName]
+
+    /// Whether `dir` is a checkpoint written by an Emerald without markers: an Emerald model
+    /// type in config.json and no file a checkpoint does not hold.
+    public static func isOlderEmeraldCheckpoint(_ dir: String) -> Bool {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: dir),
+              entries.allSatisfy({ checkpointFiles.contains($0) }),
+              let json = try? AtomicFile.readJSON(dir + "/config.json") else { return false }
+        return ["gpt", "bigram"].contains(json["model_type"] as? String ?? "")
+    }
+
+    /// `DIR.old-PID`, the previous version a save on a file system without RENAME_EXCHANGE
+    /// keeps while it swaps (the only complete copy if it was killed between its two renames).
+    static func previousVersion(of dir: String) -> String? {
+        let url = URL(fileURLWithPath: dir)
+        let parent = url.deletingLastPathComponent().path, name = url.lastPathComponent
+        let found = (try? FileManager.default.contentsOfDirectory(atPath: parent))?.sorted().first {
+            $0.hasPrefix(name + ".old-") && FileManager.default.fileExists(atPath: parent + "/" + $0 + "/config.json")
         }
-        // Otherwise a `DIR.old` left by an interrupted save is the only complete copy: keep it until `tmp` is in place.
-        guard rename(tmp, dir) == 0 else { throw EmeraldError.io("cannot move checkpoint into \(dir)") }
-        try? fm.removeItem(atPath: old)
+        return found.map { parent + "/" + $0 }
     }
 
     /// Loads a checkpoint directory — Emerald's own, a training `--out` folder (its `best/`),
@@ -93,7 +122,8 @@ public struct Checkpoint {
         if !fm.fileExists(atPath: dir + "/config.json") {
             if fm.fileExists(atPath: dir + "/best/config.json") { dir += "/best" }
             else if fm.fileExists(atPath: dir + "/checkpoint/config.json") { dir += "/checkpoint" }
-            else if fm.fileExists(atPath: dir + ".old/config.json") { dir += ".old" }
+            else if fm.fileExists(atPath: dir + ".old/config.json") { dir += ".old" }  // an older Emerald's interrupted save
+            else if let old = previousVersion(of: dir) { dir = old }
             else if fm.fileExists(atPath: dir + "/pytorch_model.bin") { throw HuggingFace.pickleOnly(dir) }
             else if fm.fileExists(atPath: dir) { throw EmeraldError.corruptCheckpoint(path: path, reason: "no config.json inside") }
             else { throw EmeraldError.fileNotFound(path) }

@@ -173,7 +173,8 @@ public enum HuggingFace {
 
     /// Writes `ckpt` as a folder `transformers.GPT2LMHeadModel.from_pretrained` loads:
     /// config.json, model.safetensors, generation_config.json and tokenizer files.
-    /// Writes into a sibling temporary folder, then renames it into place.
+    /// Writes into a temporary sibling, then swaps it in (`OutputFolder`): an existing `out`
+    /// is replaced only when it is an earlier export of Emerald's (or empty).
     public static func export(_ ckpt: Checkpoint, to out: String) throws -> [String] {
         guard let gpt = ckpt.model as? GPT else {
             throw EmeraldError.invalidArgument("only GPT checkpoints export to Hugging Face (this one holds a \(ckpt.model.config.modelType) model)")
@@ -181,11 +182,24 @@ public enum HuggingFace {
         let eot = (ckpt.tokenizer as? ByteLevelBPETokenizer)?.endOfTextID.map(Int.init)
         let config = try gpt.cfg.huggingFaceJSON(endOfTextID: eot)
         let fm = FileManager.default
-        let out = Checkpoint.trimmingTrailingSlashes(out)
-        let tmp = out + ".tmp"
+        let folder = OutputFolder(out, kind: "huggingface")
+        try folder.requireWritable(kind: "huggingface")
+        let lock = try folder.lock()
+        defer { lock.release() }
+        folder.removeLitter()
+        let tmp = folder.temporaryPath
         try? fm.removeItem(atPath: tmp)
         do { try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true) }
         catch { throw EmeraldError.io("cannot create \(tmp): permission denied or bad path") }
+        do { return try write(gpt, ckpt.tokenizer, config: config, eot: eot, into: tmp, then: folder) } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw error
+        }
+    }
+
+    /// The export's files into `tmp`, then `tmp` swapped in for `folder`.
+    private static func write(_ gpt: GPT, _ tokenizer: (any Tokenizer)?, config: [String: Any], eot: Int?, into tmp: String,
+                              then folder: OutputFolder) throws -> [String] {
         var notes: [String] = []
         try AtomicFile.writeJSON(config, to: tmp + "/config.json")
         var generation: [String: Any] = ["_from_model_config": true, "transformers_version": "5.0.0"]
@@ -193,7 +207,7 @@ public enum HuggingFace {
         try AtomicFile.writeJSON(generation, to: tmp + "/generation_config.json")
         try SafeTensors.write(tensors(of: gpt), metadata: ["format": "pt"], to: tmp + "/model.safetensors")
         if !gpt.cfg.bias { notes.append("the model has no biases: exported with zero biases (same outputs)") }
-        switch ckpt.tokenizer {
+        switch tokenizer {
         case let bpe as ByteLevelBPETokenizer:
             try bpe.save(to: tmp + "/tokenizer.json")
             try bpe.writeVocabularyAndMerges(vocabularyPath: tmp + "/vocab.json", mergesPath: tmp + "/merges.txt")
@@ -211,13 +225,8 @@ public enum HuggingFace {
         default:
             notes.append("tokenizer of unknown kind: none written")
         }
-        if fm.fileExists(atPath: out) {
-            guard fm.fileExists(atPath: out + "/config.json") || ((try? fm.contentsOfDirectory(atPath: out))?.isEmpty ?? false) else {
-                throw EmeraldError.invalidArgument("\(out) exists and is not a model folder; choose a new --to-hf folder")
-            }
-            try fm.removeItem(atPath: out)
-        }
-        guard rename(tmp, out) == 0 else { throw EmeraldError.io("cannot move \(tmp) to \(out)") }
+        try folder.mark(tmp)
+        try folder.replace(with: tmp)
         return notes
     }
 }

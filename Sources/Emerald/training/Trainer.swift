@@ -107,6 +107,9 @@ public final class Trainer {
     public var dropoutRNG: RandomGenerator
     /// Where metrics and checkpoints go (nil: nowhere).
     public var outputDirectory: String?
+    /// A folder this run replaces: `outputDirectory` is a temporary sibling of it until the
+    /// first save, which swaps it in (so the previous run stays whole until then).
+    public var replacing: OutputFolder?
     /// Called with each evaluation and its formatted line (the run's results).
     public var log: (String) -> Void = { print($0) }
     /// Called after every optimizer step (a live progress display decides what to show).
@@ -313,6 +316,11 @@ public final class Trainer {
         if saveBest { try ckpt.save(to: dir + "/best") }
         if step == config.steps || step % config.evalInterval == 0 {
             try ckpt.save(to: dir + "/checkpoint", optimizer: optimizer)
+        }
+        if let folder = replacing {
+            try folder.replace(with: dir)
+            outputDirectory = folder.path
+            replacing = nil
         }
     }
 }
