@@ -27,7 +27,9 @@ struct BenchGEMM: ParsableCommand {
             if let shapes {
                 list = try shapes.split(separator: ";").map { s in
                     let d = s.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-                    try require(d.count == 3 && d.allSatisfy { $0 > 0 }, "--shapes wants M,N,K triples of positive integers, got \(s)")
+                    try require(d.count == 3 && d.allSatisfy { $0 > 0 && $0 <= 1 << 24 }, "--shapes wants M,N,K triples of integers in 1...\(1 << 24), got \(s)")
+                    let floats = Double(d[0]) * Double(d[2]) + Double(d[2]) * Double(d[1]) + 2 * Double(d[0]) * Double(d[1])
+                    try MemoryEstimate.requireFits(4 * floats, "the product \(d[0])×\(d[1])×\(d[2])")
                     return (d[0], d[1], d[2])
                 }
             }

@@ -81,6 +81,9 @@ struct BenchTrain: ParsableCommand {
             try require(shards.map { $0 > 0 } ?? true, "--shards must be positive, got \(shards ?? 0)")
             try applyThreads(threads)
             let cfg = try shape.config()
+            try require(batchSize <= 1 << 30, "--batch-size must be in 1...\(1 << 30), got \(batchSize)")
+            try MemoryEstimate.requireFits(MemoryEstimate.trainingBytes(.gpt(cfg), batchSize: batchSize, blockSize: cfg.blockSize),
+                                           "this benchmark's model at --batch-size \(batchSize)")
             var rng = RandomGenerator(seed: 1)
             let model = GPT(cfg, rng: &rng)
             let shards = DataParallel.shards(requested: self.shards, parameterCount: model.parameterCount, batchSize: batchSize)
@@ -195,6 +198,7 @@ struct BenchGenerate: ParsableCommand {
             try sampling.validate()
             var rng = RandomGenerator(seed: 1)
             let precision = try decodePrecision(dtype)
+            try MemoryEstimate.requireFits(MemoryEstimate.generationBytes(.gpt(cfg)), "this benchmark's model")
             let model = GPT(cfg, rng: &rng)
             model.eval()
             model.setDecodePrecision(precision)

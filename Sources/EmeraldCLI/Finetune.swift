@@ -70,6 +70,8 @@ struct Finetune: ParsableCommand {
             cfg.blockSize = Swift.min(model.contextLength ?? cfg.blockSize, cfg.blockSize)
             try opt.apply(to: &cfg)
             try cfg.validate()
+            try MemoryEstimate.requireFits(MemoryEstimate.trainingBytes(model.config, batchSize: cfg.batchSize, blockSize: cfg.blockSize),
+                                           "fine-tuning this model at --batch-size \(cfg.batchSize) × block \(cfg.blockSize)")
 
             let trainer = try Trainer(model: model, tokenizer: tokenizer, train: train, val: val, config: cfg)
             try trainer.freeze(try settings.frozenNames(model))

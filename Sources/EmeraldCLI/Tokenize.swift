@@ -1,5 +1,6 @@
 import ArgumentParser
 import Emerald
+import EmeraldTerminal
 import Foundation
 
 /// `emerald tokenize`: text → ids (a JSON array), or ids → text with `--decode`.
@@ -26,7 +27,10 @@ struct Tokenize: ParsableCommand {
         try EmeraldCommand.guarded {
             let tok = try loadTokenizer(spec: tokenizer)
             let source = text == nil ? "stdin" : "TEXT"
-            let input: [UInt8] = text.map { Array($0.utf8) } ?? [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+            let input: [UInt8]
+            do { input = try text.map { Array($0.utf8) } ?? StandardInput.readAll(limit: 1 << 28) } catch let e as TerminalError {
+                throw EmeraldError.invalidArgument(e.description)
+            }
             if decode {
                 let ids = try parseIDs(String(decoding: input, as: UTF8.self), flag: "--decode", vocabularySize: tok.vocabularySize)
                 if let bpe = tok as? ByteLevelBPETokenizer {

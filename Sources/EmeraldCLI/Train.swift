@@ -68,6 +68,8 @@ struct Train: ParsableCommand {
                 try opt.apply(to: &cfg)
             }
             try cfg.validate()
+            try MemoryEstimate.requireFits(MemoryEstimate.trainingBytes(modelConfig, batchSize: cfg.batchSize, blockSize: cfg.blockSize),
+                                           "training this model at --batch-size \(cfg.batchSize) × block \(cfg.blockSize)")
 
             let m = resumed?.model ?? modelConfig.makeModel(seed: cfg.seed)
             // Build the trainer (which checks the data against the block size) before any

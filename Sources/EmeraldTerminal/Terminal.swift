@@ -110,11 +110,14 @@ public enum TerminalError: Error, CustomStringConvertible {
     case lineTooLong(Int)
     /// read(2) failed.
     case unreadable(String)
+    /// Standard input held more than the limit.
+    case inputTooLong(Int)
 
     public var description: String {
         switch self {
         case .lineTooLong(let n): return "an input line is longer than \(n) bytes"
         case .unreadable(let why): return "cannot read standard input: \(why)"
+        case .inputTooLong(let n): return "standard input holds more than \(n) bytes; pass a smaller text"
         }
     }
 }
@@ -145,5 +148,25 @@ enum RawMode {
     static func leave(_ saved: termios?) {
         guard var s = saved else { return }
         tcsetattr(0, TCSAFLUSH, &s)
+    }
+}
+
+/// The whole of standard input, bounded: a closed descriptor or an endless source (`/dev/zero`)
+/// is an error, never a crash or unbounded memory.
+public enum StandardInput {
+    /// Reads fd 0 to its end; throws past `limit` bytes or when it cannot be read.
+    public static func readAll(limit: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Foundation.read(0, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw TerminalError.unreadable(errno == EBADF ? "it is closed" : String(cString: strerror(errno)))
+            }
+            if n == 0 { return out }
+            guard out.count + n <= limit else { throw TerminalError.inputTooLong(limit) }
+            out += chunk[..<n]
+        }
     }
 }

@@ -71,9 +71,9 @@ final class CLITests: XCTestCase {
         let base = ["train", "--data", "small.txt", "--threads", "1"]
         try expectFailure(base + ["--model", "bigram", "--block-size", "100000"], "block size 100000 needs more than 100000 tokens")
         try expectFailure(base + ["--model", "bigram", "--steps", "0"], "--steps must be positive")
-        try expectFailure(base + ["--model", "bigram", "--batch-size", "0"], "--batch-size must be positive")
+        try expectFailure(base + ["--model", "bigram", "--batch-size", "0"], "--batch-size must be in 1...1073741824, got 0")
         try expectFailure(base + ["--model", "bigram", "--lr=-1"], "--lr must be in (0, 10)")
-        try expectFailure(base + ["--model", "bigram", "--eval-iters", "0"], "--eval-iters must be positive")
+        try expectFailure(base + ["--model", "bigram", "--eval-iters", "0"], "--eval-iters must be in 1...1048576, got 0")
         try expectFailure(base + ["--model", "bigram", "--n-layer", "2"], "do not apply to --model bigram")
         try expectFailure(base + ["--model", "gpt", "--preset", "nope"], "unknown preset \"nope\"")
         try expectFailure(base + ["--model", "gpt", "--n-embd", "30", "--n-head", "4"], "--n-embd 30 is not divisible by --n-head 4")

@@ -13,8 +13,10 @@ final class Child {
     /// Starts `executable args…` in `directory` with `stdin` as its input (written to a file
     /// first); `environment` is added to this process's.
     /// With `terminal`, stdin and stdout are that file descriptor (a pseudo-terminal's slave) instead.
+    /// `stdinPath` reads that file instead (`/dev/zero`); `closeStdin` starts the child with fd 0 closed.
     init(_ executable: String, _ args: [String], in directory: String, stdin: [UInt8] = [],
-         environment: [String: String] = [:], stderrToStdout: Bool = false, terminal: Int32? = nil) throws {
+         environment: [String: String] = [:], stderrToStdout: Bool = false, terminal: Int32? = nil,
+         stdinPath: String? = nil, closeStdin: Bool = false) throws {
         let id = UUID().uuidString
         let inPath = directory + "/.stdin-\(id)"
         outPath = directory + "/.stdout-\(id)"
@@ -28,7 +30,8 @@ final class Child {
             posix_spawn_file_actions_adddup2(&actions, terminal, 0)
             posix_spawn_file_actions_adddup2(&actions, terminal, 1)
         } else {
-            posix_spawn_file_actions_addopen(&actions, 0, inPath, O_RDONLY, 0)
+            if closeStdin { posix_spawn_file_actions_addclose(&actions, 0) }
+            else { posix_spawn_file_actions_addopen(&actions, 0, stdinPath ?? inPath, O_RDONLY, 0) }
             posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         }
         if stderrToStdout {
@@ -68,9 +71,13 @@ final class Child {
     var isRunning: Bool {
         if status != nil { return false }
         var s: Int32 = 0
-        if waitpid(pid, &s, WNOHANG) == pid { status = s; return false }
+        var usage = rusage()
+        if wait4(pid, &s, WNOHANG, &usage) == pid { status = s; peakKilobytes = Int(usage.ru_maxrss); return false }
         return true
     }
+
+    /// The child's peak resident set size in KiB, once it has exited.
+    private(set) var peakKilobytes = 0
 
     /// Waits up to `timeout` seconds; true when the child exited, false when it still runs.
     @discardableResult

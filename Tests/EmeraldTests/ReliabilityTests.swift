@@ -145,4 +145,111 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("hf.") || $0.hasPrefix(".hf") && !$0.hasSuffix(".lock") }, [],
                        "dead writers' siblings are removed by the next one")
     }
+
+    // MARK: - Malformed input: one error line, bounded memory
+
+    /// Runs emerald and asserts a clean failure mentioning `phrase` within 512 MB of peak RSS.
+    private func refuses(_ args: [String], _ phrase: String, stdinPath: String? = nil, closeStdin: Bool = false,
+                         file: StaticString = #filePath, line: UInt = #line) throws {
+        let child = try Child(EmeraldExecutable.path!, args, in: work, environment: ["HF_HUB_OFFLINE": "1"],
+                              stdinPath: stdinPath, closeStdin: closeStdin)
+        XCTAssertTrue(child.wait(timeout: 60), "emerald \(args.joined(separator: " ")) hung", file: file, line: line)
+        let r = EmeraldExecutable.Output(status: child.exitStatus, reason: child.signaled ? .uncaughtSignal : .exit,
+                                         stdout: child.stdout, stderr: child.stderr)
+        EmeraldExecutable.assertCleanFailure(r, "emerald " + args.joined(separator: " "), phrase, file: file, line: line)
+        XCTAssertLessThanOrEqual(child.peakKilobytes, 512 * 1024, "peak RSS of \(args.joined(separator: " "))", file: file, line: line)
+    }
+
+    func testTokenIdsOutsideTheVocabularyAreRefusedWhenAShardIsMapped() throws {
+        write("in/a.txt", String(repeating: "Dorothy lived in Kansas with Uncle Henry.\n", count: 50))
+        try ok(["prepare", "in", "--out", "corpus", "--val-split", "tail", "--quiet"])
+        let shard = work + "/corpus/train-000000.bin"
+        var bytes = try XCTUnwrap(fm.contents(atPath: shard))
+        let header = 64
+        let vocab = try PreparedCorpus(directory: work + "/corpus").vocabularySize
+        // One id equal to the vocabulary size (an off-by-one read), then every id 0xFFFF.
+        bytes[header + 10] = UInt8(vocab & 0xFF); bytes[header + 11] = UInt8(vocab >> 8)
+        try bytes.write(to: URL(fileURLWithPath: shard))
+        let args = ["train", "--model", "bigram", "--data", "corpus", "--steps", "2", "--block-size", "4", "--batch-size", "2", "--out", "r"]
+        try refuses(args, "holds token id \(vocab), outside the vocabulary of \(vocab)")
+        for i in header..<bytes.count { bytes[i] = 0xFF }
+        try bytes.write(to: URL(fileURLWithPath: shard))
+        try refuses(args, "holds token id 65535, outside the vocabulary")
+        try refuses(["eval", "--checkpoint", "nowhere", "--data", "corpus"], "no such file or folder: nowhere")
+        // A tokenizer.json that disagrees with the manifest.
+        try ok(["prepare", "in", "--out", "c2", "--val-split", "tail", "--quiet"])
+        try fm.removeItem(atPath: work + "/c2/tokenizer.json")
+        try fm.copyItem(atPath: TestSupport.repoRoot.appendingPathComponent("Tests/EmeraldTests/Fixtures/hf/tiny-gpt2/tokenizer.json").path,
+                        toPath: work + "/c2/tokenizer.json")
+        try refuses(["train", "--data", "c2", "--steps", "1", "--out", "r2"], "ids but the manifest's vocabulary is")
+    }
+
+    func testDamagedModelFoldersAreRefusedBeforeAllocating() throws {
+        let hf = try HFTests.folder("tiny-gpt2")
+        func copy(_ name: String, _ edit: (String) throws -> Void) throws -> String {
+            try fm.copyItem(atPath: hf, toPath: work + "/" + name)
+            try edit(work + "/" + name)
+            return name
+        }
+        func editConfig(_ dir: String, _ change: (inout [String: Any]) -> Void) throws {
+            var json = try AtomicFile.readJSON(dir + "/config.json")
+            change(&json)
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: dir + "/config.json"))
+        }
+        var d = try copy("vocab") { try editConfig($0) { $0["vocab_size"] = 1 << 40 } }
+        try refuses(["sample", "--model", d, "--prompt-ids", "1"], "vocabulary size must be in 1...16777216")
+        d = try copy("layers") { try editConfig($0) { $0["n_layer"] = 1_000_000 } }
+        try refuses(["sample", "--model", d, "--prompt-ids", "1"], "n-layer must be in 1...4096")
+        d = try copy("layers4000") { try editConfig($0) { $0["n_layer"] = 4000 } }
+        try refuses(["sample", "--model", d, "--prompt-ids", "1"], "config.json has n_layer 4000 but the weights hold 2 blocks")
+        d = try copy("emptymap") { dir in
+            try fm.removeItem(atPath: dir + "/model.safetensors")
+            try Data("{\"weight_map\": {}}".utf8).write(to: URL(fileURLWithPath: dir + "/model.safetensors.index.json"))
+        }
+        try refuses(["sample", "--model", d, "--prompt-ids", "1"], "an empty one")
+        d = try copy("trailing") { dir in
+            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/model.safetensors"))
+            try h.seekToEnd(); try h.write(contentsOf: Data(count: 16)); try h.close()
+        }
+        try refuses(["sample", "--model", d, "--prompt-ids", "1"], "16 bytes after the last tensor")
+        // A header claiming 150 MB in a sparse 200 MB file: refused by the size limit, never read.
+        d = try copy("hugeheader") { dir in
+            let path = dir + "/model.safetensors"
+            var header = Data(count: 8)
+            header.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(150_000_000).littleEndian, as: UInt64.self) }
+            try header.write(to: URL(fileURLWithPath: path))
+            XCTAssertEqual(truncate(path, 200_000_000), 0)
+        }
+        try refuses(["sample", "--model", d, "--prompt-ids", "1"], "exceeds the 100000000-byte limit")
+        // A FIFO named model.safetensors, and /dev/zero as a config: refused, not read.
+        d = try copy("fifo") { dir in
+            try fm.removeItem(atPath: dir + "/model.safetensors")
+            XCTAssertEqual(mkfifo(dir + "/model.safetensors", 0o644), 0)
+        }
+        try refuses(["sample", "--model", d, "--prompt-ids", "1"], "not a regular file")
+        d = try copy("zero") { dir in
+            try fm.removeItem(atPath: dir + "/config.json")
+            try fm.createSymbolicLink(atPath: dir + "/config.json", withDestinationPath: "/dev/zero")
+        }
+        try refuses(["sample", "--model", d, "--prompt-ids", "1"], "is not a regular file")
+    }
+
+    func testAbsurdSizesAndEndlessInputsAreRefused() throws {
+        try refuses(["train", "--batch-size", "1000000000000"], "--batch-size must be in 1...1073741824")
+        try refuses(["train", "--block-size", "1000000000000"], "--block-size must be in 1...1048576")
+        try refuses(["train", "--n-embd", "1000000000000", "--n-head", "1"], "--n-embd must be in 1...131072")
+        try refuses(["train", "--batch-size", "1000000"], "needs about")
+        try refuses(["finetune", "--from", try HFTests.folder("tiny-gpt2"), "--out", "ft", "--batch-size", "1000000000000"],
+                    "--batch-size must be in 1...1073741824")
+        try refuses(["bench", "train", "--vocab-size", "1000000000000"], "vocabulary size must be in")
+        try refuses(["bench", "gemm", "--shapes", "1000000,1000000,1000"], "needs about")
+        try refuses(["bench", "generate", "--n-embd", "131072", "--n-layer", "4096", "--n-head", "1", "--block-size", "1024"], "needs about")
+        try refuses(["tokenize", "--tokenizer", "gpt2"], "cannot read standard input: it is closed", closeStdin: true)
+        try refuses(["tokenize", "--tokenizer", "gpt2"], "standard input holds more than 268435456 bytes", stdinPath: "/dev/zero")
+        try tinyRun()
+        try refuses(["chat", "--checkpoint", "run"], "an input line is longer than 1048576 bytes", stdinPath: "/dev/zero")
+        try refuses(["sample", "--checkpoint", "run", "--prompt-file", "/dev/zero"], "/dev/zero is not a regular file")
+        try refuses(["train", "--data", "/dev/zero"], "/dev/zero is not a regular file")
+        try refuses(["train", "--threads", "-1"], "a negative value is written --threads=-1")
+    }
 }

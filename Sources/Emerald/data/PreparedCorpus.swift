@@ -41,8 +41,11 @@ public struct PreparedCorpus {
               let splits = m["splits"] as? [String: Any] else { throw bad("manifest.json lacks vocab_size, eot_id or splits") }
         let tpath = directory + "/tokenizer.json"
         let tok = try loadTokenizer(json: AtomicFile.readJSON(tpath), path: tpath)
-        guard tok.vocabularySize <= vocab else {
+        guard tok.vocabularySize == vocab else {
             throw bad("tokenizer.json has \(tok.vocabularySize) ids but the manifest's vocabulary is \(vocab)")
+        }
+        guard let tokEOT = (tok as? EndOfTextToken)?.endOfTextID, Int(tokEOT) == eot else {
+            throw bad("tokenizer.json's end-of-text id differs from the manifest's eot_id \(eot)")
         }
         func source(_ name: String) throws -> ShardedTokens {
             guard let sp = splits[name] as? [String: Any], let list = sp["shards"] as? [[String: Any]],
@@ -54,7 +57,7 @@ public struct PreparedCorpus {
                 }
                 paths.append(directory + "/" + f); counts.append(n)
             }
-            let s = try ShardedTokens(paths: paths, expected: counts)
+            let s = try ShardedTokens(paths: paths, expected: counts, vocabularySize: vocab)
             guard s.count == tokens else { throw bad("the \(name) shards hold \(s.count) tokens, the manifest says \(tokens)") }
             guard paths.isEmpty || s.width == (vocab <= 65536 ? 2 : 4) else { throw bad("\(name) shards have the wrong token width") }
             return s

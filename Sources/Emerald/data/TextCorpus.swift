@@ -12,7 +12,13 @@ public enum TextCorpus {
     public static func load(path: String) throws -> String {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw EmeraldError.fileNotFound(path) }
-        guard !isDir.boolValue else { throw EmeraldError.invalidArgument("\(path) is a folder; pass a text file") }
+        guard !isDir.boolValue else {
+            if FileManager.default.fileExists(atPath: path + "/manifest.json.tmp") || FileManager.default.fileExists(atPath: path + "/tokenizer.json") {
+                throw EmeraldError.invalidArgument("\(path) is a folder without manifest.json: an unfinished `emerald prepare` output? Run prepare again, or pass a text file")
+            }
+            throw EmeraldError.invalidArgument("\(path) is a folder; pass a text file")
+        }
+        try requireRegularFile(path)
         guard let data = FileManager.default.contents(atPath: path) else { throw EmeraldError.io("cannot read \(path)") }
         return try decode(data, path: path)
     }

@@ -222,15 +222,17 @@ public final class ShardedTokens: TokenSource, @unchecked Sendable {
     /// Windows between `MADV_DONTNEED` calls.
     public var releaseInterval = 16
 
-    /// Maps `paths` (in order), checking each header and size; `expected` are the manifest's counts.
-    public init(paths: [String], expected: [Int]? = nil) throws {
+    /// Maps `paths` (in order), checking each header and size; `expected` are the manifest's
+    /// counts. With `vocabularySize`, every id is checked to lie below it (one vector pass per
+    /// shard): an id outside the embedding table would read out of bounds in training.
+    public init(paths: [String], expected: [Int]? = nil, vocabularySize: Int? = nil) throws {
         var shards: [Shard] = []
         var starts: [Int] = []
         var total = 0
         var width = 0
         for (k, path) in paths.enumerated() {
             func bad(_ r: String) -> EmeraldError { .io("token shard \(path) is unusable: \(r)") }
-            let fd = open(path, O_RDONLY)
+            let fd = open(path, O_RDONLY | O_NONBLOCK)  // a FIFO must not block the open
             guard fd >= 0 else {
                 if errno == ENOENT { throw EmeraldError.fileNotFound(path) }
                 throw EmeraldError.io("cannot read \(path): \(String(cString: strerror(errno)))")
@@ -238,6 +240,7 @@ public final class ShardedTokens: TokenSource, @unchecked Sendable {
             defer { close(fd) }
             var st = stat()
             guard fstat(fd, &st) == 0 else { throw bad("cannot stat") }
+            guard (st.st_mode & S_IFMT) == S_IFREG else { throw bad("not a regular file") }
             let length = Int(st.st_size)
             guard length >= TokenShard.headerBytes else { throw bad("\(length) bytes is shorter than the header") }
             guard let base = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0), base != UnsafeMutableRawPointer(bitPattern: -1) else {
@@ -256,6 +259,13 @@ public final class ShardedTokens: TokenSource, @unchecked Sendable {
             else if n < 0 || n > (length - TokenShard.headerBytes) / w || TokenShard.headerBytes + n * w != length {
                 problem = "header says \(n) tokens but the file has \(length) bytes"
             } else if let expected, expected[k] != n { problem = "holds \(n) tokens, the manifest says \(expected[k])" }
+            if problem == nil, let vocabularySize {
+                let largest = ShardedTokens.largestID(raw + TokenShard.headerBytes, count: n, width: w)
+                if Int(largest) >= vocabularySize {
+                    problem = "holds token id \(largest), outside the vocabulary of \(vocabularySize) (a damaged or foreign shard)"
+                }
+                _ = madvise(base, length, MADV_DONTNEED)  // the scan's pages: let go of them
+            }
             if let problem { munmap(base, length); throw bad(problem) }
             _ = madvise(base, length, MADV_RANDOM)
             _ = madvise(base, length, MADV_NOHUGEPAGE)
@@ -271,6 +281,23 @@ public final class ShardedTokens: TokenSource, @unchecked Sendable {
     }
 
     deinit { for s in shards { munmap(s.base, s.length) } }
+
+    /// The largest of `n` little-endian ids of `width` bytes at `p`, 32 or 16 lanes at a time.
+    static func largestID(_ p: UnsafeRawPointer, count n: Int, width: Int) -> UInt32 {
+        var i = 0
+        if width == 2 {
+            var m = SIMD32<UInt16>(repeating: 0)
+            while i + 32 <= n { m = pointwiseMax(m, (p + 2 * i).loadUnaligned(as: SIMD32<UInt16>.self)); i += 32 }
+            var r = UInt32(m.max())
+            while i < n { r = max(r, UInt32((p + 2 * i).loadUnaligned(as: UInt16.self))); i += 1 }
+            return r
+        }
+        var m = SIMD16<UInt32>(repeating: 0)
+        while i + 16 <= n { m = pointwiseMax(m, (p + 4 * i).loadUnaligned(as: SIMD16<UInt32>.self)); i += 16 }
+        var r = m.max()
+        while i < n { r = max(r, (p + 4 * i).loadUnaligned(as: UInt32.self)); i += 1 }
+        return r
+    }
 
     /// Copies `n` tokens from global position `offset` (windows may cross shards).
     public func copy(from offset: Int, count n: Int, into out: UnsafeMutablePointer<Int32>) {

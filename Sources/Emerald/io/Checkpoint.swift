@@ -22,6 +22,30 @@ public struct TrainState: Codable, Equatable, Sendable {
     }
 }
 
+extension ModelConfig {
+    /// The fewest parameters a model of this config holds (GPT: 12·L·C² + (V + T)·C).
+    public var minimumParameterCount: Double {
+        switch self {
+        case .bigram(let c): return Double(c.vocabSize) * Double(c.vocabSize)
+        case .gpt(let c):
+            let w = Double(c.nEmbd)
+            return 12 * Double(c.nLayer) * w * w + (Double(c.vocabSize) + Double(c.blockSize)) * w
+        }
+    }
+
+    /// Throws when the weights on disk hold fewer numbers than this config needs — checked
+    /// before a model is allocated, so a damaged config.json (`"vocab_size": 2^40`,
+    /// `"n_layer": 1000000`) is an error rather than an out-of-memory crash.
+    public func requireFits(storedParameters stored: Double, in weightsPath: String, configPath: String) throws {
+        let needed = minimumParameterCount
+        guard needed <= stored else {
+            let shown = needed < 1e15 ? String(Int(needed.rounded(.up))) : String(format: "%.3g", needed)
+            throw EmeraldError.corruptCheckpoint(path: (configPath as NSString).deletingLastPathComponent,
+                                                 reason: "config.json describes a model of at least \(shown) parameters but \(weightsPath) holds \(Int(stored))")
+        }
+    }
+}
+
 /// A checkpoint directory:
 /// `config.json` (model type and hyperparameters), `model.safetensors`
 /// (weights, Hugging Face-style names), `tokenizer.json`, and for resumable
@@ -152,16 +176,7 @@ public struct Checkpoint {
         // Check the config against the weights before allocating a model for it, so a damaged
         // config.json ("n_embd": 1000000000) is an error rather than an out-of-memory crash.
         let stored = weights.header.entries.values.reduce(0.0) { $0 + Double($1.count) }
-        let needed: Double
-        switch config {
-        case .bigram(let c): needed = Double(c.vocabSize) * Double(c.vocabSize)
-        case .gpt(let c):
-            let w = Double(c.nEmbd)
-            needed = 12 * Double(c.nLayer) * w * w + (Double(c.vocabSize) + Double(c.blockSize)) * w
-        }
-        guard needed <= stored else {
-            throw EmeraldError.corruptCheckpoint(path: dir, reason: "config.json describes a model of at least \(Int(needed.rounded(.up))) parameters but \(weightsPath) holds \(Int(stored))")
-        }
+        try config.requireFits(storedParameters: stored, in: weightsPath, configPath: dir + "/config.json")
         let model = Tensor.withoutRandomInitialization { config.makeModel(seed: 0) }  // every weight is loaded next
         for (name, p) in model.namedParameters() {
             guard let e = weights[name] else {

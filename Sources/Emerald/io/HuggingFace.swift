@@ -40,6 +40,9 @@ public enum HuggingFace {
     public static func load(directory dir: String) throws -> Checkpoint {
         let config = try GPTConfig(huggingFace: AtomicFile.readJSON(dir + "/config.json"), path: dir + "/config.json")
         let weights = try WeightFiles(directory: dir)
+        try weights.requireShapes(config)
+        let stored = weights.files.reduce(0.0) { sum, f in f.header.entries.values.reduce(sum) { $0 + Double($1.count) } }
+        try ModelConfig.gpt(config).requireFits(storedParameters: stored, in: dir, configPath: dir + "/config.json")
         var rng = RandomGenerator(seed: 0)
         let model = Tensor.withoutRandomInitialization { GPT(config, rng: &rng) }  // every weight is loaded next
         try weights.load(into: model, config: config)
@@ -72,8 +75,8 @@ public enum HuggingFace {
                 fileOf = Dictionary(uniqueKeysWithValues: f.names.map { ($0, 0) })
             } else if fm.fileExists(atPath: index) {
                 let json = try AtomicFile.readJSON(index)
-                guard let map = json["weight_map"] as? [String: String] else {
-                    throw EmeraldError.corruptCheckpoint(path: index, reason: "no \"weight_map\" object of tensor name → file")
+                guard let map = json["weight_map"] as? [String: String], !map.isEmpty else {
+                    throw EmeraldError.corruptCheckpoint(path: index, reason: "no \"weight_map\" object of tensor name → file, or an empty one")
                 }
                 let names = Array(Set(map.values)).sorted()
                 var opened: [SafeTensorsFile] = []
@@ -107,13 +110,36 @@ public enum HuggingFace {
         }
 
         /// Copies every parameter of `model` from the files, checking shapes against the config.
-        func load(into model: GPT, config: GPTConfig) throws {
-            let prefix: String
-            if fileOf["transformer.wte.weight"] != nil { prefix = "transformer." }  // save_pretrained
-            else if fileOf["wte.weight"] != nil { prefix = "" }  // hub checkpoints
-            else {
-                throw EmeraldError.corruptCheckpoint(path: files[0].path, reason: "neither transformer.wte.weight nor wte.weight: not a GPT-2 checkpoint")
+        /// "transformer." (save_pretrained) or "" (hub checkpoints).
+        func prefix() throws -> String {
+            if fileOf["transformer.wte.weight"] != nil { return "transformer." }
+            if fileOf["wte.weight"] != nil { return "" }
+            throw EmeraldError.corruptCheckpoint(path: files[0].path, reason: "neither transformer.wte.weight nor wte.weight: not a GPT-2 checkpoint")
+        }
+
+        /// Checks config.json's sizes against the stored tensors before a model is allocated
+        /// for them: the embeddings' shapes, and the layer count against the blocks present.
+        func requireShapes(_ config: GPTConfig) throws {
+            let prefix = try prefix()
+            for (key, expected) in [("wte.weight", [config.vocabSize, config.nEmbd]), ("wpe.weight", [config.blockSize, config.nEmbd])] {
+                guard let (file, e) = entry(prefix + key) else {
+                    throw EmeraldError.corruptCheckpoint(path: files[0].path, reason: "missing tensor \(prefix + key)")
+                }
+                guard e.shape == expected else {
+                    throw EmeraldError.corruptCheckpoint(path: file.path, reason: "tensor \(prefix + key) has shape \(e.shape) but config.json (n_embd \(config.nEmbd), vocab_size \(config.vocabSize), n_positions \(config.blockSize)) needs \(expected)")
+                }
             }
+            let layers = Set(fileOf.keys.compactMap { key -> Int? in
+                guard key.hasPrefix(prefix + "h.") else { return nil }
+                return Int(key.dropFirst(prefix.count + 2).prefix { $0.isNumber })
+            })
+            guard layers.count == config.nLayer, layers.max() == config.nLayer - 1 else {
+                throw EmeraldError.corruptCheckpoint(path: files[0].path, reason: "config.json has n_layer \(config.nLayer) but the weights hold \(layers.count) blocks")
+            }
+        }
+
+        func load(into model: GPT, config: GPTConfig) throws {
+            let prefix = try prefix()
             var used = Set<String>()
             for (name, p) in model.namedParameters() {
                 let key = name.hasPrefix("transformer.") ? prefix + name.dropFirst("transformer.".count) : name

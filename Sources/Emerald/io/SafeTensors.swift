@@ -84,6 +84,10 @@ public enum SafeTensors {
             guard raw.count >= 8 else { throw bad("file is \(raw.count) bytes, too short for a safetensors header") }
             let headerLength = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))
             guard headerLength <= UInt64(raw.count - 8) else { throw bad("header length \(headerLength) exceeds the file") }
+            // The reference implementation's limit: a larger header is an attack, not a model.
+            guard headerLength <= Header.maxHeaderBytes else {
+                throw bad("header of \(headerLength) bytes exceeds the \(Header.maxHeaderBytes)-byte limit")
+            }
             dataStart = 8 + Int(headerLength)
             let json = Data(bytes: raw.baseAddress! + 8, count: Int(headerLength))
             guard let obj = try? JSONSerialization.jsonObject(with: json),
@@ -121,7 +125,38 @@ public enum SafeTensors {
                 }
                 entries[name] = Entry(dtype: dtype, shape: shape, begin: offs[0], end: offs[1])
             }
+            // As the reference requires: the tensors tile the data section exactly — no overlap
+            // (two names for the same bytes), no hole, nothing after the last tensor.
+            var end = 0
+            for (name, e) in entries.sorted(by: { ($0.value.begin, $0.value.end) < ($1.value.begin, $1.value.end) }) {
+                guard e.begin == end else {
+                    throw bad(e.begin < end ? "tensor \(name) overlaps the bytes of another tensor"
+                                            : "the data section has \(e.begin - end) unused bytes before tensor \(name)")
+                }
+                end = e.end
+            }
+            guard end == body else { throw bad("the data section has \(body - end) bytes after the last tensor") }
         }
+
+        /// The largest header read (the reference implementation's limit).
+        public static let maxHeaderBytes: UInt64 = 100_000_000
+    }
+}
+
+/// Throws unless `path` is a regular file (symbolic links followed) of at most `limit` bytes.
+public func requireRegularFile(_ path: String, limit: Int = .max) throws {
+    var st = stat()
+    guard stat(path, &st) == 0 else {
+        if errno == ENOENT || errno == ENOTDIR { throw EmeraldError.fileNotFound(path) }
+        throw EmeraldError.io("cannot read \(path): \(String(cString: strerror(errno)))")
+    }
+    switch st.st_mode & S_IFMT {
+    case S_IFREG: break
+    case S_IFDIR: throw EmeraldError.invalidArgument("\(path) is a folder; pass a file")
+    default: throw EmeraldError.invalidArgument("\(path) is not a regular file (a device, FIFO or socket)")
+    }
+    guard Int(st.st_size) <= limit else {
+        throw EmeraldError.invalidArgument("\(path) holds \(st.st_size) bytes, more than the \(limit) this file may hold")
     }
 }
 
@@ -151,8 +186,10 @@ public enum AtomicFile {
         try write(d + Data("\n".utf8), to: path)
     }
 
-    /// Reads a JSON object, with a clear error when it is not one.
-    public static func readJSON(_ path: String) throws -> [String: Any] {
+    /// Reads a JSON object, with a clear error when it is not one (or not a regular file of
+    /// at most `limit` bytes: a FIFO or `/dev/zero` named as a config is refused, not read).
+    public static func readJSON(_ path: String, limit: Int = 1 << 28) throws -> [String: Any] {
+        try requireRegularFile(path, limit: limit)
         guard let d = FileManager.default.contents(atPath: path) else { throw EmeraldError.fileNotFound(path) }
         guard let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {
             throw EmeraldError.corruptCheckpoint(path: path, reason: "not a JSON object")

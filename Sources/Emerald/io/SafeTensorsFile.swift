@@ -14,7 +14,7 @@ public final class SafeTensorsFile {
     /// Maps `path` and validates its header.
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_NONBLOCK)  // a FIFO must not block the open; fstat refuses it
         guard fd >= 0 else {
             if errno == ENOENT { throw EmeraldError.fileNotFound(path) }
             throw EmeraldError.io("cannot open \(path): \(String(cString: strerror(errno)))")
