@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 // Kernels are written as SIMD Swift. Without a target CPU, swiftc lowers
@@ -47,3 +48,13 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// libFuzzer targets (Fuzz/Targets), built only by scripts/fuzz, which sets EMERALD_FUZZ and
+// builds with --sanitize=fuzzer into .build-fuzz: each defines LLVMFuzzerTestOneInput.
+if ProcessInfo.processInfo.environment["EMERALD_FUZZ"] != nil {
+    for name in ["SafeTensors", "TokenizerJSON", "VocabMerges", "Config", "Tar", "Documents", "Shards", "Manifest"] {
+        package.targets.append(.executableTarget(
+            name: "Fuzz" + name, dependencies: ["Emerald"], path: "Fuzz/Targets/" + name,
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

@@ -62,6 +62,14 @@ final class FirstHourUnitTests: XCTestCase {
         XCTAssertGreaterThan(legendX[0], 590)
     }
 
+    func testParentFolder() {
+        XCTAssertEqual(parentFolder("c"), ".")
+        XCTAssertEqual(parentFolder("a/b"), "a")
+        XCTAssertEqual(parentFolder("a/b/"), "a")
+        XCTAssertEqual(parentFolder("/x"), "/")
+        XCTAssertEqual(parentFolder("/a/b/c.txt"), "/a/b")
+    }
+
     func testRecipesAndWarmupCap() throws {
         XCTAssertEqual(Recipe.gpt.steps, 2500)
         XCTAssertEqual(Recipe.cappedWarmup(100, steps: 2500), 100)

@@ -84,6 +84,8 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(read("other/manifest.json"), "{\"format\": \"another tool\"}")
 
         try ok(["prepare", "in", "--out", "corpus", "--val-split", "tail", "--quiet"])
+        try ok(["prepare", "in", "--out", "c", "--val-split", "tail", "--quiet"])  // a one-letter name (Foundation's path functions trap on it)
+        try fails(["tokenize", "--tokenizer", "t", "x"], "no such file or folder: t")
         let manifest = read("corpus/manifest.json")
         // A re-run that fails half-way (a malformed JSON line after the text files) keeps the old corpus.
         write("in/c.jsonl", "{\"text\": \"fine\"}\nbroken\n")

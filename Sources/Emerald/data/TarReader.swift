@@ -42,6 +42,10 @@ public struct TarReader {
         return sum
     }
 
+    /// The largest member size accepted (1 PiB): sizes past it are corrupt, and keep the
+    /// padding arithmetic far from overflow.
+    static let maxMemberBytes = 1 << 50
+
     /// Octal (NUL/space padded) or GNU base-256 numbers.
     private static func parseNumber(_ field: ArraySlice<UInt8>) -> Int? {
         guard let first = field.first else { return nil }
@@ -93,7 +97,7 @@ public struct TarReader {
             guard let stored = Self.parseNumber(block[148..<156]), stored == Self.checksum(block) else {
                 throw EmeraldError.io("\(name): corrupt tar header at offset \(offset) (checksum mismatch)")
             }
-            guard var size = Self.parseNumber(block[124..<136]) else {
+            guard var size = Self.parseNumber(block[124..<136]), size <= Self.maxMemberBytes else {
                 throw EmeraldError.io("\(name): corrupt tar header at offset \(offset) (bad size field)")
             }
             let type = block[156]
@@ -117,7 +121,12 @@ public struct TarReader {
                 } else {
                     let pax = Self.parsePax(data)
                     if let p = pax["path"] { paxPath = p }
-                    if let s = pax["size"], let v = Int(s) { paxSize = v }
+                    if let s = pax["size"] {
+                        guard let v = Int(s), v >= 0, v <= Self.maxMemberBytes else {
+                            throw EmeraldError.io("\(name): corrupt pax header at offset \(offset) (size \(s.prefix(30)))")
+                        }
+                        paxSize = v
+                    }
                 }
                 offset += padded
                 continue
@@ -149,7 +158,7 @@ public struct TarReader {
         var i = 0
         while i < data.count {
             var j = i, len = 0
-            while j < data.count && data[j] >= 0x30 && data[j] <= 0x39 { len = len * 10 + Int(data[j] - 0x30); j += 1 }
+            while j < data.count && data[j] >= 0x30 && data[j] <= 0x39 && len <= data.count { len = len * 10 + Int(data[j] - 0x30); j += 1 }
             guard len > 0, j < data.count, data[j] == 0x20, i + len <= data.count, i + len - 1 >= j + 1 else { break }
             let record = data[(j + 1)..<(i + len - 1)]  // without the trailing "\n"
             if let eq = record.firstIndex(of: UInt8(ascii: "=")) {

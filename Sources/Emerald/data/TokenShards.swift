@@ -250,7 +250,7 @@ public final class ShardedTokens: TokenSource, @unchecked Sendable {
             let ok = TokenShard.magic.enumerated().allSatisfy { raw.load(fromByteOffset: $0.offset, as: UInt8.self) == $0.element }
             let version = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
             let w = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
-            let n = Int(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
+            let n = Int(truncatingIfNeeded: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))  // checked below
             var problem: String?
             if !ok { problem = "bad magic (not a finished emerald shard)" }
             else if version != TokenShard.version { problem = "unsupported version \(version)" }

@@ -40,7 +40,7 @@ extension ModelConfig {
         let needed = minimumParameterCount
         guard needed <= stored else {
             let shown = needed < 1e15 ? String(Int(needed.rounded(.up))) : String(format: "%.3g", needed)
-            throw EmeraldError.corruptCheckpoint(path: (configPath as NSString).deletingLastPathComponent,
+            throw EmeraldError.corruptCheckpoint(path: parentFolder(configPath),
                                                  reason: "config.json describes a model of at least \(shown) parameters but \(weightsPath) holds \(Int(stored))")
         }
     }

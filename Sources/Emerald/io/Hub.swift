@@ -90,7 +90,7 @@ public enum Hub {
         }
         for f in optionalFiles { _ = try fetch(f, required: false) }
         try? fm.removeItem(atPath: dir)
-        try fm.createDirectory(atPath: (dir as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: parentFolder(dir), withIntermediateDirectories: true)
         guard rename(tmp, dir) == 0 else { throw EmeraldError.io("cannot move \(tmp) to \(dir)") }
     }
 

@@ -83,7 +83,7 @@ public struct OutputFolder {
 
     /// Takes the folder's lock, or throws naming the process that holds it.
     public func lock() throws -> Lock {
-        let dir = (lockPath as NSString).deletingLastPathComponent
+        let dir = parentFolder(lockPath)
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
@@ -182,5 +182,14 @@ public struct OutputFolder {
         if fd >= 0 { _ = fsync(fd); close(fd) }
     }
 
-    private func syncParent() { syncFolder((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent) }
+    private func syncParent() { syncFolder(parentFolder(path)) }
+}
+
+/// The folder holding `path` ("." for a bare name, "/" at the root). NSString's
+/// `deletingLastPathComponent` traps on one-character names in this Foundation ("c").
+public func parentFolder(_ path: String) -> String {
+    var p = Substring(path)
+    while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+    guard let slash = p.lastIndex(of: "/") else { return "." }
+    return slash == p.startIndex ? "/" : String(p[..<slash])
 }

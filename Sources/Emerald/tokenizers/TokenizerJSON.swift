@@ -142,7 +142,7 @@ extension ByteLevelBPETokenizer {
             }
             throw EmeraldError.invalidTokenizer(path: path, reason: "the folder has no tokenizer.json, encoder.json + vocab.bpe, or vocab.json + merges.txt")
         }
-        let dir = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let dir = parentFolder(path)
         if path.hasSuffix(".bpe") || path.hasSuffix(".txt") {
             for v in ["encoder.json", "vocab.json"] where fm.fileExists(atPath: dir + "/" + v) {
                 return try load(vocabularyPath: dir + "/" + v, mergesPath: path)
@@ -168,6 +168,15 @@ extension ByteLevelBPETokenizer {
         try requireRegularFile(mergesPath, limit: 1 << 28)
         guard let data = FileManager.default.contents(atPath: mergesPath) else { throw EmeraldError.fileNotFound(mergesPath) }
         return try load(vocabulary: json, vocabularyPath: vocabularyPath, merges: data, mergesPath: mergesPath)
+    }
+
+    /// GPT-2-style files given as bytes: `vocabulary` an `encoder.json` / `vocab.json`,
+    /// `merges` a `vocab.bpe` / `merges.txt`; `name` is used in errors.
+    public static func load(vocabularyJSON vocabulary: Data, merges: Data, name: String) throws -> ByteLevelBPETokenizer {
+        guard let json = try? JSONSerialization.jsonObject(with: vocabulary) as? [String: Any] else {
+            throw EmeraldError.invalidTokenizer(path: name, reason: "the vocabulary is not a JSON object")
+        }
+        return try load(vocabulary: json, vocabularyPath: name, merges: merges, mergesPath: name)
     }
 
     /// The vocabulary object and the merges file's bytes; the paths name them in errors.

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora into Fuzz/corpus/<Target>/ (small valid inputs of
+each format; libFuzzer mutates from them). Needs only the standard library and a built
+`emerald` (for a real shard and manifest): python3 Fuzz/make_seeds.py .build/release/emerald
+"""
+import gzip, io, json, lzma, os, shutil, struct, subprocess, sys, tarfile, tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "Fuzz", "corpus")
+EMERALD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/release/emerald"))
+
+
+def put(target, name, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def safetensors(tensors, metadata=None):
+    header, body = {}, b""
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(body), len(body) + len(raw)]}
+        body += raw
+    if metadata:
+        header["__metadata__"] = metadata
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + body
+
+
+shutil.rmtree(OUT, ignore_errors=True)
+f32 = lambda *xs: struct.pack("<%df" % len(xs), *xs)
+put("SafeTensors", "two", safetensors({"a.weight": ("F32", [2, 2], f32(1, 2, 3, 4)), "b": ("F16", [3], b"\x00\x3c" * 3)},
+                                      {"format": "pt"}))
+put("SafeTensors", "bf16", safetensors({"x": ("BF16", [1, 2], b"\x80\x3f\x00\x40")}))
+put("SafeTensors", "empty", safetensors({}))
+
+fx = os.path.join(ROOT, "Tests", "EmeraldTests", "Fixtures")
+shutil.copy(os.path.join(fx, "bpe_trained_oz.json"), os.path.join(os.makedirs(os.path.join(OUT, "TokenizerJSON"), exist_ok=True) or OUT, "TokenizerJSON", "bpe"))
+put("TokenizerJSON", "char", json.dumps({"type": "char", "vocab": [10, 32, 33, 72, 101, 108, 111, 114, 119]}))
+put("TokenizerJSON", "wordlevel", json.dumps({"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": {
+    "type": "Split", "pattern": {"Regex": ""}, "behavior": "Isolated", "invert": False}, "post_processor": None,
+    "decoder": {"type": "Fuse"}, "model": {"type": "WordLevel", "vocab": {"a": 0, "b": 1, "\n": 2}, "unk_token": "a"}}))
+
+vocab = {"H": 0, "e": 1, "l": 2, "o": 3, "\u0120": 4, "w": 5, "r": 6, "d": 7, "ll": 8, "llo": 9, "<|endoftext|>": 10}
+put("VocabMerges", "small", json.dumps(vocab).encode() + b"\x00" + b"#version: 0.2\nl l\nll o\n")
+
+put("Config", "gpt", json.dumps({"model_type": "gpt", "vocab_size": 65, "n_positions": 16, "n_layer": 2, "n_head": 2,
+                                  "n_embd": 16, "dropout": 0.1, "bias": True, "activation": "gelu", "norm": "pre",
+                                  "tie_word_embeddings": True, "layer_norm_epsilon": 1e-5}))
+put("Config", "bigram", json.dumps({"model_type": "bigram", "vocab_size": 65}))
+shutil.copy(os.path.join(fx, "hf", "tiny-gpt2", "config.json"), os.path.join(OUT, "Config", "hf"))
+
+
+def tar(members, fmt=tarfile.USTAR_FORMAT):
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode="w", format=fmt) as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return b.getvalue()
+
+
+docs = [("a.txt", b"Dorothy lived in Kansas.\n"), ("sub/b.txt", "Toto \u00fc \U0001f981\r\n".encode())]
+put("Tar", "ustar", tar(docs))
+put("Tar", "gnu-long", tar([("d/" + "x" * 120 + ".txt", b"long name")], tarfile.GNU_FORMAT))
+put("Tar", "pax", tar([("p\u00e9.txt", b"pax")], tarfile.PAX_FORMAT))
+
+jsonl = b'{"text": "Hello world"}\n\n{"text": "Dorothy \\u00fc"}\nnot json\n'
+put("Documents", "jsonl", jsonl)
+put("Documents", "xz", lzma.compress(jsonl))
+put("Documents", "gz", gzip.compress(jsonl))
+put("Documents", "tar-xz", lzma.compress(tar(docs)))
+
+# A real shard and manifest, from the same corpus the Manifest target prepares.
+with tempfile.TemporaryDirectory() as tmp:
+    with open(os.path.join(tmp, "c.txt"), "w") as f:
+        f.write("Dorothy and Toto.\n" * 20)
+    subprocess.run([EMERALD, "prepare", "c.txt", "--out", "c", "--val-split", "tail", "--quiet", "--threads", "1"],
+                   cwd=tmp, check=True)
+    shutil.copy(os.path.join(tmp, "c", "train-000000.bin"), os.path.join(os.makedirs(os.path.join(OUT, "Shards"), exist_ok=True) or OUT, "Shards", "train"))
+    shutil.copy(os.path.join(tmp, "c", "manifest.json"), os.path.join(os.makedirs(os.path.join(OUT, "Manifest"), exist_ok=True) or OUT, "Manifest", "manifest"))
+print("wrote", sum(len(fs) for _, _, fs in os.walk(OUT)), "seeds under", os.path.relpath(OUT, ROOT))
