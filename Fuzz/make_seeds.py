@@ -67,10 +67,26 @@ put("Tar", "ustar", tar(docs))
 put("Tar", "gnu-long", tar([("d/" + "x" * 120 + ".txt", b"long name")], tarfile.GNU_FORMAT))
 put("Tar", "pax", tar([("p\u00e9.txt", b"pax")], tarfile.PAX_FORMAT))
 
+# Regressions: inputs that once crashed (kept so every run checks them again).
+def raw_tar_member(name, typeflag, data):
+    h = bytearray(512)
+    h[0:len(name)] = name
+    h[100:108] = b"0000644\0"
+    h[124:136] = b"%011o\0" % len(data)
+    h[156] = typeflag
+    h[257:263] = b"ustar\0"
+    h[148:156] = b"        "
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h) + data + b"\0" * (-len(data) % 512)
+
+
+put("Tar", "regression-pax-length-overflow", raw_tar_member(b"pax", ord("x"), b"9" * 40 + b" path=x\n") + b"\0" * 1024)
+put("Tar", "regression-negative-pax-size", raw_tar_member(b"pax", ord("x"), b"16 size=-1024\n") + raw_tar_member(b"f", ord("0"), b""))
+
 jsonl = b'{"text": "Hello world"}\n\n{"text": "Dorothy \\u00fc"}\nnot json\n'
 put("Documents", "jsonl", jsonl)
 put("Documents", "xz", lzma.compress(jsonl))
-put("Documents", "gz", gzip.compress(jsonl))
+put("Documents", "gz", gzip.compress(jsonl, mtime=0))
 put("Documents", "tar-xz", lzma.compress(tar(docs)))
 
 # A real shard and manifest, from the same corpus the Manifest target prepares.
@@ -80,5 +96,9 @@ with tempfile.TemporaryDirectory() as tmp:
     subprocess.run([EMERALD, "prepare", "c.txt", "--out", "c", "--val-split", "tail", "--quiet", "--threads", "1"],
                    cwd=tmp, check=True)
     shutil.copy(os.path.join(tmp, "c", "train-000000.bin"), os.path.join(os.makedirs(os.path.join(OUT, "Shards"), exist_ok=True) or OUT, "Shards", "train"))
+    with open(os.path.join(tmp, "c", "train-000000.bin"), "rb") as f:
+        shard = bytearray(f.read())
+    shard[16:24] = b"\xff" * 8  # a token count past Int.max
+    put("Shards", "regression-count-overflow", bytes(shard))
     shutil.copy(os.path.join(tmp, "c", "manifest.json"), os.path.join(os.makedirs(os.path.join(OUT, "Manifest"), exist_ok=True) or OUT, "Manifest", "manifest"))
 print("wrote", sum(len(fs) for _, _, fs in os.walk(OUT)), "seeds under", os.path.relpath(OUT, ROOT))
