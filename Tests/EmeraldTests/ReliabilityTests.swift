@@ -254,4 +254,59 @@ final class ReliabilityTests: XCTestCase {
         try refuses(["train", "--data", "/dev/zero"], "/dev/zero is not a regular file")
         try refuses(["train", "--threads", "-1"], "a negative value is written --threads=-1")
     }
+
+    // MARK: - A full disk
+
+    /// Mounts a small tmpfs at `work/disk`, runs `body` with it, unmounts. Needs root (CI and
+    /// the project's machines run as root); skipped with the reason elsewhere.
+    private func withSmallDisk(megabytes: Int, _ body: (String) throws -> Void) throws {
+        guard getuid() == 0 else { throw XCTSkip("mounting a small tmpfs needs root") }
+        let disk = work + "/disk"
+        try fm.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let m = try Child("/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", disk], in: work)
+        m.wait(timeout: 30)
+        guard m.exitStatus == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(m.stderr)") }
+        defer { let u = try? Child("/bin/umount", ["-l", disk], in: work); u?.wait(timeout: 30) }
+        try body(disk)
+    }
+
+    /// Fills the file system holding `dir` to the last byte.
+    private func fill(_ dir: String) {
+        let fd = open(dir + "/filler", O_WRONLY | O_CREAT, 0o644)
+        let block = [UInt8](repeating: 7, count: 1 << 16)
+        var size = block.count
+        while size >= 1 {
+            if block.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, size) }) < 0 { size /= 2 }
+        }
+        close(fd)
+    }
+
+    func testAFullDiskFailsCleanlyAndKeepsThePreviousOutput() throws {
+        try tinyRun()
+        write("in/a.txt", String(repeating: "Dorothy lived in Kansas with Uncle Henry.\n", count: 400))
+        try withSmallDisk(megabytes: 8) { disk in
+            let rel = String(disk.dropFirst(work.count + 1))
+            try fm.copyItem(atPath: work + "/run", toPath: disk + "/run")
+            try ok(["prepare", "in", "--out", rel + "/corpus", "--val-split", "tail", "--quiet"])
+            try ok(["convert", "run/best", "--to-hf", rel + "/hf"])
+            let corpusManifest = read(rel + "/corpus/manifest.json")
+            fill(disk)
+            try fails(["train", "--resume", rel + "/run", "--steps", "4", "--progress", "none"], "No space left on device")
+            XCTAssertEqual(try Checkpoint.load(from: disk + "/run/checkpoint").state?.step, 2, "the previous checkpoint is whole")
+            try fails(["prepare", "in", "--out", rel + "/corpus", "--quiet"], "No space left on device")
+            XCTAssertEqual(read(rel + "/corpus/manifest.json"), corpusManifest)
+            XCTAssertNoThrow(try PreparedCorpus(directory: disk + "/corpus"))
+            try fails(["convert", "run/checkpoint", "--to-hf", rel + "/hf"], "No space left on device")
+            XCTAssertNoThrow(try Checkpoint.load(from: disk + "/hf"))
+            try fails(["tokenizer", "train", "--data", "in/a.txt", "--vocab-size", "300", "--out", rel + "/tok.json"], "No space left on device")
+            XCTAssertFalse(fm.fileExists(atPath: disk + "/tok.json"))
+            // Space again: the next writers finish, and no temporary file or folder is left.
+            try fm.removeItem(atPath: disk + "/filler")
+            try ok(["train", "--resume", rel + "/run", "--steps", "4", "--progress", "none"])
+            try ok(["prepare", "in", "--out", rel + "/corpus", "--quiet"])
+            try ok(["convert", "run/checkpoint", "--to-hf", rel + "/hf"])
+            let litter = try fm.subpathsOfDirectory(atPath: disk).filter { $0.contains(".tmp") || $0.contains(".old") }
+            XCTAssertEqual(litter, [])
+        }
+    }
 }

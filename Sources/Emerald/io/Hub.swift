@@ -66,9 +66,23 @@ public enum Hub {
     /// Fetches a model into `dir` through a temporary sibling folder renamed at the end.
     static func download(_ id: String, into dir: String, log: (String) -> Void) throws {
         let fm = FileManager.default
-        let tmp = dir + ".download"
+        let tmp = dir + ".download-\(getpid())"
         try? fm.removeItem(atPath: tmp)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        do { try fetchAll(id, into: tmp, log: log) } catch {
+            try? fm.removeItem(atPath: tmp)  // a failed download leaves nothing behind
+            throw error
+        }
+        try? fm.removeItem(atPath: dir)
+        try fm.createDirectory(atPath: parentFolder(dir), withIntermediateDirectories: true)
+        guard rename(tmp, dir) == 0 else {
+            try? fm.removeItem(atPath: tmp)
+            throw EmeraldError.io("cannot move \(tmp) to \(dir)")
+        }
+    }
+
+    /// Every file of a model into `tmp`.
+    private static func fetchAll(_ id: String, into tmp: String, log: (String) -> Void) throws {
         func fetch(_ file: String, required: Bool) throws -> Bool {
             let url = URL(string: "https://huggingface.co/\(id)/resolve/main/\(file)")!
             switch fetchFile(url, to: tmp + "/" + file) {
@@ -89,9 +103,6 @@ public enum Hub {
             }
         }
         for f in optionalFiles { _ = try fetch(f, required: false) }
-        try? fm.removeItem(atPath: dir)
-        try fm.createDirectory(atPath: parentFolder(dir), withIntermediateDirectories: true)
-        guard rename(tmp, dir) == 0 else { throw EmeraldError.io("cannot move \(tmp) to \(dir)") }
     }
 
     enum FetchResult { case ok, missing, failed(String) }

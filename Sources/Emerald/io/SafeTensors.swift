@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON
 /// header `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {…}}`,
@@ -162,21 +165,29 @@ public func requireRegularFile(_ path: String, limit: Int = .max) throws {
 
 /// Whole-file writes that never leave a half-written file under the final name.
 public enum AtomicFile {
-    /// Writes to a temporary sibling, flushes it, then renames over `path`.
+    /// Writes to a temporary sibling, flushes it, then renames over `path`; errors carry the
+    /// system's reason ("No space left on device"), and a failed write leaves no sibling.
     public static func write(_ data: Data, to path: String) throws {
         let tmp = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: tmp, contents: nil) else {
-            throw EmeraldError.io("cannot write \(path): permission denied or folder missing")
+        func fail(_ what: String) -> EmeraldError { .io("cannot \(what) \(path): \(String(cString: strerror(errno)))") }
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw fail("write") }
+        var ok = true
+        data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 { if errno == EINTR { continue }; ok = false; return }
+                done += n
+            }
         }
-        do {
-            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp))
-            try h.write(contentsOf: data)
-            try h.synchronize()
-            try h.close()
-            guard rename(tmp, path) == 0 else { throw EmeraldError.io("cannot rename \(tmp) to \(path)") }
-        } catch {
+        let error = ok ? (fsync(fd) == 0 ? nil : fail("write")) : fail("write")
+        close(fd)
+        if let error { unlink(tmp); throw error }
+        guard rename(tmp, path) == 0 else {
+            let e = fail("replace")
             unlink(tmp)
-            throw error as? EmeraldError ?? EmeraldError.io("cannot write \(path): \(error.localizedDescription)")
+            throw e
         }
     }
 
