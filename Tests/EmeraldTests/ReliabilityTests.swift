@@ -146,6 +146,20 @@ final class ReliabilityTests: XCTestCase {
         try ok(["convert", "big/best", "--to-hf", "hf"])
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("hf.") || $0.hasPrefix(".hf") && !$0.hasSuffix(".lock") }, [],
                        "dead writers' siblings are removed by the next one")
+        // The same for an Emerald checkpoint (convert --out) and a tokenizer file (tokenizer train).
+        try ok(["convert", "big/best", "--out", "ckpt"])
+        write("text.txt", String(repeating: "Dorothy met the Wizard of Oz, and the Scarecrow sang. The lion roared!\n", count: 400))
+        try ok(["tokenizer", "train", "--data", "text.txt", "--vocab-size", "600", "--out", "tok.json"])
+        for fraction in [0.1, 0.3, 0.5, 0.7, 0.9] {
+            for args in [["convert", "big/checkpoint", "--out", "ckpt"], ["tokenizer", "train", "--data", "text.txt", "--vocab-size", "700", "--out", "tok.json"]] {
+                let child = try Child(EmeraldExecutable.path!, args, in: work)
+                usleep(useconds_t(duration * fraction * 1e6))
+                child.send(SIGKILL)
+                child.wait(timeout: 10)
+            }
+            XCTAssertNoThrow(try Checkpoint.load(from: work + "/ckpt"), "killed at \(fraction) of a convert --out")
+            XCTAssertNoThrow(try ByteLevelBPETokenizer.load(path: work + "/tok.json"), "killed at \(fraction) of a tokenizer train")
+        }
     }
 
     // MARK: - Malformed input: one error line, bounded memory
