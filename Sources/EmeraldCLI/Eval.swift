@@ -10,7 +10,8 @@ struct Eval: ParsableCommand {
             Windows of --window tokens (default: the model's context) start every --stride tokens \
             (default: half a window); each scores only tokens no earlier window scored, so every token \
             after the first is predicted exactly once, with at least window − stride tokens of context \
-            past the first window. Without --data, the text is the shipped book's validation tenth — \
+            past the first window (with --stride equal to --window, the windows are disjoint and each \
+            one's first token, which has no context in it, is skipped, as in Hugging Face's recipe). Without --data, the text is the shipped book's validation tenth — \
             the split `emerald train` reports val loss on.
             """)
 

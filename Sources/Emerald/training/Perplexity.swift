@@ -16,7 +16,8 @@ public struct PerplexityResult: Sendable {
 /// Perplexity over a whole token sequence with a sliding window, as Hugging Face's guide and
 /// llama.cpp's `llama-perplexity` do: windows of `window` tokens start every `stride` tokens;
 /// each window scores only the tokens no earlier window scored, so every token is predicted
-/// once, with at least `window − stride` tokens of context once the first window is past.
+/// once, with at least `window − stride` tokens of context once the first window is past (a
+/// window's first token has no context in it: with `stride == window` those are skipped).
 public enum Perplexity {
     /// Scores `source` with `model` (eval mode, no gradients). `progress` gets (tokens scored,
     /// tokens to score) after each window.
