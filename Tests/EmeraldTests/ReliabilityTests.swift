@@ -269,6 +269,23 @@ final class ReliabilityTests: XCTestCase {
         try refuses(["train", "--threads", "-1"], "a negative value is written --threads=-1")
     }
 
+    // MARK: - Silent wrong results
+
+    func testNaNWeightsAreReportedNotScored() throws {
+        try tinyRun()
+        for dir in ["run/checkpoint", "run/best"] {
+            let path = work + "/" + dir + "/model.safetensors"
+            let tensors = try SafeTensors.read(path: path).tensors
+            let key = try XCTUnwrap(tensors.keys.first { $0.hasSuffix("ln_f.weight") })
+            tensors[key]!.data[1] = .nan
+            try SafeTensors.write(tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, to: path)
+        }
+        try fails(["score", "--checkpoint", "run", "--ids", "1,2,3"], "the loss is nan")
+        try fails(["score", "--checkpoint", "run", "--ids", "1,2,3", "--json"], "the loss is nan")
+        try fails(["eval", "--checkpoint", "run", "--data", "small.txt"], "the model's loss at token 1 is nan")
+        try fails(["train", "--resume", "run", "--steps", "4", "--progress", "none"], "training diverged at step 2")
+    }
+
     // MARK: - A full disk
 
     /// Mounts a small tmpfs at `work/disk`, runs `body` with it, unmounts. Needs root (CI and
