@@ -28,7 +28,7 @@ struct Tokenize: ParsableCommand {
             let tok = try loadTokenizer(spec: tokenizer)
             let source = text == nil ? "stdin" : "TEXT"
             let input: [UInt8]
-            do { input = try text.map { Array($0.utf8) } ?? StandardInput.readAll(limit: 1 << 28) } catch let e as TerminalError {
+            do { input = try text.map { Array($0.utf8) } ?? StandardInput.readAll(limit: 1 << 26) } catch let e as TerminalError {
                 throw EmeraldError.invalidArgument(e.description)
             }
             if decode {

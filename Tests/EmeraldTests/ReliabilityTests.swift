@@ -261,7 +261,12 @@ final class ReliabilityTests: XCTestCase {
         try refuses(["bench", "gemm", "--shapes", "1000000,1000000,1000"], "needs about")
         try refuses(["bench", "generate", "--n-embd", "131072", "--n-layer", "4096", "--n-head", "1", "--block-size", "1024"], "needs about")
         try refuses(["tokenize", "--tokenizer", "gpt2"], "cannot read standard input: it is closed", closeStdin: true)
-        try refuses(["tokenize", "--tokenizer", "gpt2"], "standard input holds more than 268435456 bytes", stdinPath: "/dev/zero")
+        // A 20 MB tokenizer.json (a million-entry vocabulary) is refused by size, not parsed into gigabytes.
+        var big = "{\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {"
+        for i in 0..<1_000_000 { big += "\"t\(i)\": \(i), " }
+        write("big.json", big + "\"end\": -1}}}")
+        try refuses(["tokenize", "--tokenizer", "big.json", "x"], "more than the 16777216 this file may hold")
+        try refuses(["tokenize", "--tokenizer", "gpt2"], "standard input holds more than 67108864 bytes", stdinPath: "/dev/zero")
         try tinyRun()
         try refuses(["chat", "--checkpoint", "run"], "an input line is longer than 1048576 bytes", stdinPath: "/dev/zero")
         try refuses(["sample", "--checkpoint", "run", "--prompt-file", "/dev/zero"], "/dev/zero is not a regular file")

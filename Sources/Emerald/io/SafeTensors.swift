@@ -165,6 +165,11 @@ public func requireRegularFile(_ path: String, limit: Int = .max) throws {
 
 /// Whole-file writes that never leave a half-written file under the final name.
 public enum AtomicFile {
+    /// The largest JSON (or merges) file read: configs, manifests and tokenizers. Parsing holds
+    /// about 13× a file's size in memory (a 40 MB tokenizer.json took 525 MB), so 16 MiB keeps
+    /// any input under ≈ 250 MB; GPT-2's tokenizer.json is 1.4 MB.
+    public static let maxJSONBytes = 16 << 20
+
     /// Writes to a temporary sibling, flushes it, then renames over `path`; errors carry the
     /// system's reason ("No space left on device"), and a failed write leaves no sibling.
     public static func write(_ data: Data, to path: String) throws {
@@ -199,7 +204,7 @@ public enum AtomicFile {
 
     /// Reads a JSON object, with a clear error when it is not one (or not a regular file of
     /// at most `limit` bytes: a FIFO or `/dev/zero` named as a config is refused, not read).
-    public static func readJSON(_ path: String, limit: Int = 1 << 28) throws -> [String: Any] {
+    public static func readJSON(_ path: String, limit: Int = AtomicFile.maxJSONBytes) throws -> [String: Any] {
         try requireRegularFile(path, limit: limit)
         guard let d = FileManager.default.contents(atPath: path) else { throw EmeraldError.fileNotFound(path) }
         guard let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {

@@ -40,7 +40,7 @@ public func loadTokenizer(spec: String) throws -> any Tokenizer {
             break
         }
     }
-    if path.hasSuffix(".json"), (try? requireRegularFile(path, limit: 1 << 28)) != nil, let data = fm.contents(atPath: path),
+    if path.hasSuffix(".json"), (try? requireRegularFile(path, limit: AtomicFile.maxJSONBytes)) != nil, let data = fm.contents(atPath: path),
        let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], json["type"] is String {
         return try loadTokenizer(json: json, path: path)  // Emerald's char tokenizer
     }

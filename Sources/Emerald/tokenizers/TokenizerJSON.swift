@@ -165,7 +165,7 @@ extension ByteLevelBPETokenizer {
     }
 
     private static func load(vocabulary json: [String: Any], vocabularyPath: String, mergesPath: String) throws -> ByteLevelBPETokenizer {
-        try requireRegularFile(mergesPath, limit: 1 << 28)
+        try requireRegularFile(mergesPath, limit: AtomicFile.maxJSONBytes)
         guard let data = FileManager.default.contents(atPath: mergesPath) else { throw EmeraldError.fileNotFound(mergesPath) }
         return try load(vocabulary: json, vocabularyPath: vocabularyPath, merges: data, mergesPath: mergesPath)
     }
@@ -246,7 +246,7 @@ extension ByteLevelBPETokenizer {
     }
 
     static func readJSONObject(_ path: String) throws -> [String: Any] {
-        try requireRegularFile(path, limit: 1 << 28)
+        try requireRegularFile(path, limit: AtomicFile.maxJSONBytes)
         guard let data = FileManager.default.contents(atPath: path) else { throw EmeraldError.fileNotFound(path) }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw EmeraldError.invalidTokenizer(path: path, reason: "not a JSON object")
