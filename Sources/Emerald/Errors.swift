@@ -22,6 +22,9 @@ public enum EmeraldError: Error, CustomStringConvertible, Equatable {
     case invalidTokenizer(path: String, reason: String)
     /// A computation produced NaN or infinity where a number was needed (e.g. logits).
     case nonFinite(String)
+    /// A setting out of range, named by its field (`batch_size`, `n_embd`): a command-line tool
+    /// maps the field to its flag, a config file reader to its key.
+    case invalidSetting(field: String, problem: String)
 
     /// The one-line message shown to users.
     public var description: String {
@@ -36,6 +39,7 @@ public enum EmeraldError: Error, CustomStringConvertible, Equatable {
         case .download(let m): return m
         case .invalidTokenizer(let p, let r): return "tokenizer \(p) is unusable: \(r)"
         case .nonFinite(let m): return m
+        case .invalidSetting(let f, let p): return "\(f) \(p)"
         }
     }
 }
@@ -44,6 +48,12 @@ public enum EmeraldError: Error, CustomStringConvertible, Equatable {
 @inline(__always)
 public func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
     if !condition { throw EmeraldError.invalidArgument(message()) }
+}
+
+/// Throws `invalidSetting(field:problem:)` unless `condition` holds.
+@inline(__always)
+public func require(_ condition: Bool, field: String, _ problem: @autoclosure () -> String) throws {
+    if !condition { throw EmeraldError.invalidSetting(field: field, problem: problem()) }
 }
 
 extension Float {

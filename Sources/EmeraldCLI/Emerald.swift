@@ -33,10 +33,17 @@ struct EmeraldCommand: ParsableCommand {
         }
     }
 
-    /// Runs a command body, turning any error into one line on stderr and exit 1.
+    /// Runs a command body, turning any error into one line on stderr and exit 1; a setting
+    /// the library names by its field is named by its flag (`batch_size` → `--batch-size`).
     static func guarded(_ body: () throws -> Void) throws {
         do { try body() } catch let e as EmeraldError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            var text = e.description
+            if case .invalidSetting(let field, var problem) = e {
+                // "n_embd 30 is not divisible by n_head 4" → "--n-embd 30 is not divisible by --n-head 4"
+                for other in ["n_head", "n_embd", "n_layer"] { problem = problem.replacingOccurrences(of: other, with: flag(other)) }
+                text = flag(field) + " " + problem
+            }
+            FileHandle.standardError.write(Data("error: \(text)\n".utf8))
             throw ExitCode(1)
         } catch let e as ExitCode {
             throw e
@@ -46,6 +53,9 @@ struct EmeraldCommand: ParsableCommand {
         }
     }
 }
+
+/// The flag of a library setting: `batch_size` → `--batch-size`.
+func flag(_ field: String) -> String { "--" + field.replacingOccurrences(of: "_", with: "-") }
 
 /// Writes a line to stderr (progress that should not mix with generated text).
 func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

@@ -338,7 +338,7 @@ final class CheckpointTests: XCTestCase {
         // A config far larger than the weights is rejected before allocating it.
         dir = try savedGPT()
         try editJSON(dir + "/config.json") { $0["n_embd"] = 1 << 40; $0["n_head"] = 1 }
-        expectLoadError(dir, contains: "n-embd must be in 1...131072, got 1099511627776")
+        expectLoadError(dir, contains: "config.json is unusable: n_embd must be in 1...131072, got 1099511627776")
         dir = try savedGPT()
         try editJSON(dir + "/config.json") { $0["n_layer"] = 4000 }
         expectLoadError(dir, contains: "config.json describes a model")

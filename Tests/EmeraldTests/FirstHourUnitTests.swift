@@ -62,6 +62,18 @@ final class FirstHourUnitTests: XCTestCase {
         XCTAssertGreaterThan(legendX[0], 590)
     }
 
+    func testLibraryErrorsNameFieldsNotFlags() {
+        var c = Recipe.gpt
+        c.batchSize = 0
+        XCTAssertThrowsError(try c.validate()) { e in
+            XCTAssertEqual(e as? EmeraldError, .invalidSetting(field: "batch_size", problem: "must be in 1...1073741824, got 0"))
+            XCTAssertEqual("\(e)", "batch_size must be in 1...1073741824, got 0")
+        }
+        XCTAssertThrowsError(try GPTConfig(vocabSize: 5, blockSize: 4, nLayer: 1, nHead: 3, nEmbd: 8).validate()) { e in
+            XCTAssertEqual("\(e)", "n_embd 8 is not divisible by n_head 3")
+        }
+    }
+
     func testParentFolder() {
         XCTAssertEqual(parentFolder("c"), ".")
         XCTAssertEqual(parentFolder("a/b"), "a")

@@ -63,14 +63,14 @@ public struct GPTConfig: Equatable, Sendable {
     public func validate() throws {
         // Upper bounds far past any model a machine can hold: they keep products of sizes
         // (parameter counts, buffer lengths) from overflowing before the memory estimate.
-        try require(vocabSize > 0 && vocabSize <= 1 << 24, "vocabulary size must be in 1...\(1 << 24), got \(vocabSize)")
-        try require(blockSize > 0 && blockSize <= 1 << 20, "--block-size must be in 1...\(1 << 20), got \(blockSize)")
-        try require(nLayer > 0 && nLayer <= 4096, "--n-layer must be in 1...4096, got \(nLayer)")
-        try require(nHead > 0 && nHead <= 4096, "--n-head must be in 1...4096, got \(nHead)")
-        try require(nEmbd > 0 && nEmbd <= 1 << 17, "--n-embd must be in 1...\(1 << 17), got \(nEmbd)")
-        try require(nEmbd % nHead == 0, "--n-embd \(nEmbd) is not divisible by --n-head \(nHead)")
-        try require(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1), got \(dropout)")
-        try require(layerNormEpsilon > 0, "layer-norm epsilon must be positive")
+        try require(vocabSize > 0 && vocabSize <= 1 << 24, field: "vocab_size", "must be in 1...\(1 << 24), got \(vocabSize)")
+        try require(blockSize > 0 && blockSize <= 1 << 20, field: "block_size", "must be in 1...\(1 << 20), got \(blockSize)")
+        try require(nLayer > 0 && nLayer <= 4096, field: "n_layer", "must be in 1...4096, got \(nLayer)")
+        try require(nHead > 0 && nHead <= 4096, field: "n_head", "must be in 1...4096, got \(nHead)")
+        try require(nEmbd > 0 && nEmbd <= 1 << 17, field: "n_embd", "must be in 1...\(1 << 17), got \(nEmbd)")
+        try require(nEmbd % nHead == 0, field: "n_embd", "\(nEmbd) is not divisible by n_head \(nHead)")
+        try require(dropout >= 0 && dropout < 1, field: "dropout", "must be in [0, 1), got \(dropout)")
+        try require(layerNormEpsilon > 0, field: "layer_norm_epsilon", "must be positive")
     }
 
     /// config.json fields (Hugging Face GPT-2 names where they exist).

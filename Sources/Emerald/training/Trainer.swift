@@ -34,20 +34,20 @@ public struct TrainConfig: Sendable {
     /// Creates the defaults (the bigram's).
     public init() {}
 
-    /// Rejects values no run can use, with the flag name in the message.
+    /// Rejects values no run can use, naming the field (`batch_size`).
     public func validate() throws {
-        try require(steps > 0 && steps <= 1 << 40, "--steps must be positive, got \(steps)")
-        try require(batchSize > 0 && batchSize <= 1 << 30, "--batch-size must be in 1...\(1 << 30), got \(batchSize)")
-        try require(blockSize > 0 && blockSize <= 1 << 20, "--block-size must be in 1...\(1 << 20), got \(blockSize)")
-        try require(learningRate > 0 && learningRate.isFinite && learningRate < 10, "--lr must be in (0, 10), got \(learningRate)")
-        try require(minLearningRate >= 0 && minLearningRate <= learningRate, "--min-lr must be in [0, lr], got \(minLearningRate)")
-        try require(warmupSteps >= 0, "--warmup-steps must not be negative, got \(warmupSteps)")
-        try require(weightDecay >= 0 && weightDecay.isFinite, "--weight-decay must not be negative, got \(weightDecay)")
-        try require(gradClip >= 0 && gradClip.isFinite, "--grad-clip must not be negative, got \(gradClip)")
-        try require(gradAccum > 0 && gradAccum <= 1 << 20, "--grad-accum must be in 1...\(1 << 20), got \(gradAccum)")
-        try require(shards.map { $0 > 0 } ?? true, "--shards must be positive, got \(shards ?? 0)")
-        try require(evalInterval > 0, "--eval-interval must be positive, got \(evalInterval)")
-        try require(evalIters > 0 && evalIters <= 1 << 20, "--eval-iters must be in 1...\(1 << 20), got \(evalIters)")
+        try require(steps > 0 && steps <= 1 << 40, field: "steps", "must be positive, got \(steps)")
+        try require(batchSize > 0 && batchSize <= 1 << 30, field: "batch_size", "must be in 1...\(1 << 30), got \(batchSize)")
+        try require(blockSize > 0 && blockSize <= 1 << 20, field: "block_size", "must be in 1...\(1 << 20), got \(blockSize)")
+        try require(learningRate > 0 && learningRate.isFinite && learningRate < 10, field: "lr", "must be in (0, 10), got \(learningRate)")
+        try require(minLearningRate >= 0 && minLearningRate <= learningRate, field: "min_lr", "must be in [0, lr], got \(minLearningRate)")
+        try require(warmupSteps >= 0, field: "warmup_steps", "must not be negative, got \(warmupSteps)")
+        try require(weightDecay >= 0 && weightDecay.isFinite, field: "weight_decay", "must not be negative, got \(weightDecay)")
+        try require(gradClip >= 0 && gradClip.isFinite, field: "grad_clip", "must not be negative, got \(gradClip)")
+        try require(gradAccum > 0 && gradAccum <= 1 << 20, field: "grad_accum", "must be in 1...\(1 << 20), got \(gradAccum)")
+        try require(shards.map { $0 > 0 } ?? true, field: "shards", "must be positive, got \(shards ?? 0)")
+        try require(evalInterval > 0, field: "eval_interval", "must be positive, got \(evalInterval)")
+        try require(evalIters > 0 && evalIters <= 1 << 20, field: "eval_iters", "must be in 1...\(1 << 20), got \(evalIters)")
     }
 
     /// The learning-rate schedule these settings describe.
