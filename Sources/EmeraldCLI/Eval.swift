@@ -38,7 +38,7 @@ struct Eval: ParsableCommand {
             if let data, PreparedCorpus.isPrepared(data) {
                 let corpus = try PreparedCorpus(directory: data)
                 if let t = ckpt.tokenizer {
-                    try require(FinetuneData.sameTokenizer(t, corpus.tokenizer), "\(data) was prepared with another tokenizer than the model's")
+                    try require(t.isSame(as: corpus.tokenizer), "\(data) was prepared with another tokenizer than the model's")
                 }
                 tokens = corpus.val
                 name = "\(data) (validation split)"

@@ -54,7 +54,8 @@ struct Finetune: ParsableCommand {
             let tokenizer = try ckpt.requireTokenizer("fine-tuning needs it to encode --data")
             let data = self.data ?? settings.data
             settings.data = data
-            let (train, val, dataNote) = try FinetuneData.load(data, tokenizer: tokenizer)
+            let corpus = try TrainingData.forFinetuning(data, tokenizer: tokenizer)
+            let (train, val, dataNote) = (corpus.train, corpus.val, corpus.description)
 
             var model = ckpt.model
             if resume == nil, case .gpt(var g) = model.config, dropout != nil || settings.reinitialize {
@@ -145,30 +146,5 @@ struct FinetuneSettings: Codable {
             for i in 0..<freezeLayers where name.hasPrefix("transformer.h.\(i).") { names.insert(name) }
         }
         return names
-    }
-}
-
-/// The fine-tuning corpus as train/val token sources in the model's tokenizer.
-enum FinetuneData {
-    static func load(_ path: String?, tokenizer: any Tokenizer) throws -> (any TokenSource, any TokenSource, String) {
-        if let path, PreparedCorpus.isPrepared(path) {
-            let corpus = try PreparedCorpus(directory: path)
-            try require(sameTokenizer(corpus.tokenizer, tokenizer),
-                        "\(path) was prepared with a different tokenizer than the model's; prepare it with --tokenizer pointing at the model folder")
-            return (corpus.train, corpus.val, "\(path): prepared corpus; train \(corpus.train.count), val \(corpus.val.count) tokens")
-        }
-        let text = try path.map { try TextCorpus.load(path: $0) } ?? Book.text()
-        let ids = try tokenizer.encode(text)
-        let split = trainValSplit(ids)
-        return (split.train, split.val, "\(path ?? Book.name): \(text.unicodeScalars.count) characters → \(ids.count) tokens; train \(split.train.count), val \(split.val.count)")
-    }
-
-    static func sameTokenizer(_ a: any Tokenizer, _ b: any Tokenizer) -> Bool {
-        switch (a, b) {
-        case let (x as CharTokenizer, y as CharTokenizer):
-            return x == y
-        case let (x as ByteLevelBPETokenizer, y as ByteLevelBPETokenizer): return x.tokenizerJSONData() == y.tokenizerJSONData()
-        default: return false
-        }
     }
 }

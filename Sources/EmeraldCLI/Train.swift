@@ -44,7 +44,7 @@ struct Train: ParsableCommand {
 
             let dataPath = try resolvedData(stored)
             let resumed = try resume.map { try Checkpoint.load(from: $0 + "/checkpoint") }
-            let corpus = try TrainingCorpus.load(dataPath, resumedTokenizer: resumed?.tokenizer)
+            let corpus = try TrainingData.forTraining(dataPath, resumedTokenizer: resumed?.tokenizer)
 
             let modelConfig: ModelConfig
             if let r = resumed {
@@ -128,45 +128,6 @@ struct Train: ParsableCommand {
         try require(same || moved,
                     "--data \(given) contradicts the run in \(resume!), which trains on \(stored.data ?? Book.name); drop --data")
         return given
-    }
-}
-
-/// Train and validation tokens of `train --data` (a text file, a prepared folder, or the book).
-struct TrainingCorpus {
-    var tokenizer: any Tokenizer
-    var vocabularySize: Int
-    var train: any TokenSource
-    var val: any TokenSource
-    var description: String
-
-    /// Reads `path` (nil: the shipped book); a resumed run's tokenizer must fit the data.
-    static func load(_ path: String?, resumedTokenizer: (any Tokenizer)?) throws -> TrainingCorpus {
-        if let path, PreparedCorpus.isPrepared(path) {
-            // A folder from `emerald prepare`: memory-mapped shards, the manifest's tokenizer and vocabulary.
-            let corpus = try PreparedCorpus(directory: path)
-            if let r = resumedTokenizer {
-                try require(FinetuneData.sameTokenizer(r, corpus.tokenizer),
-                            "the resumed checkpoint's tokenizer does not match the prepared corpus \(path)")
-            }
-            return TrainingCorpus(
-                tokenizer: corpus.tokenizer, vocabularySize: corpus.vocabularySize, train: corpus.train, val: corpus.val,
-                description: "\(path): prepared corpus, vocabulary \(corpus.vocabularySize) (end-of-text id \(corpus.eotID)); "
-                    + "train \(corpus.train.count), val \(corpus.val.count) tokens")
-        }
-        let text = try path.map { try TextCorpus.load(path: $0) } ?? Book.text()
-        let chars: CharTokenizer
-        if let r = resumedTokenizer {
-            guard let t = r as? CharTokenizer else { throw EmeraldError.invalidArgument("the resumed checkpoint has no character tokenizer") }
-            chars = t
-        } else {
-            chars = CharTokenizer(training: text)
-        }
-        let ids = try chars.encode(text)
-        let split = trainValSplit(ids)
-        return TrainingCorpus(
-            tokenizer: chars, vocabularySize: chars.vocabularySize, train: split.train, val: split.val,
-            description: "\(path ?? Book.name): \(ids.count) characters, vocabulary \(chars.vocabularySize); "
-                + "train \(split.train.count), val \(split.val.count) tokens")
     }
 }
 
