@@ -143,7 +143,12 @@ public struct ByteLevelBPETokenizer: Tokenizer {
             rules.append(BPEMerge(Int32(vocabulary[a]!), Int32(vocabulary[b]!)))
         }
         var specials: [String: Int32] = [:]
-        for (content, id) in specialTokens { specials[content] = Int32(id) }
+        for (content, id) in specialTokens {
+            guard id >= 0 && id < 10_000_000 else {
+                throw EmeraldError.invalidTokenizer(path: path, reason: "special token \(content.debugDescription) has id \(id), outside 0..<10000000")
+            }
+            specials[content] = Int32(id)
+        }
         try self.init(tokens: tokens, merges: rules, specialTokens: specials, path: path)
     }
 
