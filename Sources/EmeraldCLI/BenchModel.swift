@@ -182,7 +182,7 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Sample from the smallest set of tokens whose probability reaches p.") var topP: Float?
     @Option(help: "Repetitions (median reported).") var repeats: Int = 3
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
-    @Option(help: "Weights read per decoded token: fp32, bf16 (bfloat16 copies) or int8 (q8_0 copies).") var dtype: String = "fp32"
+    @Option(help: "Weights read per decoded token: fp32, bf16 (bfloat16 copies) or int8 (q8_0 copies).") var dtype: DecodePrecision = .fp32
     @Option(help: ArgumentHelp("Also time an engine variant (one of `bench gemm --versus`), alternating token by token.",
                                valueName: "variant")) var versus: String?
     @Flag(help: "Print one JSON object.") var json = false
@@ -197,7 +197,7 @@ struct BenchGenerate: ParsableCommand {
             let sampling = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
             try sampling.validate()
             var rng = RandomGenerator(seed: 1)
-            let precision = try decodePrecision(dtype)
+            let precision = dtype
             try MemoryEstimate.requireFits(MemoryEstimate.generationBytes(.gpt(cfg)), "this benchmark's model")
             let model = GPT(cfg, rng: &rng)
             model.eval()

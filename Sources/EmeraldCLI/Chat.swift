@@ -29,7 +29,7 @@ struct Chat: ParsableCommand {
     @Option(help: "Stop an answer at this string (e.g. a blank line).") var stop: String?
     @Option(help: "Random seed.") var seed: UInt64 = 1337
     @Option(help: "Weights read per generated token: fp32, bf16 (bfloat16 copies: half the memory traffic) or int8 (q8_0 copies: 1.125 bytes per weight).")
-    var dtype: String = "fp32"
+    var dtype: DecodePrecision = .fp32
     @Flag(help: "Each prompt alone, without the conversation before it.") var noContext = false
     @Flag(name: .shortAndLong, help: "After each answer, print its speed (tokens per second) on stderr.") var verbose = false
 
@@ -38,7 +38,7 @@ struct Chat: ParsableCommand {
             try require(maxNewTokens > 0, "--max-new-tokens must be positive, got \(maxNewTokens)")
             let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
             try options.validate()
-            let precision = try decodePrecision(dtype)
+            let precision = dtype
             let ckpt = try source.load()
             ckpt.model.setDecodePrecision(precision)
             let tokenizer = try ckpt.requireTokenizer("chat needs one to read prompts")

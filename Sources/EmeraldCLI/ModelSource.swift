@@ -29,13 +29,7 @@ extension Checkpoint {
     }
 }
 
-/// `--dtype` of the generating commands: the precision one-token products read.
-func decodePrecision(_ name: String) throws -> DecodePrecision {
-    guard let p = DecodePrecision(rawValue: name) else {
-        throw EmeraldError.invalidArgument("--dtype takes fp32, bf16 or int8, got \(name)")
-    }
-    return p
-}
+extension DecodePrecision: ExpressibleByArgument {}
 
 /// Token ids from "1,2,3" or "[1, 2, 3]" (whitespace allowed), each below `vocabularySize`.
 func parseIDs(_ text: String, flag: String, vocabularySize: Int) throws -> [Int32] {

@@ -4,6 +4,7 @@ import Foundation
 
 extension BadLinePolicy: ExpressibleByArgument {}
 extension ValSplit: ExpressibleByArgument {}
+extension InvalidUTF8Policy: ExpressibleByArgument {}
 
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,16 +30,14 @@ struct Prepare: ParsableCommand {
     @Option(help: "Reader/tokenizer threads (default: all cores).") var threads: Int?
     @Option(help: "Tokens per shard file.") var shardTokens: Int = 100_000_000
     @Option(help: "Documents with invalid UTF-8: skip (drop, counted), replace (U+FFFD, counted) or error.")
-    var invalidUtf8: String = "skip"
+    var invalidUtf8: InvalidUTF8Policy = .skip
     @Option(help: "JSON lines that are not an object with a string \"text\": error (stop, naming the line) or skip (drop, counted in the manifest).")
     var badLines: BadLinePolicy = .error
     @Flag(help: "No progress lines.") var quiet = false
 
     func run() throws {
         try EmeraldCommand.guarded {
-            guard let policy = InvalidUTF8Policy(rawValue: invalidUtf8) else {
-                throw EmeraldError.invalidArgument("unknown --invalid-utf8 \(invalidUtf8); choose skip, replace or error")
-            }
+            let policy = invalidUtf8
             var o = PrepareOptions(inputs: inputs, output: out)
             o.tokenizer = tokenizer
             o.valFraction = valFraction

@@ -16,7 +16,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Nucleus sampling threshold in (0, 1].") var topP: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 1337
     @Option(help: "Weights read per generated token: fp32, bf16 (bfloat16 copies: half the memory traffic) or int8 (q8_0 copies: 1.125 bytes per weight).")
-    var dtype: String = "fp32"
+    var dtype: DecodePrecision = .fp32
     @Option(help: "Independent samples from the same prompt, each seeded in turn (--seed, --seed + 1, …).") var numSamples: Int = 1
     @Flag(help: "Print the generated ids as one JSON array instead of text.") var printIds = false
     @Flag(name: .shortAndLong, help: "After generating, print the speed (prompt and new tokens per second) on stderr.") var verbose = false
@@ -29,7 +29,7 @@ struct Sample: ParsableCommand {
             try require(numSamples > 0 && numSamples <= 10_000, "--num-samples must be in 1...10000, got \(numSamples)")
             let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
             try options.validate()
-            let precision = try decodePrecision(dtype)
+            let precision = dtype
             let promptText = try promptFile.map { try TextCorpus.load(path: $0) } ?? prompt.map(TextCorpus.normalize) ?? "\n"
             let ckpt = try source.load()
             ckpt.model.setDecodePrecision(precision)

@@ -16,14 +16,14 @@ struct Score: ParsableCommand {
     @Option(help: "Text to score with the model's tokenizer (instead of --ids); a leading BOM is dropped and CRLF read as LF.")
     var text: String?
     @Option(help: "Weights: fp32, or bf16 / int8 (token by token through the KV cache, reading the copies that `sample --dtype` reads).")
-    var dtype: String = "fp32"
+    var dtype: DecodePrecision = .fp32
     @Flag(help: "Include the T×V logits.") var logits = false
     @Flag(help: "Print one JSON object: loss, per_token_loss, tokens, ids (and logits).") var json = false
 
     func run() throws {
         try EmeraldCommand.guarded {
             try require((ids == nil) != (text == nil), "pass exactly one of --ids or --text")
-            let precision = try decodePrecision(dtype)
+            let precision = dtype
             let ckpt = try source.load()
             let vocab = ckpt.model.config.vocabularySize
             let seq = try ids.map { try parseIDs($0, flag: "--ids", vocabularySize: vocab) }

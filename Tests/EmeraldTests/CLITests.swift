@@ -203,7 +203,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(s4.stdout.unicodeScalars.count, 1 + 20 + 1, s4.stdout.debugDescription)
         let s5 = try emerald(sampleArgs + ["--dtype", "int8"])
         XCTAssertEqual(s5.status, 0, s5.stderr)
-        try expectFailure(sampleArgs + ["--dtype", "fp16"], "--dtype takes fp32, bf16 or int8, got fp16")
+        try expectFailure(sampleArgs + ["--dtype", "fp16"], "The value 'fp16' is invalid for '--dtype <dtype>'. Please provide one of 'fp32', 'bf16' or 'int8'.")
 
         // Bad sampling options and prompts.
         try expectFailure(["sample", "--checkpoint", "run", "--prompt", "Dorothy 🦁"], "'🦁' is not in the model's vocabulary")
