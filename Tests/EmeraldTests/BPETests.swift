@@ -248,10 +248,10 @@ final class BPETests: XCTestCase {
         XCTAssertEqual(tok.encode("aaab"), [258])
         XCTAssertEqual(tok.decode(tok.encode("aaabdaaabac")), "aaabdaaabac")
         XCTAssertThrowsError(try BPETrainer(vocabularySize: 100).train(texts: ["x"])) { e in
-            XCTAssertTrue("\(e)".contains("--vocab-size must be in 257...1000000"), "\(e)")
+            XCTAssertTrue("\(e)".contains("vocab_size must be in 257...1000000"), "\(e)")
         }
         XCTAssertThrowsError(try BPETrainer(vocabularySize: 300, minFrequency: 0).train(texts: ["x"])) { e in
-            XCTAssertTrue("\(e)".contains("--min-frequency"), "\(e)")
+            XCTAssertTrue("\(e)".contains("min_frequency must be at least 1"), "\(e)")
         }
     }
 

@@ -311,8 +311,8 @@ final class PrepareTests: XCTestCase {
         file("blocker", "a file")
         expectError(try prepare(["in"], "blocker/sub"), "blocker/sub: Not a directory")
         expectError(try prepare(["in"], "blocker"), "blocker exists and is not a folder")
-        expectError(try prepare(["in"], "out") { $0.valFraction = 1 }, "--val-fraction must be in [0, 1)")
-        expectError(try prepare(["in"], "out") { $0.sampleRate = 0 }, "--sample-rate must be in (0, 1]")
+        expectError(try prepare(["in"], "out") { $0.valFraction = 1 }, "val_fraction must be in [0, 1)")
+        expectError(try prepare(["in"], "out") { $0.sampleRate = 0 }, "sample_rate must be in (0, 1]")
         // A vocabulary that does not cover the text.
         file("tok.json", "{\"type\": \"char\", \"vocab\": [3, 97, 98, 99]}")
         expectError(try prepare(["in"], "out") { $0.tokenizer = self.work + "/tok.json" }, "character U+0064 'd' is not in the vocabulary")

@@ -70,11 +70,11 @@ public struct PrepareOptions {
 
     /// Rejects out-of-range values, naming the flag.
     public func validate() throws {
-        try require(valFraction >= 0 && valFraction < 1, "--val-fraction must be in [0, 1), got \(valFraction)")
-        try require(sampleRate > 0 && sampleRate <= 1, "--sample-rate must be in (0, 1], got \(sampleRate)")
-        try require(threads > 0 && threads <= 256, "--threads must be in 1...256")
-        try require(shardTokens > 0, "--shard-tokens must be positive, got \(shardTokens)")
-        try require(!output.isEmpty, "--out needs a folder")
+        try require(valFraction >= 0 && valFraction < 1, field: "val_fraction", "must be in [0, 1), got \(valFraction)")
+        try require(sampleRate > 0 && sampleRate <= 1, field: "sample_rate", "must be in (0, 1], got \(sampleRate)")
+        try require(threads > 0 && threads <= 256, field: "threads", "must be in 1...256")
+        try require(shardTokens > 0, field: "shard_tokens", "must be positive, got \(shardTokens)")
+        try require(!output.isEmpty, field: "out", "needs a folder")
         try require(charGuessTokens >= 0, "charGuessTokens must not be negative")
     }
 }

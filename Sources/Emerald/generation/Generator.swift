@@ -13,9 +13,9 @@ public struct SamplingOptions: Sendable {
 
     /// Rejects options no sampler can use.
     public func validate() throws {
-        try require(temperature >= 0 && temperature.isFinite, "--temperature must be ≥ 0, got \(temperature)")
-        if let k = topK { try require(k > 0, "--top-k must be positive, got \(k)") }
-        if let p = topP { try require(p > 0 && p <= 1, "--top-p must be in (0, 1], got \(p)") }
+        try require(temperature >= 0 && temperature.isFinite, field: "temperature", "must be ≥ 0, got \(temperature)")
+        if let k = topK { try require(k > 0, field: "top_k", "must be positive, got \(k)") }
+        if let p = topP { try require(p > 0 && p <= 1, field: "top_p", "must be in (0, 1], got \(p)") }
     }
 
     /// Draws one id from a row of logits.

@@ -36,10 +36,10 @@ public struct BPETrainer {
     /// Checks the settings.
     public func validate() throws {
         let least = 256 + specialTokens.count
-        try require(vocabularySize >= least && vocabularySize <= 1_000_000,
-                    "--vocab-size must be in \(least)...1000000 (256 byte tokens + \(specialTokens.count) special), got \(vocabularySize)")
-        try require(minFrequency >= 1, "--min-frequency must be at least 1, got \(minFrequency)")
-        try require(threads >= 1 && threads <= 256, "threads must be in 1...256, got \(threads)")
+        try require(vocabularySize >= least && vocabularySize <= 1_000_000, field: "vocab_size",
+                    "must be in \(least)...1000000 (256 byte tokens + \(specialTokens.count) special), got \(vocabularySize)")
+        try require(minFrequency >= 1, field: "min_frequency", "must be at least 1, got \(minFrequency)")
+        try require(threads >= 1 && threads <= 256, field: "threads", "must be in 1...256, got \(threads)")
         try require(Set(specialTokens).count == specialTokens.count && !specialTokens.contains(""), "special tokens must be distinct and non-empty")
     }
 

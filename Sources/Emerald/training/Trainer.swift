@@ -131,7 +131,7 @@ public final class Trainer {
                 config: TrainConfig) throws {
         try config.validate()
         if let ctx = model.contextLength, ctx > 1 {
-            try require(config.blockSize <= ctx, "--block-size \(config.blockSize) exceeds the model's context of \(ctx)")
+            try require(config.blockSize <= ctx, field: "block_size", "\(config.blockSize) exceeds the model's context of \(ctx)")
         }
         self.model = model
         self.tokenizer = tokenizer
