@@ -49,7 +49,7 @@ struct Finetune: ParsableCommand {
                             "--resume continues with the run's own freeze/reinitialize settings (\(resume)/finetune.json); drop those flags")
                 settings = stored
             } else {
-                ckpt = try Checkpoint.load(from: Hub.resolve(source!, log: note))
+                ckpt = try Checkpoint.load(model: source!, log: note)
             }
             let tokenizer = try ckpt.requireTokenizer("fine-tuning needs it to encode --data")
             let data = self.data ?? settings.data

@@ -11,7 +11,7 @@ struct ModelSource: ParsableArguments {
     /// Loads the model named by exactly one of the two flags.
     func load() throws -> Checkpoint {
         switch (model, checkpoint) {
-        case (let m?, nil): return try Checkpoint.load(from: Hub.resolve(m, log: note))
+        case (let m?, nil): return try Checkpoint.load(model: m, log: note)
         case (nil, let c?): return try Checkpoint.load(from: c)
         case (nil, nil): throw EmeraldError.invalidArgument("pass --model DIR (or a hub id) or --checkpoint DIR")
         default: throw EmeraldError.invalidArgument("pass either --model or --checkpoint, not both")

@@ -129,3 +129,11 @@ public enum Hub {
         return box.result
     }
 }
+
+extension Checkpoint {
+    /// A model named the way commands take `--model`: a folder (Emerald checkpoint, training
+    /// run, Hugging Face GPT-2), or a hub id found in the caches or downloaded (see `Hub`).
+    public static func load(model spec: String, log: (String) -> Void = { _ in }) throws -> Checkpoint {
+        try load(from: Hub.resolve(spec, log: log))
+    }
+}
