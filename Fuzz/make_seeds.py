@@ -3,11 +3,16 @@
 each format; libFuzzer mutates from them). Needs only the standard library and a built
 `emerald` (for a real shard and manifest): python3 Fuzz/make_seeds.py .build/release/emerald
 """
-import gzip, io, json, lzma, os, shutil, struct, subprocess, sys, tarfile, tempfile
+import gzip, io, json, lzma, os, struct, subprocess, sys, tarfile, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Fuzz", "corpus")
 EMERALD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/release/emerald"))
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def put(target, name, data):
@@ -40,7 +45,7 @@ put("SafeTensors", "bf16", safetensors({"x": ("BF16", [1, 2], b"\x80\x3f\x00\x40
 put("SafeTensors", "empty", safetensors({}))
 
 fx = os.path.join(ROOT, "Tests", "EmeraldTests", "Fixtures")
-shutil.copy(os.path.join(fx, "bpe_trained_oz.json"), os.path.join(os.makedirs(os.path.join(OUT, "TokenizerJSON"), exist_ok=True) or OUT, "TokenizerJSON", "bpe"))
+put("TokenizerJSON", "bpe", read(os.path.join(fx, "bpe_trained_oz.json")))
 put("TokenizerJSON", "char", json.dumps({"type": "char", "vocab": [10, 32, 33, 72, 101, 108, 111, 114, 119]}))
 put("TokenizerJSON", "wordlevel", json.dumps({"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": {
     "type": "Split", "pattern": {"Regex": ""}, "behavior": "Isolated", "invert": False}, "post_processor": None,
@@ -53,7 +58,7 @@ put("Config", "gpt", json.dumps({"model_type": "gpt", "vocab_size": 65, "n_posit
                                   "n_embd": 16, "dropout": 0.1, "bias": True, "activation": "gelu", "norm": "pre",
                                   "tie_word_embeddings": True, "layer_norm_epsilon": 1e-5}))
 put("Config", "bigram", json.dumps({"model_type": "bigram", "vocab_size": 65}))
-shutil.copy(os.path.join(fx, "hf", "tiny-gpt2", "config.json"), os.path.join(OUT, "Config", "hf"))
+put("Config", "hf", read(os.path.join(fx, "hf", "tiny-gpt2", "config.json")))
 
 
 def tar(members, fmt=tarfile.USTAR_FORMAT):
@@ -99,10 +104,9 @@ with tempfile.TemporaryDirectory() as tmp:
         f.write("Dorothy and Toto.\n" * 20)
     subprocess.run([EMERALD, "prepare", "c.txt", "--out", "c", "--val-split", "tail", "--quiet", "--threads", "1"],
                    cwd=tmp, check=True)
-    shutil.copy(os.path.join(tmp, "c", "train-000000.bin"), os.path.join(os.makedirs(os.path.join(OUT, "Shards"), exist_ok=True) or OUT, "Shards", "train"))
-    with open(os.path.join(tmp, "c", "train-000000.bin"), "rb") as f:
-        shard = bytearray(f.read())
+    shard = bytearray(read(os.path.join(tmp, "c", "train-000000.bin")))
+    put("Shards", "train", bytes(shard))
     shard[16:24] = b"\xff" * 8  # a token count past Int.max
     put("Shards", "regression-count-overflow", bytes(shard))
-    shutil.copy(os.path.join(tmp, "c", "manifest.json"), os.path.join(os.makedirs(os.path.join(OUT, "Manifest"), exist_ok=True) or OUT, "Manifest", "manifest"))
+    put("Manifest", "manifest", read(os.path.join(tmp, "c", "manifest.json")))
 print("wrote", sum(len(fs) for _, _, fs in os.walk(OUT)), "seeds under", os.path.relpath(OUT, ROOT))

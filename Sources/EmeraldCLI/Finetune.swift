@@ -55,7 +55,6 @@ struct Finetune: ParsableCommand {
             let data = self.data ?? settings.data
             settings.data = data
             let corpus = try TrainingData.forFinetuning(data, tokenizer: tokenizer)
-            let (train, val, dataNote) = (corpus.train, corpus.val, corpus.description)
 
             var model = ckpt.model
             if resume == nil, case .gpt(var g) = model.config, dropout != nil || settings.reinitialize {
@@ -74,7 +73,7 @@ struct Finetune: ParsableCommand {
             try MemoryEstimate.requireFits(MemoryEstimate.trainingBytes(model.config, batchSize: cfg.batchSize, blockSize: cfg.blockSize),
                                            "fine-tuning this model at --batch-size \(cfg.batchSize) × block \(cfg.blockSize)")
 
-            let trainer = try Trainer(model: model, tokenizer: tokenizer, train: train, val: val, config: cfg)
+            let trainer = try Trainer(model: model, tokenizer: tokenizer, train: corpus.train, val: corpus.val, config: cfg)
             try trainer.freeze(try settings.frozenNames(model))
             let folder = try RunFolder.claim(out: outDir, resuming: resume != nil, overwrite: overwrite)
             defer { folder.lock.release() }
@@ -86,7 +85,7 @@ struct Finetune: ParsableCommand {
                 try trainer.resume(from: ckpt)
             }
             let output = RunOutput(options: display)
-            output.result(dataNote)
+            output.result(corpus.description)
             output.result("model: \(model.parameterCount) parameters from \(settings.reinitialize ? "random initialisation (baseline)" : settings.source)"
                  + (trainer.frozenIndices.isEmpty ? "" : "; \(trainer.frozenIndices.count) tensors frozen")
                  + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shard\(trainer.shards == 1 ? "" : "s")")

@@ -94,13 +94,13 @@ struct RunFolder {
         let folder = OutputFolder(out, kind: "training-run")
         if resuming {
             let lock = try folder.lock()
-            folder.removeLitter(inside: true)
+            folder.removeLitterInside()
             return RunFolder(directory: folder.path, replacing: nil, lock: lock)
         }
         try folder.requireWritable(recognised: isRun)
         let lock = try folder.lock()
         folder.removeLitter()
-        folder.removeLitter(inside: true)
+        folder.removeLitterInside()
         guard isRun(folder.path) else {
             try FileManager.default.createDirectory(atPath: folder.path, withIntermediateDirectories: true)
             try folder.mark(folder.path)

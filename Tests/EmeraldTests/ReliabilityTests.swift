@@ -170,9 +170,7 @@ final class ReliabilityTests: XCTestCase {
         let child = try Child(EmeraldExecutable.path!, args, in: work, environment: ["HF_HUB_OFFLINE": "1"],
                               stdinPath: stdinPath, closeStdin: closeStdin)
         XCTAssertTrue(child.wait(timeout: 60), "emerald \(args.joined(separator: " ")) hung", file: file, line: line)
-        let r = EmeraldExecutable.Output(status: child.exitStatus, reason: child.signaled ? .uncaughtSignal : .exit,
-                                         stdout: child.stdout, stderr: child.stderr)
-        EmeraldExecutable.assertCleanFailure(r, "emerald " + args.joined(separator: " "), phrase, file: file, line: line)
+        EmeraldExecutable.assertCleanFailure(child.output, "emerald " + args.joined(separator: " "), phrase, file: file, line: line)
         XCTAssertLessThanOrEqual(child.peakKilobytes, 512 * 1024, "peak RSS of \(args.joined(separator: " "))", file: file, line: line)
     }
 

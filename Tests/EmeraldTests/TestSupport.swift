@@ -94,8 +94,14 @@ enum EmeraldExecutable {
             child.wait(timeout: 10)
             XCTFail("emerald \(args.joined(separator: " ")) ran past \(timeout) s")
         }
-        return Output(status: child.exitStatus, reason: child.signaled ? .uncaughtSignal : .exit,
-                      stdout: child.stdout, stderr: child.stderr)
+        return child.output
+    }
+}
+
+extension Child {
+    /// What the exited child left behind, in the form the CLI assertions take.
+    var output: EmeraldExecutable.Output {
+        EmeraldExecutable.Output(status: exitStatus, reason: signaled ? .uncaughtSignal : .exit, stdout: stdout, stderr: stderr)
     }
 }
 

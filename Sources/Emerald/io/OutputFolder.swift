@@ -134,35 +134,32 @@ public struct OutputFolder {
     /// Removes `NAME.tmp-PID` / `NAME.old-PID` siblings whose process is gone; restores a
     /// previous version left as `NAME.old-PID` when the destination itself is missing.
     public func removeLitter() {
-        let fm = FileManager.default
         let url = URL(fileURLWithPath: path)
-        let parent = url.deletingLastPathComponent().path, name = url.lastPathComponent
-        guard let entries = try? fm.contentsOfDirectory(atPath: parent) else { return }
-        for e in entries {
-            for tag in [".tmp-", ".old-"] where e.hasPrefix(name + tag) {
-                guard let pid = Int32(e.dropFirst(name.count + tag.count)), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
-                let full = parent + "/" + e
-                if tag == ".old-" && !fm.fileExists(atPath: path) { _ = rename(full, path); continue }
-                try? fm.removeItem(atPath: full)
-            }
-        }
+        Self.clearDeadWriters(in: url.deletingLastPathComponent().path, base: url.lastPathComponent)
     }
 
-    /// Removes, inside the folder, files and folders a dead writer left half-written:
-    /// `NAME.tmp-PID` / `NAME.old-PID` (and an older Emerald's `NAME.tmp`) whose process is gone.
-    public func removeLitter(inside: Bool) {
-        guard inside, let entries = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
+    /// Removes, inside the folder, files and folders a dead writer left half-written
+    /// (`NAME.tmp-PID`, `NAME.old-PID`, an older Emerald's `best.tmp` / `checkpoint.tmp`).
+    public func removeLitterInside() {
+        for legacy in ["best.tmp", "checkpoint.tmp"] { try? FileManager.default.removeItem(atPath: path + "/" + legacy) }
+        Self.clearDeadWriters(in: path, base: nil)
+    }
+
+    /// In `dir`, each `BASE.tmp-PID` / `BASE.old-PID` (of `base` only, when given) whose process
+    /// is gone: an `.old-` copy whose `BASE` is missing is put back (it is the only complete
+    /// one), everything else is deleted.
+    static func clearDeadWriters(in dir: String, base only: String?) {
+        let fm = FileManager.default
+        guard let entries = try? fm.contentsOfDirectory(atPath: dir) else { return }
         for e in entries {
-            if e == "best.tmp" || e == "checkpoint.tmp" { try? FileManager.default.removeItem(atPath: path + "/" + e); continue }
             for tag in [".tmp-", ".old-"] {
-                guard let r = e.range(of: tag, options: .backwards), let pid = Int32(e[r.upperBound...]),
-                      pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+                guard let r = e.range(of: tag, options: .backwards), let pid = Int32(e[r.upperBound...]) else { continue }
                 let base = String(e[..<r.lowerBound])
-                // A previous version whose replacement never arrived is put back, not deleted.
-                if tag == ".old-" && !FileManager.default.fileExists(atPath: path + "/" + base) {
-                    _ = rename(path + "/" + e, path + "/" + base)
+                guard only.map({ $0 == base }) ?? true, pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+                if tag == ".old-" && !fm.fileExists(atPath: dir + "/" + base) {
+                    _ = rename(dir + "/" + e, dir + "/" + base)
                 } else {
-                    try? FileManager.default.removeItem(atPath: path + "/" + e)
+                    try? fm.removeItem(atPath: dir + "/" + e)
                 }
             }
         }
