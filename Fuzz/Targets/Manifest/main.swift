@@ -6,7 +6,7 @@ let corpus: String = {
     let dir = NSTemporaryDirectory() + "emerald-fuzz-corpus-\(getpid())"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var o = PrepareOptions(inputs: [dir + ".txt"], output: dir)
-    FileManager.default.createFile(atPath: dir + ".txt", contents: Data(String(repeating: "Dorothy and Toto.\n", count: 20).utf8))
+    _ = FileManager.default.createFile(atPath: dir + ".txt", contents: Data(String(repeating: "Dorothy and Toto.\n", count: 20).utf8))
     o.valSplit = .tail
     o.threads = 1
     _ = try! CorpusPreparer.run(o)
