@@ -164,12 +164,6 @@ struct BenchTrain: ParsableCommand {
     }
 }
 
-/// Bytes one decoded token reads from `model`'s weights: the decode copies where there are
-/// some, else the fp32 weights.
-private func decodeBytes(_ model: GPT) -> Int {
-    model.namedParameters().reduce(0) { $0 + ($1.tensor.decodeWeights?.byteCount ?? 4 * $1.tensor.count) }
-}
-
 struct BenchGenerate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate", abstract: "Prefill and KV-cached decode speed, batch 1, random weights.")
@@ -205,9 +199,9 @@ struct BenchGenerate: ParsableCommand {
             let prompt = (0..<promptTokens).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
             var prefill: [Double] = [], decode: [Double] = [], variantDecode: [Double] = []
             for _ in 0..<(repeats + 1) {
-                let cache = KVCache(for: model)
+                let cache = model.makeCache()!
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                var logits = model.logits(appending: prompt, cache: cache, lastOnly: true)
+                var logits = withNoGrad { model(prompt, cache: cache, lastOnly: true) }
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 // With a variant, odd tokens run it: both see the same machine and cache lengths.
                 var ns: [UInt64] = [0, 0], count = [0, 0]
@@ -217,7 +211,7 @@ struct BenchGenerate: ParsableCommand {
                     if other { variant!(true) }
                     let s = DispatchTime.now().uptimeNanoseconds
                     let next = Int32(sampling.temperature == 0 ? logits.argmax()[0] : sampling.pick(logits.scalars, rng: &draws))
-                    logits = model.logits(appending: [next], cache: cache, lastOnly: true)
+                    logits = withNoGrad { model([next], cache: cache, lastOnly: true) }
                     ns[other ? 1 : 0] += DispatchTime.now().uptimeNanoseconds - s
                     count[other ? 1 : 0] += 1
                     if other { variant!(false) }
@@ -230,7 +224,7 @@ struct BenchGenerate: ParsableCommand {
             let p = median(Array(prefill.dropFirst())), d = median(Array(decode.dropFirst()))
             let vd = variantDecode.count > 1 ? median(Array(variantDecode.dropFirst())) : nil
             // Decode reads every weight once per token: compare with `emerald bench memory`.
-            let weightRead = d * Double(decodeBytes(model)) / 1e9
+            let weightRead = d * Double(model.decodeWeightBytes) / 1e9
             var result: [String: Any] = ["prefill_tokens_per_s": (p * 10).rounded() / 10, "decode_tokens_per_s": (d * 10).rounded() / 10,
                                          "decode_weight_read_gb_per_s": (weightRead * 10).rounded() / 10,
                                          "dtype": precision.rawValue, "prompt_tokens": promptTokens, "new_tokens": newTokens, "parameters": model.parameterCount,

@@ -39,14 +39,14 @@ struct Score: ParsableCommand {
             let out: Tensor  // (T, V)
             if precision != .fp32 {
                 // One token at a time, as generation reads the weights.
-                guard let gpt = model as? GPT else { throw EmeraldError.invalidArgument("--dtype \(dtype) scores GPT models only") }
-                gpt.setDecodePrecision(precision)
-                let cache = KVCache(for: gpt)
-                out = Tensor(uninitialized: [t, vocab])
-                for (i, id) in seq.enumerated() {
-                    let row = gpt.logits(appending: [id], cache: cache)
-                    (out.data + i * vocab).update(from: row.data, count: vocab)
+                guard let cache = model.makeCache() else {
+                    throw EmeraldError.invalidArgument("--dtype \(dtype) scores models that decode with a KV cache (GPT), not \(model.config.modelType)")
                 }
+                model.setDecodePrecision(precision)
+                var rows: [Float] = []
+                rows.reserveCapacity(t * vocab)
+                for id in seq { rows += withNoGrad { model([id], cache: cache) }.scalars }
+                out = Tensor(rows, shape: [t, vocab])
             } else {
                 out = withNoGrad { model.logits(seq, batch: 1, time: t, rng: &rng) }
             }

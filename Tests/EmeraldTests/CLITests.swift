@@ -213,7 +213,7 @@ final class CLITests: XCTestCase {
         try expectFailure(["sample", "--checkpoint", "run", "--top-k", "0"], "--top-k must be positive")
         try expectFailure(["sample", "--checkpoint", "run", "--max-new-tokens=-5"], "--max-new-tokens must not be negative")
         try expectFailure(["sample", "--checkpoint", "run", "--prompt", ""], "--prompt must not be empty")
-        try expectFailure(["score", "--checkpoint", "run", "--text", "Oz and", "--dtype", "bf16"], "--dtype bf16 scores GPT models only")
+        try expectFailure(["score", "--checkpoint", "run", "--text", "Oz and", "--dtype", "bf16"], "--dtype bf16 scores models that decode with a KV cache")
 
         // Resuming a bigram run as a GPT, or on other data, contradicts the run.
         try expectFailure(["train", "--resume", "run", "--model", "gpt"], "--model gpt contradicts the run in run, a bigram run; drop --model")

@@ -26,13 +26,21 @@ final class GPTTests: XCTestCase {
             model.eval()
             let ids = TestSupport.ids(11, vocab: cfg.vocabSize)
             let full = withNoGrad { model.logits(ids, batch: 1, time: ids.count, rng: &rng) }.scalars
-            let cache = KVCache(for: model)
-            var cached = model.logits(appending: Array(ids[..<6]), cache: cache).scalars
-            for i in 6..<ids.count { cached += model.logits(appending: [ids[i]], cache: cache).scalars }
+            let cache = try! XCTUnwrap(model.makeCache())
+            var cached = withNoGrad { model(Array(ids[..<6]), cache: cache) }.scalars
+            for i in 6..<ids.count { cached += withNoGrad { model([ids[i]], cache: cache) }.scalars }
             XCTAssertEqual(cache.length, ids.count)
             XCTAssertLessThan(TestSupport.maxAbsDiff(full, cached), 1e-5, "norm \(norm)")
-            let last = model.logits(appending: [ids[0]], cache: KVCache(for: model), lastOnly: true)
+            let last = withNoGrad { model([ids[0]], cache: model.makeCache()!, lastOnly: true) }
             XCTAssertEqual(last.shape, [1, cfg.vocabSize])
+            // lastOnly without a cache: each sequence's last row of the full logits.
+            let two = TestSupport.ids(10, vocab: cfg.vocabSize)
+            let all = withNoGrad { model.logits(two, batch: 2, time: 5, rng: &rng) }.scalars
+            let lasts = withNoGrad { model(two, batch: 2, time: 5, cache: nil, lastOnly: true, rng: &rng) }
+            XCTAssertEqual(lasts.shape, [2, cfg.vocabSize])
+            // (Up to rounding: a 2-row product takes the few-rows GEMM path, 10 rows the packed one.)
+            let expected = Array(all[(4 * cfg.vocabSize)..<(5 * cfg.vocabSize)] + all[(9 * cfg.vocabSize)...])
+            XCTAssertLessThan(TestSupport.maxAbsDiff(lasts.scalars, expected), 1e-6)
         }
     }
 
@@ -49,16 +57,16 @@ final class GPTTests: XCTestCase {
                 model.eval()
                 let ids = TestSupport.ids(8, vocab: cfg.vocabSize)
                 func decode(_ m: GPT, prompt: Int) -> (prompt: [Float], next: [Float]) {
-                    let cache = KVCache(for: m)
-                    let p = m.logits(appending: Array(ids[..<prompt]), cache: cache).scalars
+                    let cache = m.makeCache()!
+                    let p = withNoGrad { m(Array(ids[..<prompt]), cache: cache) }.scalars
                     var next: [Float] = []
-                    for id in ids[prompt...] { next += m.logits(appending: [id], cache: cache).scalars }
+                    for id in ids[prompt...] { next += withNoGrad { m([id], cache: cache) }.scalars }
                     return (p, next)
                 }
                 let what = "\(precision) tie \(tie)"
                 let fp32 = decode(model, prompt: 7), fp32Steps = decode(model, prompt: 1)
                 model.setDecodePrecision(precision)
-                XCTAssertEqual(model.namedParameters().filter { $0.tensor.decodeWeights != nil }.count, cfg.nLayer * 4 + 1, what)
+                XCTAssertEqual(model.decodeCopies.count, cfg.nLayer * 4 + 1, what)
                 let copied = decode(model, prompt: 7)
                 XCTAssertEqual(copied.prompt, fp32.prompt, "a 7-token prompt reads fp32 weights, \(what)")
                 let moved = TestSupport.maxAbsDiff(copied.next, fp32.next)

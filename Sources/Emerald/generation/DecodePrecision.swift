@@ -14,22 +14,33 @@ public enum DecodePrecision: String, CaseIterable, Sendable {
     case int8
 }
 
-extension Module {
-    /// Gives every Linear weight below this module (and a GPT's tied LM head, `wte`) a
-    /// bfloat16 or 8-bit copy that products of at most 4 rows read while no gradient is
-    /// recorded (generating one token at a time); `.fp32` drops the copies. Prompts, training
-    /// and scoring keep using the fp32 weights. Call it again after the weights change.
-    public func setDecodePrecision(_ precision: DecodePrecision) {
-        for (_, child) in namedChildren() { child.setDecodePrecision(precision) }
-        var weights: [Tensor] = []
-        if let linear = self as? Linear { weights.append(linear.weight) }
-        if let gpt = self as? GPT, gpt.lm_head == nil { weights.append(gpt.transformer.wte.weight) }
-        for w in weights {
-            switch precision {
-            case .fp32: w.decodeWeights = nil
-            case .bf16: w.decodeWeights = BF16Matrix(w)
-            case .int8: w.decodeWeights = Q8Matrix(w)
-            }
+extension DecodePrecision {
+    /// A copy of an (out, in) weight in this precision; nil for `.fp32` (the weight itself).
+    public func copy(of weight: Tensor) -> (any DecodeWeights)? {
+        switch self {
+        case .fp32: return nil
+        case .bf16: return BF16Matrix(weight)
+        case .int8: return Q8Matrix(weight)
         }
+    }
+}
+
+extension Module {
+    /// Every module below this one (itself first), depth first.
+    public var descendants: [Module] { [self] + namedChildren().flatMap { $0.1.descendants } }
+
+    /// The decode copies below this module, each with the fp32 weight it stands in for.
+    public var decodeCopies: [(weight: Tensor, copy: any DecodeWeights)] {
+        descendants.compactMap { m in
+            if let l = m as? Linear, let c = l.decodeCopy { return (l.weight, c) }
+            if let e = m as? Embedding, let c = e.headCopy { return (e.weight, c) }
+            return nil
+        }
+    }
+
+    /// Bytes one decoded token reads from the weights: the decode copies where there are some,
+    /// else the fp32 weights (each parameter once).
+    public var decodeWeightBytes: Int {
+        decodeCopies.reduce(4 * parameterCount) { $0 - 4 * $1.weight.count + $1.copy.byteCount }
     }
 }

@@ -50,26 +50,23 @@ public enum Generator {
         model.eval()
         var ids = prompt
         var out: [Int32] = []
-        let gpt = model as? GPT
-        let cache = gpt.map { KVCache(for: $0) }
+        let cache = model.makeCache()
         var pending = prompt  // ids not yet in the cache
         try withNoGrad {
             for _ in 0..<maxNewTokens {
-                let row: [Float]
-                if let gpt, let cache {
+                let logits: Tensor  // (1, V)
+                if let cache {
                     if cache.length + pending.count > cache.capacity {
                         // Window full: restart from the last `capacity` ids, as the uncached path crops.
                         cache.reset()
                         pending = Array(ids.suffix(cache.capacity))
                     }
-                    let logits = gpt.logits(appending: pending, cache: cache, lastOnly: true)
-                    row = logits.scalars
+                    logits = model(pending, cache: cache, lastOnly: true)
                 } else {
                     let ctx = model.contextLength.map { Array(ids.suffix($0)) } ?? ids
-                    let logits = model.logits(ctx, batch: 1, time: ctx.count, rng: &rng)
-                    let v = logits.shape.last!
-                    row = Array(UnsafeBufferPointer(start: logits.data + (ctx.count - 1) * v, count: v))
+                    logits = model(ctx, batch: 1, time: ctx.count, cache: nil, lastOnly: true, rng: &rng)
                 }
+                let row = logits.scalars
                 guard row.withUnsafeBufferPointer({ Sampling.allFinite($0.baseAddress!, $0.count) }) else {
                     throw EmeraldError.nonFinite("the model's logits for new token \(out.count + 1) hold NaN or infinity "
                                                  + "(its weights do, or float32 overflowed): no token can be drawn")

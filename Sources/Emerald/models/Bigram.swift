@@ -24,8 +24,16 @@ public final class BigramLanguageModel: Module, LanguageModel {
     /// Only the last token matters.
     public var contextLength: Int? { 1 }
 
-    /// Table rows for each input id: (B·T, V).
-    public func logits(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor {
-        token_embedding_table(ids, shape: [batch * time])
+    /// Table rows for each input id: (B·T, V), or (B, V) for each sequence's last id.
+    /// The table needs no cache: the last id is all it reads.
+    public func callAsFunction(_ ids: [Int32], batch: Int, time: Int, cache: KVCache?, lastOnly: Bool,
+                               rng: inout RandomGenerator) -> Tensor {
+        if lastOnly {
+            return token_embedding_table((0..<batch).map { ids[$0 * time + time - 1] }, shape: [batch])
+        }
+        return token_embedding_table(ids, shape: [batch * time])
     }
+
+    /// None: the table reads only the last id.
+    public func makeCache() -> KVCache? { nil }
 }

@@ -23,11 +23,30 @@ public final class GPT: Module, LanguageModel {
     /// The position table's length.
     public var contextLength: Int? { cfg.blockSize }
 
-    /// Logits (B·T, V).
-    public func logits(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor {
-        precondition(time <= cfg.blockSize, "sequence of \(time) exceeds the context of \(cfg.blockSize)")
-        let x = transformer(ids, batch: batch, time: time, rng: &rng)  // (B, T, C)
-        return x.reshaped([batch * time, cfg.nEmbd]).linear(weight: lm_head?.weight ?? transformer.wte.weight, bias: nil)
+    /// The forward pass: logits (B·T, V) for ids (B, T), or (B, V) for each sequence's last
+    /// position when `lastOnly`. With `cache` (B = 1, no gradient) the ids sit after the
+    /// cached positions, which they extend.
+    public func callAsFunction(_ ids: [Int32], batch: Int, time: Int, cache: KVCache?, lastOnly: Bool,
+                               rng: inout RandomGenerator) -> Tensor {
+        let start = cache?.length ?? 0
+        precondition(start + time <= cfg.blockSize, "sequence of \(start + time) exceeds the context of \(cfg.blockSize)")
+        var x = transformer(ids, batch: batch, time: time, start: start, cache: cache, rng: &rng)  // (B, T, C)
+        if lastOnly && time > 1 { x = x.slice(axis: 1, (time - 1)..<time) }
+        let rows = lastOnly ? batch : batch * time
+        let flat = x.reshaped([rows, cfg.nEmbd])
+        return lm_head?(flat) ?? transformer.wte.asLinear(flat)
+    }
+
+    /// An empty cache for every block's attention, as long as the context.
+    public func makeCache() -> KVCache? {
+        KVCache(layers: cfg.nLayer, kvHeads: cfg.nHead, headSize: cfg.nEmbd / cfg.nHead, capacity: cfg.blockSize)
+    }
+
+    /// Gives every Linear a weight copy in `precision` for generation, and the token
+    /// embedding too when it doubles as the LM head.
+    public override func setDecodePrecision(_ precision: DecodePrecision) {
+        super.setDecodePrecision(precision)
+        if lm_head == nil { transformer.wte.setDecodePrecision(asHead: precision) }
     }
 
     /// The trunk: everything but the LM head.
@@ -52,12 +71,13 @@ public final class GPT: Module, LanguageModel {
             drop = Dropout(c.dropout)
         }
 
-        /// Hidden states (B, T, C) after `ln_f`.
-        public func callAsFunction(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor {
+        /// Hidden states (B, T, C) after `ln_f`, for positions `start ..< start + T`.
+        public func callAsFunction(_ ids: [Int32], batch: Int, time: Int, start: Int = 0, cache: KVCache? = nil,
+                                   rng: inout RandomGenerator) -> Tensor {
             let tok = wte(ids, shape: [batch, time])
-            let pos = wpe.weight.slice(axis: 0, 0..<time)
+            let pos = wpe.weight.slice(axis: 0, start..<(start + time))
             var x = drop(tok + pos, rng: &rng)
-            for block in h { x = block(x, rng: &rng) }
+            for (i, block) in h.enumerated() { x = block(x, cache: cache?.layers[i], rng: &rng) }
             return ln_f(x)
         }
     }
@@ -83,13 +103,13 @@ public final class GPT: Module, LanguageModel {
         }
 
         /// (B, T, C) → (B, T, C).
-        public func callAsFunction(_ x: Tensor, rng: inout RandomGenerator) -> Tensor {
+        public func callAsFunction(_ x: Tensor, cache: LayerKVCache? = nil, rng: inout RandomGenerator) -> Tensor {
             switch norm {
             case .pre:
-                let y = x + attn(ln_1(x), rng: &rng)
+                let y = x + attn(ln_1(x), cache: cache, rng: &rng)
                 return y + mlp(ln_2(y), rng: &rng)
             case .post:
-                let y = ln_1(x + attn(x, rng: &rng))
+                let y = ln_1(x + attn(x, cache: cache, rng: &rng))
                 return ln_2(y + mlp(y, rng: &rng))
             }
         }
@@ -101,7 +121,7 @@ public final class GPT: Module, LanguageModel {
         public let c_attn: Linear
         /// (C, C): mixes the heads' outputs.
         public let c_proj: Linear
-        let nHead: Int
+        let attention: Attention
         /// Dropout on attention probabilities (inside the fused kernel) and on the output.
         let dropout: Float
         let resid_dropout: Dropout
@@ -109,15 +129,19 @@ public final class GPT: Module, LanguageModel {
         init(_ c: GPTConfig, rng: inout RandomGenerator) {
             c_attn = Linear(c.nEmbd, 3 * c.nEmbd, bias: c.bias, rng: &rng)
             c_proj = Linear(c.nEmbd, c.nEmbd, bias: c.bias, std: 0.02 / Float(2 * c.nLayer).squareRoot(), rng: &rng)
-            nHead = c.nHead
+            attention = Attention(heads: c.nHead)
             dropout = c.dropout
             resid_dropout = Dropout(c.dropout)
         }
 
-        /// (B, T, C) → (B, T, C).
-        public func callAsFunction(_ x: Tensor, rng: inout RandomGenerator) -> Tensor {
+        /// (B, T, C) → (B, T, C); with a cache, the new positions attend to the cached ones too.
+        public func callAsFunction(_ x: Tensor, cache: LayerKVCache? = nil, rng: inout RandomGenerator) -> Tensor {
             let p = isTraining ? dropout : 0
-            let y = c_attn(x).causalSelfAttention(heads: nHead, dropout: p, seed: p > 0 ? rng.next() : 0)
+            let qkv = c_attn(x), c = qkv.shape.last! / 3
+            // GPT-2 packs queries, keys and values in one projection: attention reads the
+            // three column ranges in place.
+            let y = attention(q: qkv.columns(0..<c), k: qkv.columns(c..<(2 * c)), v: qkv.columns((2 * c)..<(3 * c)),
+                              cache: cache, dropout: p, seed: p > 0 ? rng.next() : 0)
             return resid_dropout(c_proj(y), rng: &rng)
         }
     }

@@ -4,11 +4,29 @@ public protocol LanguageModel: Module {
     var config: ModelConfig { get }
     /// Longest context the model can read; nil when unbounded.
     var contextLength: Int? { get }
-    /// Logits `(B·T, V)` for ids `(B, T)`; `rng` drives dropout in training mode.
-    func logits(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor
+    /// The model's one forward pass: logits `(B·T, V)` for ids `(B, T)`, or `(B, V)` for
+    /// each sequence's last position when `lastOnly`; `rng` drives dropout in training mode.
+    /// With a `cache` (from `makeCache()`; one sequence, B = 1, no gradient) the ids follow
+    /// the positions already cached, and are added to it.
+    func callAsFunction(_ ids: [Int32], batch: Int, time: Int, cache: KVCache?, lastOnly: Bool,
+                        rng: inout RandomGenerator) -> Tensor
+    /// An empty cache for this model's attention layers; nil for models that keep none.
+    func makeCache() -> KVCache?
 }
 
 extension LanguageModel {
+    /// Logits `(B·T, V)` for ids `(B, T)`, no cache.
+    public func logits(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor {
+        self(ids, batch: batch, time: time, cache: nil, lastOnly: false, rng: &rng)
+    }
+
+    /// Logits for one sequence's new `ids` after `cache`'s positions (every row, or the last
+    /// when `lastOnly`), in evaluation mode (no dropout is drawn).
+    public func callAsFunction(_ ids: [Int32], cache: KVCache, lastOnly: Bool = false) -> Tensor {
+        var rng = RandomGenerator(seed: 0)
+        return self(ids, batch: 1, time: ids.count, cache: cache, lastOnly: lastOnly, rng: &rng)
+    }
+
     /// Mean cross-entropy of the next-token predictions.
     public func loss(_ batch: Batch, rng: inout RandomGenerator) -> Tensor {
         logits(batch.inputs, batch: batch.batchSize, time: batch.blockSize, rng: &rng)

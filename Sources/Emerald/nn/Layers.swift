@@ -4,6 +4,8 @@ public final class Linear: Module {
     public let weight: Tensor
     /// (outFeatures), or nil without bias.
     public let bias: Tensor?
+    /// The compressed copy of `weight` generation reads (see `setDecodePrecision`).
+    public private(set) var decodeCopy: (any DecodeWeights)?
 
     /// Weights drawn N(0, std²) (GPT-2 uses 0.02); bias zero.
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, std: Float = 0.02,
@@ -14,7 +16,12 @@ public final class Linear: Module {
 
     /// Applies the layer to the last axis of `x`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        x.linear(weight: weight, bias: bias)
+        x.linear(weight: weight, bias: bias, decodeCopy: decodeCopy)
+    }
+
+    /// Keeps a copy of the weight in `precision` for one-token products.
+    public override func setDecodePrecision(_ precision: DecodePrecision) {
+        decodeCopy = precision.copy(of: weight)
     }
 }
 
@@ -28,9 +35,23 @@ public final class Embedding: Module {
         weight = .randn([count, dim], std: std, using: &rng, requiresGrad: true)
     }
 
+    /// The copy of the table `asLinear` reads while generating (see `setDecodePrecision(asHead:)`).
+    public private(set) var headCopy: (any DecodeWeights)?
+
     /// Rows for `ids`, shaped `shape + [dim]`.
     public func callAsFunction(_ ids: [Int32], shape: [Int]) -> Tensor {
         weight.indexSelect(ids, shape: shape)
+    }
+
+    /// x (…, dim) · tableᵀ: the table used as an output layer (a tied LM head).
+    public func asLinear(_ x: Tensor) -> Tensor {
+        x.linear(weight: weight, bias: nil, decodeCopy: headCopy)
+    }
+
+    /// Keeps a copy of the table in `precision` for `asLinear`'s one-token products (lookups
+    /// keep reading the fp32 table).
+    public func setDecodePrecision(asHead precision: DecodePrecision) {
+        headCopy = precision.copy(of: weight)
     }
 }
 

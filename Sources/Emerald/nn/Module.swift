@@ -53,6 +53,15 @@ open class Module {
     /// Evaluation mode (dropout off).
     public func eval() { train(false) }
 
+    /// Gives the layers below this module that multiply by weights (Linear, and a token
+    /// embedding that doubles as the LM head) a bfloat16 or 8-bit copy of them, which
+    /// products of at most 4 rows read while no gradient is recorded (generating one token at
+    /// a time); `.fp32` drops the copies. Prompts, training and scoring keep using the fp32
+    /// weights. Call it again after the weights change.
+    open func setDecodePrecision(_ precision: DecodePrecision) {
+        for (_, child) in namedChildren() { child.setDecodePrecision(precision) }
+    }
+
     /// Clears every parameter's gradient.
     public func zeroGrad() { for p in parameters { p.grad = nil } }
 

@@ -1,38 +1,112 @@
+/// Columns `range` of the last axis of a tensor, read in place: an attention operand.
+///
+/// GPT-2 projects queries, keys and values with one packed `c_attn` (B, T, 3C); Llama-family
+/// models with three separate projections. Attention reads either layout without copying:
+/// q, k and v are column ranges of one tensor or of several.
+public struct Columns {
+    /// The tensor the columns belong to (rank ≥ 2; its last axis holds them).
+    public let tensor: Tensor
+    /// Which columns of the last axis.
+    public let range: Range<Int>
+
+    /// Columns `range` of `tensor`'s last axis.
+    public init(_ tensor: Tensor, _ range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= (tensor.shape.last ?? 0),
+                     "columns \(range) outside a last axis of \(tensor.shape.last ?? 0)")
+        self.tensor = tensor
+        self.range = range
+    }
+
+    /// Distance between rows (the tensor's last dimension).
+    var rowStride: Int { tensor.shape.last! }
+}
+
 extension Tensor {
-    /// Fused masked multi-head self-attention, flash-style.
-    ///
-    /// `self` is qkv (B, T, 3C) as produced by GPT-2's `c_attn`: channels
-    /// [0, C) are queries, [C, 2C) keys, [2C, 3C) values, and head h owns
-    /// channels h·hs ..< (h+1)·hs of each (hs = C / heads). Output (B, T, C).
-    ///
-    /// Work is split across cores by (batch, head). Within a head, rows are
-    /// processed in blocks of `AttentionKernel.rowBlock` queries: scores for a
-    /// block are one small GEMM against the keys it may see (the causal
-    /// triangle, never the masked upper part), softmaxed in place, then one
-    /// GEMM with V. Forward keeps only each row's log-sum-exp (B·H·T floats);
-    /// backward recomputes the probabilities block by block, so no T×T matrix
-    /// per head outlives the kernel.
-    ///
-    /// With `dropout` > 0, attention probabilities are dropped (and the kept
-    /// ones scaled by 1/(1−p)) as nanoGPT does; the mask comes from a counter
-    /// hash of (`seed`, position), so backward regenerates it instead of storing it.
+    /// Columns `range` of the last axis, read in place by attention.
+    public func columns(_ range: Range<Int>) -> Columns { Columns(self, range) }
+    /// Every column of the last axis.
+    public var allColumns: Columns { Columns(self, 0..<(shape.last ?? 0)) }
+
+    /// `causalAttention` on packed qkv (B, T, 3C) as GPT-2's `c_attn` makes it: channels
+    /// [0, C) are queries, [C, 2C) keys, [2C, 3C) values. Output (B, T, C).
     public func causalSelfAttention(heads: Int, dropout: Float = 0, seed: UInt64 = 0) -> Tensor {
         precondition(rank == 3 && shape[2] % 3 == 0, "attention expects qkv of shape (B, T, 3C), got \(shape)")
+        let c = shape[2] / 3
+        return .causalAttention(q: columns(0..<c), k: columns(c..<(2 * c)), v: columns((2 * c)..<(3 * c)),
+                                heads: heads, kvHeads: heads, dropout: dropout, seed: seed)
+    }
+
+    /// Fused masked multi-head attention, flash-style, with `kvHeads` key/value heads shared
+    /// by groups of `heads / kvHeads` query heads (grouped-query attention; equal counts are
+    /// plain multi-head attention).
+    ///
+    /// q is (B, T, heads·hs), k and v (B, T, kvHeads·hs), each a column range of some tensor
+    /// (`Columns`); query head h owns columns h·hs ..< (h+1)·hs and reads key/value head
+    /// h / (heads / kvHeads). Output (B, T, heads·hs).
+    ///
+    /// Work is split across cores by (batch, head). Within a head, rows are processed in
+    /// blocks of `AttentionKernel.rowBlock` queries: scores for a block are one small GEMM
+    /// against the keys it may see (the causal triangle, never the masked upper part),
+    /// softmaxed in place, then one GEMM with V. Forward keeps only each row's log-sum-exp
+    /// (B·H·T floats); backward recomputes the probabilities block by block, so no T×T matrix
+    /// per head outlives the kernel.
+    ///
+    /// With `dropout` > 0, attention probabilities are dropped (and the kept ones scaled by
+    /// 1/(1−p)) as nanoGPT does; the mask comes from a counter hash of (`seed`, position), so
+    /// backward regenerates it instead of storing it.
+    public static func causalAttention(q: Columns, k: Columns, v: Columns, heads: Int, kvHeads: Int,
+                                       dropout: Float = 0, seed: UInt64 = 0) -> Tensor {
+        let qs = q.tensor.shape
+        precondition(qs.count == 3 && k.tensor.rank == 3 && v.tensor.rank == 3, "attention expects (B, T, channels) operands")
+        precondition(k.tensor.shape.prefix(2) == qs.prefix(2) && v.tensor.shape.prefix(2) == qs.prefix(2),
+                     "attention: q \(qs), k \(k.tensor.shape) and v \(v.tensor.shape) differ in batch or time")
+        precondition(heads > 0 && kvHeads > 0 && heads % kvHeads == 0, "\(heads) query heads do not group over \(kvHeads) key/value heads")
+        precondition(q.range.count % heads == 0, "\(q.range.count) query channels do not split into \(heads) heads")
+        let hs = q.range.count / heads
+        precondition(k.range.count == kvHeads * hs && v.range.count == kvHeads * hs,
+                     "attention: keys and values need \(kvHeads)×\(hs) channels, got \(k.range.count) and \(v.range.count)")
         precondition(dropout >= 0 && dropout < 1, "attention dropout must be in [0, 1)")
         // Inside a data-parallel shard, mask positions count (batch, head) pairs from the
         // start of the whole batch (see `ShardRows`).
-        let geo = AttentionKernel.Geometry(b: shape[0], t: shape[1], c: shape[2] / 3, heads: heads,
-                                           dropout: dropout, seed: seed, firstPair: ShardRows.elementOffset(shape[0]) * heads)
+        let geo = AttentionKernel.Geometry(b: qs[0], t: qs[1], heads: heads, kvHeads: kvHeads, hs: hs,
+                                           ldq: q.rowStride, ldk: k.rowStride, ldv: v.rowStride,
+                                           dropout: dropout, seed: seed, firstPair: ShardRows.elementOffset(qs[0]) * heads)
         let out = Tensor(uninitialized: [geo.b, geo.t, geo.c])
         let lse = Tensor(uninitialized: [geo.b, heads, geo.t])
-        AttentionKernel.forward(geo, qkv: data, out: out.data, lse: lse.data)
-        return out.record([self]) { [unowned out] g in
+        let qp = q.tensor.data + q.range.lowerBound, kp = k.tensor.data + k.range.lowerBound
+        let vp = v.tensor.data + v.range.lowerBound
+        AttentionKernel.forward(geo, q: qp, k: kp, v: vp, out: out.data, lse: lse.data)
+        var parents: [Tensor] = []
+        for t in [q.tensor, k.tensor, v.tensor] where !parents.contains(where: { $0 === t }) { parents.append(t) }
+        return out.record(parents) { [unowned out] g in
             // A fresh gradient is written, not zero-filled first (each head zeroes its own rows).
-            self.withGrad { dqkv, beta in
-                AttentionKernel.backward(geo, qkv: self.data, out: out.data, lse: lse.data, dout: g.data, dqkv: dqkv,
-                                         accumulate: beta != 0)
+            withGradients(parents) { grads in
+                func slot(_ c: Columns) -> (UnsafeMutablePointer<Float>, Bool) {
+                    let (p, accumulate) = grads[parents.firstIndex { $0 === c.tensor }!]
+                    return (p + c.range.lowerBound, accumulate)
+                }
+                AttentionKernel.backward(geo, q: qp, k: kp, v: vp, out: out.data, lse: lse.data, dout: g.data,
+                                         dq: slot(q), dk: slot(k), dv: slot(v))
             }
         }
+    }
+
+    /// Runs `body` with a gradient buffer for each of `tensors` and whether it already holds a
+    /// gradient to add to (GEMM's beta 1) or must be overwritten (beta 0). A tensor that takes
+    /// no gradient gets a throwaway buffer.
+    static func withGradients(_ tensors: ArraySlice<Tensor>, _ taken: [(UnsafeMutablePointer<Float>, Bool)] = [],
+                              _ body: ([(UnsafeMutablePointer<Float>, Bool)]) -> Void) {
+        guard let first = tensors.first else { return body(taken) }
+        if first.requiresGrad {
+            first.withGrad { p, beta in withGradients(tensors.dropFirst(), taken + [(p, beta != 0)], body) }
+        } else {
+            let unused = Tensor(uninitialized: first.shape)
+            withGradients(tensors.dropFirst(), taken + [(unused.data, false)], body)
+        }
+    }
+
+    static func withGradients(_ tensors: [Tensor], _ body: ([(UnsafeMutablePointer<Float>, Bool)]) -> Void) {
+        withGradients(tensors[...], [], body)
     }
 }
 
@@ -43,19 +117,18 @@ public enum AttentionKernel {
 
     /// Shapes of one attention call.
     struct Geometry {
-        let b: Int, t: Int, c: Int, heads: Int
+        let b: Int, t: Int, heads: Int, kvHeads: Int, hs: Int
+        /// Row strides of q, k and v (and of their gradients, laid out alike).
+        let ldq: Int, ldk: Int, ldv: Int
         /// Attention-probability dropout and the seed of its mask.
         let dropout: Float, seed: UInt64
         /// Index of this call's first (batch, head) pair in the mask's positions.
         let firstPair: Int
-        var hs: Int { c / heads }
-        var c3: Int { 3 * c }
+        /// Output channels.
+        var c: Int { heads * hs }
+        /// Query heads per key/value head.
+        var group: Int { heads / kvHeads }
         var scale: Float { 1 / Float(hs).squareRoot() }
-        init(b: Int, t: Int, c: Int, heads: Int, dropout: Float = 0, seed: UInt64 = 0, firstPair: Int = 0) {
-            precondition(heads > 0 && c % heads == 0, "\(c) channels do not split into \(heads) heads")
-            self.b = b; self.t = t; self.c = c; self.heads = heads; self.dropout = dropout; self.seed = seed
-            self.firstPair = firstPair
-        }
 
         /// The mask is a 32-bit counter hash (murmur3's finalizer, as `Kernels.dropout`) of
         /// position (bh·t + i)·t + j under a key from the seed, 8 lanes at a time.
@@ -126,7 +199,7 @@ public enum AttentionKernel {
                               p: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, known: UnsafePointer<Float>?) {
         let t = g.t
         GEMM.sgemm(transA: false, transB: true, m: r1 - r0, n: r1, k: g.hs, alpha: g.scale,
-                   a: q + r0 * g.c3, lda: g.c3, b: k, ldb: g.c3, c: p, ldc: t)
+                   a: q + r0 * g.ldq, lda: g.ldq, b: k, ldb: g.ldk, c: p, ldc: t)
         for i in r0..<r1 {
             let row = p + (i - r0) * t
             let visible = i + 1
@@ -145,13 +218,15 @@ public enum AttentionKernel {
     }
 
     /// out = softmax(mask(Q Kᵀ / √hs)) V per (batch, head); lse per row.
-    static func forward(_ g: Geometry, qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) {
+    static func forward(_ g: Geometry, q qBase: UnsafePointer<Float>, k kBase: UnsafePointer<Float>, v vBase: UnsafePointer<Float>,
+                        out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) {
         let (t, c, hs) = (g.t, g.c, g.hs)
         parallelFor(g.b * g.heads) { range in
             let p = Scratch.buffer(0, count: rowBlock * t)
             for bh in range {
-                let bi = bh / g.heads, h = bh % g.heads
-                let q = qkv + bi * t * g.c3 + h * hs, k = q + c, v = q + 2 * c
+                let bi = bh / g.heads, h = bh % g.heads, kvh = h / g.group
+                let q = qBase + bi * t * g.ldq + h * hs
+                let k = kBase + bi * t * g.ldk + kvh * hs, v = vBase + bi * t * g.ldv + kvh * hs
                 let o = out + bi * t * c + h * hs
                 var r0 = 0
                 while r0 < t {
@@ -161,64 +236,74 @@ public enum AttentionKernel {
                         for i in r0..<r1 { g.dropRow(bh, i, p + (i - r0) * t, count: i + 1) }
                     }
                     GEMM.sgemm(transA: false, transB: false, m: r1 - r0, n: hs, k: r1,
-                               a: p, lda: t, b: v, ldb: g.c3, c: o + r0 * c, ldc: c)
+                               a: p, lda: t, b: v, ldb: g.ldv, c: o + r0 * c, ldc: c)
                     r0 = r1
                 }
             }
         }
     }
 
-    /// Gradients of Q, K, V (accumulated into dqkv) from dout.
+    /// Gradients of Q, K, V from dout, each into its buffer (`dq`, `dk`, `dv`: where, and
+    /// whether to add to what is there or overwrite it).
     /// With P recomputed from lse: dP = dO Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)),
     /// dQ += dS K / √hs, dK += dSᵀ Q / √hs, dV += Pᵀ dO (P and dP through the
-    /// dropout mask when there is one).
-    static func backward(_ g: Geometry, qkv: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
-                         dout: UnsafePointer<Float>, dqkv: UnsafeMutablePointer<Float>, accumulate: Bool = true) {
+    /// dropout mask when there is one). Work is split by (batch, key/value head): the query
+    /// heads of a group add into the same dK and dV, one after another.
+    static func backward(_ g: Geometry, q qBase: UnsafePointer<Float>, k kBase: UnsafePointer<Float>, v vBase: UnsafePointer<Float>,
+                         out: UnsafePointer<Float>, lse: UnsafePointer<Float>, dout: UnsafePointer<Float>,
+                         dq dqBase: (UnsafeMutablePointer<Float>, Bool), dk dkBase: (UnsafeMutablePointer<Float>, Bool),
+                         dv dvBase: (UnsafeMutablePointer<Float>, Bool)) {
         let (t, c, hs) = (g.t, g.c, g.hs)
-        parallelFor(g.b * g.heads) { range in
+        parallelFor(g.b * g.kvHeads) { range in
             let p = Scratch.buffer(0, count: rowBlock * t)
             let dp = Scratch.buffer(1, count: rowBlock * t)
-            for bh in range {
-                let bi = bh / g.heads, h = bh % g.heads
-                let q = qkv + bi * t * g.c3 + h * hs, k = q + c, v = q + 2 * c
-                let dq = dqkv + bi * t * g.c3 + h * hs, dk = dq + c, dv = dq + 2 * c
-                let o = out + bi * t * c + h * hs, dO = dout + bi * t * c + h * hs
-                var r0 = 0
-                while r0 < t {
-                    let r1 = Swift.min(t, r0 + rowBlock), rb = r1 - r0
-                    probabilities(g, q: q, k: k, r0: r0, r1: r1, p: p, lse: nil, known: lse + bh * t)
-                    GEMM.sgemm(transA: false, transB: true, m: rb, n: r1, k: hs,
-                               a: dO + r0 * c, lda: c, b: v, ldb: g.c3, c: dp, ldc: t)
-                    for i in r0..<r1 {
-                        // D_i = dO_i·O_i = Σ_j P′_ij dP′_ij, so dropout leaves it unchanged.
-                        let d = Kernels.dot(dO + i * c, o + i * c, hs)
-                        let pr = p + (i - r0) * t, dpr = dp + (i - r0) * t
-                        if g.dropout > 0 {
-                            // dP = dP′·keep; p becomes P′ = P·keep for dV.
-                            g.dropoutScores(bh, i, p: pr, dp: dpr, d: d, count: i + 1, width: r1)
-                        } else {
-                            // dS (zero where masked: p = 0).
-                            let dv = F8(repeating: d)
-                            var j = 0
-                            while j + 8 <= r1 { store8(load8(pr + j) * (load8(dpr + j) - dv), dpr + j); j += 8 }
-                            while j < r1 { dpr[j] = pr[j] * (dpr[j] - d); j += 1 }
-                        }
-                    }
-                    if !accumulate {
-                        // Key rows r0..<r1 are first reached by this block: start them at zero.
+            for bkv in range {
+                let bi = bkv / g.kvHeads, kvh = bkv % g.kvHeads
+                let k = kBase + bi * t * g.ldk + kvh * hs, v = vBase + bi * t * g.ldv + kvh * hs
+                let dk = dkBase.0 + bi * t * g.ldk + kvh * hs, dv = dvBase.0 + bi * t * g.ldv + kvh * hs
+                for h in (kvh * g.group)..<((kvh + 1) * g.group) {
+                    let bh = bi * g.heads + h
+                    let q = qBase + bi * t * g.ldq + h * hs, dq = dqBase.0 + bi * t * g.ldq + h * hs
+                    let o = out + bi * t * c + h * hs, dO = dout + bi * t * c + h * hs
+                    let accumulateKV = (dkBase.1, dvBase.1, h > kvh * g.group)
+                    var r0 = 0
+                    while r0 < t {
+                        let r1 = Swift.min(t, r0 + rowBlock), rb = r1 - r0
+                        probabilities(g, q: q, k: k, r0: r0, r1: r1, p: p, lse: nil, known: lse + bh * t)
+                        GEMM.sgemm(transA: false, transB: true, m: rb, n: r1, k: hs,
+                                   a: dO + r0 * c, lda: c, b: v, ldb: g.ldv, c: dp, ldc: t)
                         for i in r0..<r1 {
-                            (dk + i * g.c3).update(repeating: 0, count: hs)
-                            (dv + i * g.c3).update(repeating: 0, count: hs)
+                            // D_i = dO_i·O_i = Σ_j P′_ij dP′_ij, so dropout leaves it unchanged.
+                            let d = Kernels.dot(dO + i * c, o + i * c, hs)
+                            let pr = p + (i - r0) * t, dpr = dp + (i - r0) * t
+                            if g.dropout > 0 {
+                                // dP = dP′·keep; p becomes P′ = P·keep for dV.
+                                g.dropoutScores(bh, i, p: pr, dp: dpr, d: d, count: i + 1, width: r1)
+                            } else {
+                                // dS (zero where masked: p = 0).
+                                let dv = F8(repeating: d)
+                                var j = 0
+                                while j + 8 <= r1 { store8(load8(pr + j) * (load8(dpr + j) - dv), dpr + j); j += 8 }
+                                while j < r1 { dpr[j] = pr[j] * (dpr[j] - d); j += 1 }
+                            }
                         }
+                        // Key rows r0..<r1 are first reached by this block: start them at zero
+                        // unless they hold a gradient to add to.
+                        if !(accumulateKV.0 || accumulateKV.2) {
+                            for i in r0..<r1 { (dk + i * g.ldk).update(repeating: 0, count: hs) }
+                        }
+                        if !(accumulateKV.1 || accumulateKV.2) {
+                            for i in r0..<r1 { (dv + i * g.ldv).update(repeating: 0, count: hs) }
+                        }
+                        // Query rows r0..<r1 get all of their gradient from this block.
+                        GEMM.sgemm(transA: false, transB: false, m: rb, n: hs, k: r1, alpha: g.scale,
+                                   a: dp, lda: t, b: k, ldb: g.ldk, beta: dqBase.1 ? 1 : 0, c: dq + r0 * g.ldq, ldc: g.ldq)
+                        GEMM.sgemm(transA: true, transB: false, m: r1, n: hs, k: rb, alpha: g.scale,
+                                   a: dp, lda: t, b: q + r0 * g.ldq, ldb: g.ldq, beta: 1, c: dk, ldc: g.ldk)
+                        GEMM.sgemm(transA: true, transB: false, m: r1, n: hs, k: rb,
+                                   a: p, lda: t, b: dO + r0 * c, ldb: c, beta: 1, c: dv, ldc: g.ldv)
+                        r0 = r1
                     }
-                    // Query rows r0..<r1 get all of their gradient from this block.
-                    GEMM.sgemm(transA: false, transB: false, m: rb, n: hs, k: r1, alpha: g.scale,
-                               a: dp, lda: t, b: k, ldb: g.c3, beta: accumulate ? 1 : 0, c: dq + r0 * g.c3, ldc: g.c3)
-                    GEMM.sgemm(transA: true, transB: false, m: r1, n: hs, k: rb, alpha: g.scale,
-                               a: dp, lda: t, b: q + r0 * g.c3, ldb: g.c3, beta: 1, c: dk, ldc: g.c3)
-                    GEMM.sgemm(transA: true, transB: false, m: r1, n: hs, k: rb,
-                               a: p, lda: t, b: dO + r0 * c, ldb: c, beta: 1, c: dv, ldc: g.c3)
-                    r0 = r1
                 }
             }
         }

@@ -4,14 +4,17 @@ extension Tensor {
     /// The bias is added by the GEMM's micro-kernel as it stores C, so the
     /// output is written once; gradients made fresh here are written, not zeroed
     /// then accumulated.
-    public func linear(weight: Tensor, bias: Tensor?) -> Tensor {
+    ///
+    /// `decodeCopy`, a compressed copy of `weight` (bfloat16 or 8-bit) its layer keeps for
+    /// generating, is read instead for products of at most 4 rows that record no gradient.
+    public func linear(weight: Tensor, bias: Tensor?, decodeCopy: (any DecodeWeights)? = nil) -> Tensor {
         let c = shape.last ?? 1
         precondition(weight.rank == 2 && weight.shape[1] == c, "linear: weight \(weight.shape) does not take \(c) features")
         let oc = weight.shape[0]
         precondition(bias == nil || bias!.count == oc, "linear: bias has \(bias!.count) entries, expected \(oc)")
         let n = count / Swift.max(c, 1)
         let out = Tensor(uninitialized: Array(shape.dropLast()) + [oc])
-        if n <= 4, let copy = weight.decodeWeights,
+        if n <= 4, let copy = decodeCopy,
            !(Autograd.isEnabled && (requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)) {
             precondition(copy.rows == oc && copy.cols == c, "linear: decode copy \(copy.rows)×\(copy.cols) of a \(weight.shape) weight")
             copy.linear(data, rows: n, bias: bias.map { UnsafePointer($0.data) }, into: out.data)

@@ -18,10 +18,6 @@ public final class Tensor {
     public var requiresGrad: Bool
     /// How to send this tensor's gradient to its inputs; nil for leaves.
     var gradFn: GradFn?
-    /// A compressed copy of this (out, in) weight (bfloat16 or 8-bit) that `linear` reads
-    /// instead for products of at most 4 rows that record no gradient (generating: see
-    /// `Module.setDecodePrecision`).
-    public var decodeWeights: (any DecodeWeights)?
 
     /// Wraps existing storage.
     public init(shape: [Int], storage: Storage, offset: Int = 0, requiresGrad: Bool = false) {
