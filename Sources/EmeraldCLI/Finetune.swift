@@ -57,7 +57,7 @@ struct Finetune: ParsableCommand {
             let corpus = try TrainingData.forFinetuning(data, tokenizer: tokenizer)
 
             var model = ckpt.model
-            if resume == nil, case .gpt(var g) = model.config, dropout != nil || settings.reinitialize {
+            if resume == nil, var g = model.config.as(GPTConfig.self), dropout != nil || settings.reinitialize {
                 if let dropout { g.dropout = dropout }
                 try g.validate()
                 let fresh = ModelConfig.gpt(g).makeModel(seed: opt.seed ?? 1337)
@@ -135,7 +135,7 @@ struct FinetuneSettings: Codable {
     /// Parameter names kept fixed.
     func frozenNames(_ model: any LanguageModel) throws -> Set<String> {
         guard freezeEmbeddings || freezeLayers != 0 else { return [] }
-        guard case .gpt(let g) = model.config else {
+        guard let g = model.config.as(GPTConfig.self) else {
             throw EmeraldError.invalidArgument("--freeze-embeddings and --freeze-layers apply to GPT models only")
         }
         try require(freezeLayers >= 0 && freezeLayers <= g.nLayer, "--freeze-layers must be in 0...\(g.nLayer), got \(freezeLayers)")

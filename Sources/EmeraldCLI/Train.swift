@@ -50,7 +50,7 @@ struct Train: ParsableCommand {
             if let r = resumed {
                 modelConfig = r.model.config
                 try require(modelConfig.modelType == kind.rawValue, "\(resume!) holds a \(modelConfig.modelType) model, not \(kind.rawValue)")
-                if case .gpt(let g) = modelConfig { try shape.requireAgreement(with: g) }
+                if let g = modelConfig.as(GPTConfig.self) { try shape.requireAgreement(with: g) }
             } else if isGPT {
                 modelConfig = .gpt(try shape.config(vocabSize: corpus.vocabularySize))
             } else {
@@ -94,9 +94,8 @@ struct Train: ParsableCommand {
             let output = RunOutput(options: display)
             output.result(corpus.description)
             var desc = "model \(modelConfig.modelType): \(m.parameterCount) parameters"
-            if case .gpt(let g) = modelConfig {
-                desc += " (\(g.nLayer) layers, \(g.nHead) heads, \(g.nEmbd) wide, block \(g.blockSize), \(g.norm.rawValue)-LN, \(g.activation.rawValue))"
-            }
+            let summary = modelConfig.family.summary
+            if !summary.isEmpty { desc += " (\(summary))" }
             output.result(desc + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shard\(trainer.shards == 1 ? "" : "s")")
             if resumed != nil {
                 output.result("resumed at step \(trainer.step) of \(cfg.steps)"

@@ -249,7 +249,7 @@ final class CLITests: XCTestCase {
         let metrics = try XCTUnwrap(FileManager.default.contents(atPath: work + "/gpt/metrics.jsonl"))
         XCTAssertEqual(String(decoding: metrics, as: UTF8.self).split(separator: "\n").count, 3, "steps 0, 2, 4")
         let ckpt = try Checkpoint.load(from: work + "/gpt/checkpoint")
-        guard case .gpt(let cfg) = ckpt.model.config else { return XCTFail("\(ckpt.model.config)") }
+        guard let cfg = ckpt.model.config.as(GPTConfig.self) else { return XCTFail("\(ckpt.model.config)") }
         XCTAssertEqual([cfg.nLayer, cfg.nHead, cfg.nEmbd, cfg.blockSize], [1, 2, 16, 16])
         XCTAssertEqual(ckpt.state?.step, 4)
         XCTAssertEqual(ckpt.moments?.step, 4)

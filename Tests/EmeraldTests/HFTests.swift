@@ -68,7 +68,7 @@ final class HFTests: XCTestCase {
             XCTAssertEqual(loss.item, refLoss, accuracy: 1e-5, name)
             loss.backward()
 
-            let exported = Dictionary(uniqueKeysWithValues: HuggingFace.gradients(of: model))
+            let exported = Dictionary(uniqueKeysWithValues: GPT2Family.gradients(of: model))
             var checked = 0
             var worst = 0.0
             for (key, g) in ref where key.hasPrefix("grad.") {
@@ -87,7 +87,7 @@ final class HFTests: XCTestCase {
             let opt = AdamW(model.namedParameters(), betas: (Float(meta["beta1"]!)!, Float(meta["beta2"]!)!),
                             eps: Float(meta["eps"]!)!, weightDecay: Float(meta["weight_decay"]!)!)
             opt.step(lr: Float(meta["lr"]!)!)
-            let after = Dictionary(uniqueKeysWithValues: HuggingFace.tensors(of: model))
+            let after = Dictionary(uniqueKeysWithValues: GPT2Family.tensors(of: model))
             let c = model.cfg.nEmbd
             for (key, p) in ref where key.hasPrefix("after_step.") {
                 let hfName = String(key.dropFirst("after_step.".count))

@@ -5,11 +5,14 @@ import Foundation
 /// estimate a loader checks before allocating (no model is built).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    guard let json = try? JSONSerialization.jsonObject(with: Data(bytes: data, count: size)) as? [String: Any] else { return 0 }
-    if let c = try? ModelConfig(json: json, path: "config.json") {
+    let bytes = Data(bytes: data, count: size)
+    if let c = try? ModelConfig(jsonData: bytes, path: "config.json") {
         _ = MemoryEstimate.weightBytes(c)
         _ = try? c.requireFits(storedParameters: 1e6, in: "model.safetensors", configPath: "config.json")
     }
-    if let g = try? GPTConfig(huggingFace: json, path: "config.json") { _ = try? g.huggingFaceJSON(endOfTextID: 0) }
+    if let hf = try? GPT2HuggingFaceConfig(jsonData: bytes, path: "config.json"),
+       let g = try? GPTConfig(huggingFace: hf, path: "config.json") {
+        _ = try? g.huggingFaceConfig(endOfTextID: 0).jsonData()
+    }
     return 0
 }

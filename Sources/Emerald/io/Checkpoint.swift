@@ -23,15 +23,8 @@ public struct TrainState: Codable, Equatable, Sendable {
 }
 
 extension ModelConfig {
-    /// The fewest parameters a model of this config holds (GPT: 12·L·C² + (V + T)·C).
-    public var minimumParameterCount: Double {
-        switch self {
-        case .bigram(let c): return Double(c.vocabSize) * Double(c.vocabSize)
-        case .gpt(let c):
-            let w = Double(c.nEmbd)
-            return 12 * Double(c.nLayer) * w * w + (Double(c.vocabSize) + Double(c.blockSize)) * w
-        }
-    }
+    /// The fewest parameters a model of this config holds.
+    public var minimumParameterCount: Double { family.minimumParameterCount }
 
     /// Throws when the weights on disk hold fewer numbers than this config needs — checked
     /// before a model is allocated, so a damaged config.json (`"vocab_size": 2^40`,
@@ -82,7 +75,7 @@ public struct Checkpoint {
         do { try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true) }
         catch { throw EmeraldError.io("cannot create checkpoint folder \(tmp): permission denied or bad path") }
         do {
-            try AtomicFile.writeJSON(model.config.json(), to: tmp + "/config.json")
+            try AtomicFile.write(model.config.jsonData(), to: tmp + "/config.json")
             try SafeTensors.write(model.namedParameters().map { ($0.name, $0.tensor) },
                                   metadata: ["format": "pt"], to: tmp + "/model.safetensors")
             if let bpe = tokenizer as? ByteLevelBPETokenizer {
@@ -152,14 +145,12 @@ public struct Checkpoint {
             else if fm.fileExists(atPath: dir) { throw EmeraldError.corruptCheckpoint(path: path, reason: "no config.json inside") }
             else { throw EmeraldError.fileNotFound(path) }
         }
-        let json = try AtomicFile.readJSON(dir + "/config.json")
-        if HuggingFace.isHuggingFaceConfig(json) {
-            guard json["model_type"] as? String == "gpt2" else {
-                throw EmeraldError.invalidArgument("\(dir)/config.json: model_type \"\(json["model_type"]!)\" is not supported; Emerald loads Hugging Face gpt2 models and its own gpt and bigram checkpoints")
-            }
-            return try HuggingFace.load(directory: dir)
+        let configData = try AtomicFile.readData(dir + "/config.json")
+        guard let json = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
+            throw EmeraldError.corruptCheckpoint(path: dir + "/config.json", reason: "not a JSON object")
         }
-        let config = try ModelConfig(json: json, path: dir + "/config.json")
+        if HuggingFace.isHuggingFaceConfig(json) { return try HuggingFace.load(directory: dir) }
+        let config = try ModelConfig(jsonData: configData, path: dir + "/config.json")
         // No tokenizer.json: a model imported from a Hugging Face folder without one (ids only).
         var tokenizer: (any Tokenizer)?
         if fm.fileExists(atPath: dir + "/tokenizer.json") {

@@ -205,11 +205,18 @@ public enum AtomicFile {
     /// Reads a JSON object, with a clear error when it is not one (or not a regular file of
     /// at most `limit` bytes: a FIFO or `/dev/zero` named as a config is refused, not read).
     public static func readJSON(_ path: String, limit: Int = AtomicFile.maxJSONBytes) throws -> [String: Any] {
-        try requireRegularFile(path, limit: limit)
-        guard let d = FileManager.default.contents(atPath: path) else { throw EmeraldError.fileNotFound(path) }
+        let d = try readData(path, limit: limit)
         guard let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {
             throw EmeraldError.corruptCheckpoint(path: path, reason: "not a JSON object")
         }
         return o
+    }
+
+    /// The bytes of a regular file of at most `limit` bytes (a config file, not a device or a
+    /// folder, not unbounded).
+    public static func readData(_ path: String, limit: Int = AtomicFile.maxJSONBytes) throws -> Data {
+        try requireRegularFile(path, limit: limit)
+        guard let d = FileManager.default.contents(atPath: path) else { throw EmeraldError.fileNotFound(path) }
+        return d
     }
 }

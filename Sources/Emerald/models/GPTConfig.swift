@@ -73,41 +73,6 @@ public struct GPTConfig: Equatable, Sendable {
         try require(layerNormEpsilon > 0, field: "layer_norm_epsilon", "must be positive")
     }
 
-    /// config.json fields (Hugging Face GPT-2 names where they exist).
-    public func json() -> [String: Any] {
-        ["model_type": "gpt", "vocab_size": vocabSize, "n_positions": blockSize, "n_layer": nLayer,
-         "n_head": nHead, "n_embd": nEmbd, "dropout": dropout.decimalDouble, "bias": bias,
-         "activation": activation.rawValue, "norm": norm.rawValue, "tie_word_embeddings": tieWeights,
-         "layer_norm_epsilon": layerNormEpsilon.decimalDouble]
-    }
-
-    /// Parses `json()`'s output.
-    public init(json: [String: Any], path: String) throws {
-        func int(_ k: String) throws -> Int {
-            guard let v = json[k] as? Int else {
-                throw EmeraldError.corruptCheckpoint(path: path, reason: "config.json needs an integer \"\(k)\"")
-            }
-            return v
-        }
-        self.init(vocabSize: try int("vocab_size"), blockSize: try int("n_positions"), nLayer: try int("n_layer"),
-                  nHead: try int("n_head"), nEmbd: try int("n_embd"))
-        dropout = Float(json["dropout"] as? Double ?? 0)
-        bias = json["bias"] as? Bool ?? true
-        tieWeights = json["tie_word_embeddings"] as? Bool ?? true
-        layerNormEpsilon = Float(json["layer_norm_epsilon"] as? Double ?? 1e-5)
-        if let a = json["activation"] as? String {
-            guard let act = Activation(rawValue: a) else { throw EmeraldError.corruptCheckpoint(path: path, reason: "unknown activation \(a)") }
-            activation = act
-        }
-        if let n = json["norm"] as? String {
-            guard let p = NormPlacement(rawValue: n) else { throw EmeraldError.corruptCheckpoint(path: path, reason: "unknown norm \(n)") }
-            norm = p
-        }
-        do { try validate() } catch let e as EmeraldError {
-            throw EmeraldError.corruptCheckpoint(path: path, reason: e.description)
-        }
-    }
-
     /// Forward FLOPs per token, excluding attention: 2·(non-embedding params + V·C).
     public var matmulFlopsPerToken: Double {
         let c = Double(nEmbd)
@@ -118,4 +83,91 @@ public struct GPTConfig: Equatable, Sendable {
     public func trainingFlopsPerToken(contextLength t: Int) -> Double {
         3 * (matmulFlopsPerToken + 2 * Double(nLayer) * Double(t) * Double(nEmbd))
     }
+}
+
+/// config.json: Hugging Face GPT-2's names where they exist.
+extension GPTConfig: ModelConfiguration {
+    /// "gpt".
+    public static let modelType = "gpt"
+
+    enum CodingKeys: String, CodingKey {
+        case vocab_size, n_positions, n_layer, n_head, n_embd, dropout, bias, activation, norm
+        case tie_word_embeddings, layer_norm_epsilon
+    }
+
+    /// Reads config.json; absent options take GPT-2's choices.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(vocabSize: try c.required(Int.self, .vocab_size), blockSize: try c.required(Int.self, .n_positions),
+                  nLayer: try c.required(Int.self, .n_layer), nHead: try c.required(Int.self, .n_head),
+                  nEmbd: try c.required(Int.self, .n_embd))
+        dropout = try c.optional(Float.self, .dropout, 0)
+        bias = try c.optional(Bool.self, .bias, true)
+        tieWeights = try c.optional(Bool.self, .tie_word_embeddings, true)
+        layerNormEpsilon = try c.optional(Float.self, .layer_norm_epsilon, 1e-5)
+        let act = try c.optional(String.self, .activation, Activation.gelu.rawValue)
+        guard let a = Activation(rawValue: act) else { throw ConfigDecoding.Problem(reason: "unknown activation \(act)") }
+        activation = a
+        let n = try c.optional(String.self, .norm, NormPlacement.pre.rawValue)
+        guard let placement = NormPlacement(rawValue: n) else { throw ConfigDecoding.Problem(reason: "unknown norm \(n)") }
+        norm = placement
+    }
+
+    /// Writes every field (floats in their shortest decimal form).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(vocabSize, forKey: .vocab_size); try c.encode(blockSize, forKey: .n_positions)
+        try c.encode(nLayer, forKey: .n_layer); try c.encode(nHead, forKey: .n_head); try c.encode(nEmbd, forKey: .n_embd)
+        try c.encode(dropout.decimalDouble, forKey: .dropout); try c.encode(bias, forKey: .bias)
+        try c.encode(activation.rawValue, forKey: .activation); try c.encode(norm.rawValue, forKey: .norm)
+        try c.encode(tieWeights, forKey: .tie_word_embeddings)
+        try c.encode(layerNormEpsilon.decimalDouble, forKey: .layer_norm_epsilon)
+    }
+
+    /// V.
+    public var vocabularySize: Int { vocabSize }
+    /// The position table's length.
+    public var contextLength: Int? { blockSize }
+
+    /// A GPT with GPT-2's initialisation.
+    public func makeModel(rng: inout RandomGenerator) -> any LanguageModel { GPT(self, rng: &rng) }
+
+    /// 12·L·C² + (V + T)·C.
+    public var minimumParameterCount: Double {
+        let w = Double(nEmbd)
+        return 12 * Double(nLayer) * w * w + (Double(vocabSize) + Double(blockSize)) * w
+    }
+
+    /// Blocks (with biases and LayerNorms), embeddings, and an untied head.
+    public var parameterCount: Double {
+        let w = Double(nEmbd), v = Double(vocabSize), t = Double(blockSize), l = Double(nLayer)
+        return 12 * l * w * w + 13 * l * w + (v + t) * w + (tieWeights ? 0 : v * w)
+    }
+
+    /// Per layer about 16·C + 2·H·T floats (q, k, v, attention output, the 4·C MLP both
+    /// sides, LayerNorms, residuals, the attention probabilities), and the logits with their
+    /// softmax and gradient (3·V).
+    public func activationFloatsPerToken(blockSize t: Int) -> Double {
+        Double(nLayer) * (16 * Double(nEmbd) + 2 * Double(nHead) * Double(t)) + 3 * Double(vocabSize)
+    }
+
+    /// Keys and values of every layer for the whole context.
+    public var cacheFloats: Double { 2 * Double(nLayer) * Double(blockSize) * Double(nEmbd) }
+
+    /// `Recipe.gpt` at this context.
+    public var trainingRecipe: TrainConfig {
+        var c = Recipe.gpt
+        c.blockSize = blockSize
+        return c
+    }
+
+    /// Layers, heads, width, block, LayerNorm placement, activation.
+    public var summary: String {
+        "\(nLayer) layers, \(nHead) heads, \(nEmbd) wide, block \(blockSize), \(norm.rawValue)-LN, \(activation.rawValue)"
+    }
+}
+
+extension ModelConfig {
+    /// A GPT's configuration.
+    public static func gpt(_ config: GPTConfig) -> ModelConfig { ModelConfig(config) }
 }

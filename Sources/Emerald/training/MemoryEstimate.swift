@@ -11,34 +11,18 @@ public enum MemoryEstimate {
     }
 
     /// Float32 weights of a model.
-    public static func weightBytes(_ model: ModelConfig) -> Double {
-        switch model {
-        case .bigram(let c): return 4 * Double(c.vocabSize) * Double(c.vocabSize)
-        case .gpt(let c):
-            let w = Double(c.nEmbd), v = Double(c.vocabSize), t = Double(c.blockSize), l = Double(c.nLayer)
-            return 4 * (12 * l * w * w + 13 * l * w + (v + t) * w + (c.tieWeights ? 0 : v * w))
-        }
-    }
+    public static func weightBytes(_ model: ModelConfig) -> Double { 4 * model.family.parameterCount }
 
     /// Training: weights, gradients and AdamW's two moments (4× the weights), plus one
-    /// micro-batch's activations — per layer about (16·C + 2·H·T) floats per token (q, k, v,
-    /// attention output, the 4·C MLP both sides, LayerNorms, residuals, the attention
-    /// probabilities), and the logits with their softmax and gradient (3·V per token).
+    /// micro-batch's activations (the family's estimate per token).
     public static func trainingBytes(_ model: ModelConfig, batchSize: Int, blockSize: Int) -> Double {
         let tokens = Double(batchSize) * Double(blockSize)
-        let activations: Double
-        switch model {
-        case .bigram(let c): activations = 3 * Double(c.vocabSize)
-        case .gpt(let c):
-            activations = Double(c.nLayer) * (16 * Double(c.nEmbd) + 2 * Double(c.nHead) * Double(blockSize)) + 3 * Double(c.vocabSize)
-        }
-        return 4 * weightBytes(model) + 4 * tokens * activations
+        return 4 * weightBytes(model) + 4 * tokens * model.family.activationFloatsPerToken(blockSize: blockSize)
     }
 
     /// Generation: the weights, a key/value cache of the whole context, one row of logits.
     public static func generationBytes(_ model: ModelConfig) -> Double {
-        guard case .gpt(let c) = model else { return weightBytes(model) }
-        return weightBytes(model) + 4 * 2 * Double(c.nLayer) * Double(c.blockSize) * Double(c.nEmbd) + 4 * Double(c.vocabSize)
+        weightBytes(model) + 4 * model.family.cacheFloats + 4 * Double(model.vocabularySize)
     }
 
     /// Throws when `bytes` exceeds this machine's memory, naming `what` and both sizes.

@@ -35,15 +35,7 @@ public enum Recipe {
     }()
 
     /// The recipe for a model: its kind's settings, with the block size of its context.
-    public static func forTraining(_ model: ModelConfig) -> TrainConfig {
-        switch model {
-        case .bigram: return bigram
-        case .gpt(let g):
-            var c = gpt
-            c.blockSize = g.blockSize
-            return c
-        }
-    }
+    public static func forTraining(_ model: ModelConfig) -> TrainConfig { model.family.trainingRecipe }
 
     /// Largest share of a run a recipe's warmup may take: a 100-step warmup in a 100-step run
     /// would end the run at the peak rate, before any decay.
