@@ -14,13 +14,13 @@ struct BenchGEMM: ParsableCommand {
     @Option(help: "Thread counts to measure, comma-separated.") var threads: String = "1,2"
     @Option(help: "Timed repetitions per case (median reported).") var iterations: Int = 15
     @Option(help: "Shapes as \"M,N,K;M,N,K\" (default: five of GPT-2 124M's products at 256 tokens: attention and MLP projections, a 384-wide layer at 4096 tokens, the LM head).") var shapes: String?
-    @Option(help: ArgumentHelp("Also time a variant, alternating run by run: pack-a (pack A even when it can be read in place), private-b (each row task packs its own B), more-tasks (twice as many threaded tasks, half the size), no-direct (tiny products take the blocked path too), whole-depth-a (deep products pack A for the whole depth in row blocks, re-packing B per block), panel-major-a (transposed A packed one micro-panel's whole depth at a time), one-row-dots (one-row products take one dot product at a time), packed-small (small one-thread products are packed too), packed-few-rows (x·Wᵀ products of 5–48 rows pack W like larger ones), static-skinny (products of a few rows get threads by their flops, in one fixed column range each), adjacent-rows (one-row products take four adjacent rows of B at a time) or float-activations (int8 decode widens weights to fp32 instead of quantizing x).",
-                               valueName: "variant")) var versus: String?
+    @Option(help: ArgumentHelp("Also time other path-choosing rules, alternating run by run: pack-a (pack A even when it can be read in place), private-b (each row task packs its own B), more-tasks (twice as many threaded tasks, half the size), no-direct (tiny products take the blocked path too), packed-small (small one-thread products are packed too), packed-few-rows (x·Wᵀ products of 5–48 rows pack W like larger ones) or static-skinny (products of a few rows get threads by their flops, in one fixed column range each).",
+                               valueName: "rules")) var versus: String?
     @Flag(help: "One JSON object per line instead of a table.") var json = false
 
     func run() throws {
         try EmeraldCommand.guarded {
-            let variant = try engineVariant(versus)
+            let variant = try GEMMTuning.variant(versus)
             let counts = threads.split(separator: ",").compactMap { Int($0) }
             try require(!counts.isEmpty && counts.allSatisfy { $0 > 0 }, "--threads must list positive counts")
             var list = [(256, 768, 768), (256, 3072, 768), (256, 768, 3072), (4096, 384, 384), (256, 50304, 768)]
@@ -42,7 +42,7 @@ struct BenchGEMM: ParsableCommand {
                 for (name, ta, tb) in layouts {
                     for t in counts {
                         let r = GEMMBenchmark.run(m: m, n: n, k: k, transA: ta, transB: tb, threads: t,
-                                                  iterations: iterations, variant: variant, pairedPeak: true)
+                                                  iterations: iterations, versus: variant, pairedPeak: true)
                         let peak = r.peakGflops ?? .nan
                         if json {
                             let v = r.variantGflops.map { String(format: ",\"variant\":\"%@\",\"variant_gflops\":%.1f", versus!, $0) } ?? ""
@@ -60,39 +60,24 @@ struct BenchGEMM: ParsableCommand {
     }
 }
 
-/// A/B switch for `--versus`: `variant(true)` turns the alternative on, `variant(false)` back off.
-func engineVariant(_ name: String?) throws -> ((Bool) -> Void)? {
-    switch name {
-    case nil: return nil
-    case "pack-a": return { GEMMTuning.unpackedA = !$0 }
-    case "private-b":
-        let saved = GEMMTuning.sharedBMaxFloats
-        return { GEMMTuning.sharedBMaxFloats = $0 ? 0 : saved }
-    case "more-tasks":
-        let (t0, p0) = (GEMMTuning.maxTasksPerThread, GEMMTuning.minPanelsPerTask)
-        return { on in
-            GEMMTuning.maxTasksPerThread = on ? 2 * t0 : t0
-            GEMMTuning.minPanelsPerTask = on ? max(1, p0 / 2) : p0
+extension GEMMTuning {
+    /// The rules `bench gemm --versus NAME` compares with the current ones: each turns one
+    /// measured rule off (figures in docs/benchmarks-log.md).
+    static func variant(_ name: String?) throws -> GEMMTuning? {
+        guard let name else { return nil }
+        var t = GEMMTuning.current
+        switch name {
+        case "pack-a": t.unpackedA = false
+        case "private-b": t.sharedBMaxFloats = 0
+        case "more-tasks": t.maxTasksPerThread *= 2; t.minPanelsPerTask = max(1, t.minPanelsPerTask / 2)
+        case "no-direct": t.smallThreshold = 0
+        case "packed-small": t.unpackedMaxWork = 0
+        case "packed-few-rows": t.fewRowsMax = 0
+        case "static-skinny": t.skinnyRows = 0
+        default:
+            throw EmeraldError.invalidArgument("--versus takes pack-a, private-b, more-tasks, no-direct, packed-small, packed-few-rows or static-skinny, got \(name)")
         }
-    case "no-direct":
-        let saved = GEMMTuning.smallThreshold
-        return { GEMMTuning.smallThreshold = $0 ? 0 : saved }
-    case "whole-depth-a": return { GEMMTuning.slicedDeepA = !$0 }
-    case "panel-major-a": return { GEMMTuning.stepMajorTransposedA = !$0 }
-    case "one-row-dots": return { GEMMTuning.fourRowDots = !$0 }
-    case "adjacent-rows": return { GEMMTuning.spreadRowDots = !$0 }
-    case "packed-few-rows":
-        let saved = GEMMTuning.fewRowsMax
-        return { GEMMTuning.fewRowsMax = $0 ? 0 : saved }
-    case "static-skinny":
-        let saved = GEMMTuning.skinnyRows
-        return { GEMMTuning.skinnyRows = $0 ? 0 : saved }
-    case "float-activations": return { Q8Matrix.integerDots = !$0 }
-    case "packed-small":
-        let saved = GEMMTuning.unpackedMaxWork
-        return { GEMMTuning.unpackedMaxWork = $0 ? 0 : saved }
-    default:
-        throw EmeraldError.invalidArgument("--versus takes pack-a, private-b, more-tasks, no-direct, whole-depth-a, panel-major-a, one-row-dots, packed-small, packed-few-rows, static-skinny, adjacent-rows or float-activations, got \(name!)")
+        return t
     }
 }
 

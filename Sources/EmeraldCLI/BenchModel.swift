@@ -68,7 +68,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Precision of the training step: fp32 (the only one training runs in).") var dtype: String = "fp32"
     @Option(help: "Data-parallel shards: the batch split into this many slices that run at once, one per thread (default: one per thread for models up to 32M parameters, else 1).")
     var shards: Int?
-    @Option(help: ArgumentHelp("Also time an engine variant, alternating step by step: one-shard (no data-parallel shards), or one of `bench gemm --versus`.",
+    @Option(help: ArgumentHelp("Also time a variant, alternating step by step: one-shard (no data-parallel shards).",
                                valueName: "variant")) var versus: String?
     @Flag(help: "Also list the timed steps' matrix products by shape: calls per step, time, GFLOP/s.")
     var gemmProfile = false
@@ -89,7 +89,8 @@ struct BenchTrain: ParsableCommand {
             let shards = DataParallel.shards(requested: self.shards, parameterCount: model.parameterCount, batchSize: batchSize)
             // `--versus one-shard`: the variant runs the step unsharded (op-level threading only).
             var stepShards = shards
-            let variant = versus == "one-shard" ? { stepShards = $0 ? 1 : shards } : try engineVariant(versus)
+            try require(versus == nil || versus == "one-shard", "--versus takes one-shard, got \(versus ?? "")")
+            let variant: ((Bool) -> Void)? = versus == nil ? nil : { stepShards = $0 ? 1 : shards }
             let t = cfg.blockSize
             let tokens = (0..<Swift.max(100_000, batchSize * (t + 1) * 4)).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
             var batches = try Batcher(source: TokenArray(tokens), batchSize: batchSize, blockSize: t, seed: 2)
@@ -177,14 +178,11 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Repetitions (median reported).") var repeats: Int = 3
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Weights read per decoded token: fp32, bf16 (bfloat16 copies) or int8 (q8_0 copies).") var dtype: DecodePrecision = .fp32
-    @Option(help: ArgumentHelp("Also time an engine variant (one of `bench gemm --versus`), alternating token by token.",
-                               valueName: "variant")) var versus: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         try EmeraldCommand.guarded {
             try applyThreads(threads)
-            let variant = try engineVariant(versus)
             let cfg = try shape.config()
             try require(promptTokens > 0 && newTokens > 0 && promptTokens + newTokens <= cfg.blockSize,
                         "--prompt-tokens + --new-tokens must be positive and fit the context of \(cfg.blockSize)")
@@ -197,32 +195,25 @@ struct BenchGenerate: ParsableCommand {
             model.eval()
             model.setDecodePrecision(precision)
             let prompt = (0..<promptTokens).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
-            var prefill: [Double] = [], decode: [Double] = [], variantDecode: [Double] = []
+            var prefill: [Double] = [], decode: [Double] = []
             for _ in 0..<(repeats + 1) {
                 let cache = model.makeCache()!
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 var logits = withNoGrad { model(prompt, cache: cache, lastOnly: true) }
                 let t1 = DispatchTime.now().uptimeNanoseconds
-                // With a variant, odd tokens run it: both see the same machine and cache lengths.
-                var ns: [UInt64] = [0, 0], count = [0, 0]
+                var ns: UInt64 = 0
                 var draws = RandomGenerator(seed: 7)
-                for i in 0..<newTokens {
-                    let other = variant != nil && i % 2 == 1
-                    if other { variant!(true) }
+                for _ in 0..<newTokens {
                     let s = DispatchTime.now().uptimeNanoseconds
                     let next = Int32(sampling.temperature == 0 ? logits.argmax()[0] : sampling.pick(logits.scalars, rng: &draws))
                     logits = withNoGrad { model([next], cache: cache, lastOnly: true) }
-                    ns[other ? 1 : 0] += DispatchTime.now().uptimeNanoseconds - s
-                    count[other ? 1 : 0] += 1
-                    if other { variant!(false) }
+                    ns += DispatchTime.now().uptimeNanoseconds - s
                 }
                 prefill.append(Double(promptTokens) / (Double(t1 - t0) / 1e9))
-                decode.append(Double(count[0]) / (Double(ns[0]) / 1e9))
-                if count[1] > 0 { variantDecode.append(Double(count[1]) / (Double(ns[1]) / 1e9)) }
+                decode.append(Double(newTokens) / (Double(ns) / 1e9))
             }
             // The first repetition warms caches and the buffer pool.
             let p = median(Array(prefill.dropFirst())), d = median(Array(decode.dropFirst()))
-            let vd = variantDecode.count > 1 ? median(Array(variantDecode.dropFirst())) : nil
             // Decode reads every weight once per token: compare with `emerald bench memory`.
             let weightRead = d * Double(model.decodeWeightBytes) / 1e9
             var result: [String: Any] = ["prefill_tokens_per_s": (p * 10).rounded() / 10, "decode_tokens_per_s": (d * 10).rounded() / 10,
@@ -232,14 +223,9 @@ struct BenchGenerate: ParsableCommand {
                                          "threads": ThreadPool.shared.threadCount, "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10]
             if let topK { result["top_k"] = topK }
             if let topP { result["top_p"] = Double(String(topP))! }
-            if let versus, let vd {
-                result["variant"] = versus
-                result["variant_decode_tokens_per_s"] = (vd * 10).rounded() / 10
-            }
             if json { try printJSON(result) } else {
                 print(String(format: "prefill %.1f tokens/s, decode %.1f tokens/s (median of %d), weights read at %.1f GB/s",
                              p, d, repeats, weightRead))
-                if let versus, let vd { print(String(format: "%@: decode %.1f tokens/s; default is %.3f× as fast", versus, vd, d / vd)) }
             }
         }
     }

@@ -15,6 +15,8 @@ final class GEMMTests: XCTestCase {
     }
 
     private var rng: UInt64 = 0x1234_5678_9ABC_DEF1
+    /// The rules the cases run under (`withSettings` and the tests vary them).
+    private var tuning = GEMMTuning.current
     private func rand() -> Float {
         rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
         return Float(Int(rng >> 40) - (1 << 23)) / Float(1 << 23)
@@ -45,7 +47,8 @@ final class GEMMTests: XCTestCase {
                     bias.withUnsafeBufferPointer { bias in
                         GEMM.sgemm(transA: t.tA, transB: t.tB, m: t.m, n: t.n, k: t.k, alpha: t.alpha,
                                    a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
-                                   beta: t.beta, c: c.baseAddress!, ldc: ldc, bias: t.bias ? bias.baseAddress : nil)
+                                   beta: t.beta, c: c.baseAddress!, ldc: ldc, bias: t.bias ? bias.baseAddress : nil,
+                                   tuning: tuning)
                     }
                 }
             }
@@ -64,7 +67,7 @@ final class GEMMTests: XCTestCase {
                 XCTAssert(got[r * ldc + j].isNaN, "padding of C written in \(t)", file: file, line: line)
             }
         }
-        XCTAssert(worst <= tol, "\(t): max error \(worst) at \(at) > tol \(tol) [kernel \(GEMMTuning.kernel), threads \(ThreadPool.shared.threadCount)]",
+        XCTAssert(worst <= tol, "\(t): max error \(worst) at \(at) > tol \(tol) [kernel \(tuning.kernel), threads \(ThreadPool.shared.threadCount)]",
                   file: file, line: line)
     }
 
@@ -107,11 +110,11 @@ final class GEMMTests: XCTestCase {
     }
 
     private func withSettings(kernel: GEMMTuning.Kernel, threads: Int, forceSplit: Bool, _ body: () -> Void) {
-        let k0 = GEMMTuning.kernel, t0 = ThreadPool.shared, f0 = GEMMTuning.minFlopsPerThread
-        GEMMTuning.kernel = kernel
+        let saved = tuning, t0 = ThreadPool.shared
+        tuning.kernel = kernel
         GEMMBenchmark.usePool(threads: threads)  // not ThreadPool.configure: it traps when the old pool dies
-        if forceSplit { GEMMTuning.minFlopsPerThread = 1 }
-        defer { GEMMTuning.kernel = k0; ThreadPool.shared = t0; GEMMTuning.minFlopsPerThread = f0 }
+        if forceSplit { tuning.minFlopsPerThread = 1 }
+        defer { tuning = saved; ThreadPool.shared = t0 }
         body()
     }
 
@@ -141,10 +144,10 @@ final class GEMMTests: XCTestCase {
     /// The paths the defaults skip: A packed even when it could be read in place, and
     /// row tasks that pack their own B instead of sharing one pre-packed B.
     func testPackedAAndPrivateBPaths() {
-        let a0 = GEMMTuning.unpackedA, b0 = GEMMTuning.sharedBMaxFloats
-        defer { GEMMTuning.unpackedA = a0; GEMMTuning.sharedBMaxFloats = b0 }
+        let a0 = tuning.unpackedA, b0 = tuning.sharedBMaxFloats
+        defer { tuning.unpackedA = a0; tuning.sharedBMaxFloats = b0 }
         for (inPlace, shared) in [(false, b0), (true, 0)] {
-            GEMMTuning.unpackedA = inPlace; GEMMTuning.sharedBMaxFloats = shared
+            tuning.unpackedA = inPlace; tuning.sharedBMaxFloats = shared
             for kern in GEMMTuning.Kernel.allCases {
                 withSettings(kernel: kern, threads: 1, forceSplit: false) { edgeSuite(step: 3) }
                 withSettings(kernel: kern, threads: 3, forceSplit: true) { blockSuite() }
@@ -155,29 +158,25 @@ final class GEMMTests: XCTestCase {
     /// Small one-thread products both ways: packed as before (unpacked path off), and every
     /// product that fits a tile unpacked (edge tiles overlap, beta ≠ 0 goes through a tile).
     func testUnpackedAndPackedSmallProducts() {
-        let w0 = GEMMTuning.unpackedMaxWork
-        defer { GEMMTuning.unpackedMaxWork = w0 }
+        let w0 = tuning.unpackedMaxWork
+        defer { tuning.unpackedMaxWork = w0 }
         for work in [0, Int.max / 8] {
-            GEMMTuning.unpackedMaxWork = work
+            tuning.unpackedMaxWork = work
             for kern in GEMMTuning.Kernel.allCases {
                 withSettings(kernel: kern, threads: 1, forceSplit: false) { edgeSuite(step: 2); blockSuite() }
             }
         }
     }
 
-    /// Products of a few rows split the older way (threads from their flops, one fixed
-    /// column range each) instead of column chunks from a counter.
-    /// With adjacent rows per four-row dot product (the older order) too.
+    /// Products of a few rows split by their flops (one fixed column range per thread)
+    /// instead of column chunks from a counter.
     func testSkinnyProductsStaticSplit() {
-        let r0 = GEMMTuning.skinnyRows, s0 = GEMMTuning.spreadRowDots
-        defer { GEMMTuning.skinnyRows = r0; GEMMTuning.spreadRowDots = s0 }
-        GEMMTuning.skinnyRows = 0
-        for spread in [true, false] {
-            GEMMTuning.spreadRowDots = spread
-            for kern in GEMMTuning.Kernel.allCases {
-                withSettings(kernel: kern, threads: 2, forceSplit: false) { blockSuite() }
-                withSettings(kernel: kern, threads: 3, forceSplit: true) { blockSuite() }
-            }
+        let r0 = tuning.skinnyRows
+        defer { tuning.skinnyRows = r0 }
+        tuning.skinnyRows = 0
+        for kern in GEMMTuning.Kernel.allCases {
+            withSettings(kernel: kern, threads: 2, forceSplit: false) { blockSuite() }
+            withSettings(kernel: kern, threads: 3, forceSplit: true) { blockSuite() }
         }
     }
 
@@ -186,13 +185,13 @@ final class GEMMTests: XCTestCase {
     /// bias, alpha/beta, on 1–3 threads; the same shapes packed (`fewRowsMax` 0) and with
     /// the other transposes, which never take the path.
     func testFewRowProducts() {
-        let f0 = GEMMTuning.fewRowsMax
-        defer { GEMMTuning.fewRowsMax = f0 }
+        let f0 = tuning.fewRowsMax
+        defer { tuning.fewRowsMax = f0 }
         var idx = 0
         for fewRowsMax in [f0, 0] {
-            GEMMTuning.fewRowsMax = fewRowsMax
+            tuning.fewRowsMax = fewRowsMax
             for threads in [1, 2, 3] {
-                withSettings(kernel: GEMMTuning.kernel, threads: threads, forceSplit: false) {
+                withSettings(kernel: tuning.kernel, threads: threads, forceSplit: false) {
                     for m in [5, 6, 7, 16, 31, f0, f0 + 1] {
                         for (n, k) in [(300, 257), (1001, 70), (131, 517), (2, 40_000), (515, 128)] {
                             for (tA, tB) in [(false, true), (true, true), (false, false)] where tB || m % 2 == 1 {
@@ -209,25 +208,14 @@ final class GEMMTests: XCTestCase {
         }
     }
 
-    /// Transposed A packed in the older order (one micro-panel's whole depth at a time).
-    func testPanelMajorTransposedA() {
-        let s0 = GEMMTuning.stepMajorTransposedA
-        defer { GEMMTuning.stepMajorTransposedA = s0 }
-        GEMMTuning.stepMajorTransposedA = false
-        for kern in GEMMTuning.Kernel.allCases {
-            withSettings(kernel: kern, threads: 1, forceSplit: false) { edgeSuite(step: 3) }
-            withSettings(kernel: kern, threads: 2, forceSplit: true) { blockSuite() }
-        }
-    }
-
     /// Deep products (whole-depth A does not fit the packing budget): A packed slice by slice,
-    /// with one and several row blocks per slice, and the whole-depth path they replace.
+    /// with one and several row blocks per slice.
     func testDeepProducts() {
-        let a0 = GEMMTuning.aMaxFloats, s0 = GEMMTuning.slicedDeepA
-        defer { GEMMTuning.aMaxFloats = a0; GEMMTuning.slicedDeepA = s0 }
+        let a0 = tuning.aMaxFloats
+        defer { tuning.aMaxFloats = a0 }
         let shapes = [(40, 50, 2000), (50, 37, 700), (13, 70, 1100)]
-        for (budget, sliced) in [(8192, true), (4096, true), (8192, false)] {
-            GEMMTuning.aMaxFloats = budget; GEMMTuning.slicedDeepA = sliced
+        for budget in [8192, 4096] {
+            tuning.aMaxFloats = budget
             for kern in GEMMTuning.Kernel.allCases {
                 for (t, force) in [(1, false), (2, true), (3, true)] {
                     withSettings(kernel: kern, threads: t, forceSplit: force) {
@@ -252,7 +240,7 @@ final class GEMMTests: XCTestCase {
         for i in b.indices { b[i] = rand() }
         var c1 = [Float](repeating: 0, count: m * n), c2 = c1
         for (t, out) in [(1, 0), (2, 1)] {
-            withSettings(kernel: GEMMTuning.kernel, threads: t, forceSplit: false) {
+            withSettings(kernel: tuning.kernel, threads: t, forceSplit: false) {
                 a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in
                     if out == 0 {
                         c1.withUnsafeMutableBufferPointer { c in

@@ -134,18 +134,17 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(profile.allSatisfy { ($0["gflops"] as? Double ?? 0) > 0 })
     }
 
-    /// `bench generate --versus`: decode speed of the default and of the variant, token by
-    /// token alternately; an unknown variant fails cleanly.
-    func testBenchGenerateVersus() throws {
-        let shape = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--vocab-size", "300", "--block-size", "32"]
-        let r = try emerald(["bench", "generate"] + shape + ["--prompt-tokens", "4", "--new-tokens", "8", "--repeats", "1",
-                                                             "--versus", "static-skinny", "--json"])
+    /// `bench gemm --versus`: the current rules and other ones, run by run alternately; an
+    /// unknown name fails cleanly.
+    func testBenchGEMMVersus() throws {
+        let r = try emerald(["bench", "gemm", "--shapes", "32,32,16", "--threads", "1", "--iterations", "3",
+                             "--versus", "static-skinny", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n")[0].utf8)) as? [String: Any])
         XCTAssertEqual(object["variant"] as? String, "static-skinny")
-        XCTAssertGreaterThan(try XCTUnwrap(object["decode_tokens_per_s"] as? Double), 0)
-        XCTAssertGreaterThan(try XCTUnwrap(object["variant_decode_tokens_per_s"] as? Double), 0)
-        try expectFailure(["bench", "generate"] + shape + ["--versus", "faster"], "--versus takes pack-a")
+        XCTAssertGreaterThan(try XCTUnwrap(object["gflops"] as? Double), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(object["variant_gflops"] as? Double), 0)
+        try expectFailure(["bench", "gemm", "--versus", "faster"], "--versus takes pack-a")
     }
 
     func testArgumentParserErrorsDoNotCrash() throws {

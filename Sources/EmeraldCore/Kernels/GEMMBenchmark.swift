@@ -79,14 +79,14 @@ public enum GEMMBenchmark {
     /// - Parameters:
     ///   - threads: pool size for the run (see `usePool`); the previous pool is restored.
     ///   - iterations: timed runs after warm-up; 0 picks enough for ~0.3 s.
-    ///   - variant: when given, every timed run is followed by one with `variant(true)` in
-    ///     effect (then `variant(false)`): an A/B comparison on a noisy machine.
+    ///   - versus: other rules; when given, every timed run is followed by one with them: an
+    ///     A/B comparison on a noisy machine.
     ///   - pairedPeak: also run a `peak` probe after every timed run.
     /// - Returns: GFLOP/s from the median run (2·m·n·k flops), that median in seconds, the
     ///   variant's GFLOP/s from its median run, and the median of the paired peak probes.
     public static func run(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
                            threads: Int = ThreadPool.shared.threadCount, iterations: Int = 0,
-                           variant: ((Bool) -> Void)? = nil, pairedPeak: Bool = false)
+                           versus: GEMMTuning? = nil, pairedPeak: Bool = false)
         -> (gflops: Double, medianSeconds: Double, variantGflops: Double?, peakGflops: Double?) {
         let previous = ThreadPool.shared
         usePool(threads: threads)
@@ -106,10 +106,10 @@ public enum GEMMBenchmark {
         c.update(repeating: 0, count: m * n)
 
         let lda = transA ? m : k, ldb = transB ? k : n
-        func once() -> Double {
+        func once(_ tuning: GEMMTuning = .current) -> Double {
             let t0 = DispatchTime.now().uptimeNanoseconds
             GEMM.sgemm(transA: transA, transB: transB, m: m, n: n, k: k,
-                       a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: n)
+                       a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: n, tuning: tuning)
             return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         }
         func median(_ t: [Double]) -> Double {
@@ -119,7 +119,7 @@ public enum GEMMBenchmark {
         let flops = 2 * Double(m) * Double(n) * Double(k)
         // Warm-up: page in, grow packing buffers, wake the pool.
         var warm = once()
-        if let variant { variant(true); warm = min(warm, once()); variant(false) }
+        if let versus { warm = min(warm, once(versus)) }
         warm = min(warm, once())
         var reps = iterations
         if reps <= 0 { reps = max(5, min(200, Int(0.3 / max(warm, 1e-6)))) }
@@ -128,7 +128,7 @@ public enum GEMMBenchmark {
         for _ in 0..<reps {
             times.append(once())
             // Paired: the variant runs right after, so both see the same machine.
-            if let variant { variant(true); other.append(once()); variant(false) }
+            if let versus { other.append(once(versus)) }
             if pairedPeak { peaks.append(peakOnce(iterations: 50_000)) }
         }
         return (flops / median(times) * 1e-9, median(times), other.isEmpty ? nil : flops / median(other) * 1e-9,

@@ -21,7 +21,7 @@ extension GEMMDriver {
         for i in rows {
             let ci = g.c + i * g.ldc
             @inline(__always) func store(_ j: Int, _ s: Float) { ci[j] = beta == 0 ? alpha * s : alpha * s + beta * ci[j] }
-            if !g.transA && GEMMTuning.fourRowDots {
+            if !g.transA {
                 // x is loaded once for four rows of B, and four streams per core keep more of
                 // memory's bandwidth busy (decode is memory-bound).
                 let x = g.a + i * g.lda
@@ -48,12 +48,12 @@ extension GEMMDriver {
     /// The four-row order of one-row products over columns `cols` (rows of B): `four(j, ld)`
     /// for rows j + q·ld, q < 4, then `one(j)` for the last few. In each whole 128 the four
     /// rows are 32 apart, so each of the four memory streams runs on through 32 consecutive
-    /// rows (96 KiB at GPT-2's width) instead of restarting after one (`bench generate
-    /// --versus adjacent-rows`: decode 1.17–1.29×). Shared by fp32 and the decode copies.
+    /// rows (96 KiB at GPT-2's width) instead of restarting after one (decode
+    /// 1.17–1.29× the adjacent-rows order, since deleted). Shared by fp32 and the decode copies.
     @inline(__always)
     static func fourRowGroups(_ cols: Range<Int>, four: (Int, Int) -> Void, one: (Int) -> Void) {
         var j = cols.lowerBound
-        while GEMMTuning.spreadRowDots && j + 128 <= cols.upperBound {
+        while j + 128 <= cols.upperBound {
             for r in j..<(j + 32) { four(r, 32) }
             j += 128
         }

@@ -13,7 +13,7 @@ extension GEMMDriver {
     /// than the skinny path takes, at most `GEMMTuning.fewRowsMax`, and a weight-sized B.
     @inline(__always)
     static func takesFewRows(_ g: GEMMArgs) -> Bool {
-        !g.transA && g.transB && g.m > GEMMTuning.skinnyRows && g.m <= GEMMTuning.fewRowsMax
+        !g.transA && g.transB && g.m > g.tuning.skinnyRows && g.m <= g.tuning.fewRowsMax
             && g.k * g.n >= 1 << 16 && g.k >= 8
     }
 

@@ -21,278 +21,6 @@ import Synchronization
 // FMAs are written as `addingProduct`: `c + a*b` is NOT contracted by swiftc
 // (it stays vmulps + vaddps).
 
-/// Micro-kernel choice and blocking parameters (exposed for tests and benches).
-public enum GEMMTuning {
-    public enum Kernel: String, Sendable, CaseIterable {
-        /// 8×32 tile, SIMD16<Float> accumulators (AVX-512).
-        case avx512x8x32 = "avx512"
-        /// 6×16 tile, SIMD8<Float> accumulators (AVX2 + FMA).
-        case avx2x6x16 = "avx2"
-    }
-
-    /// True when the CPU reports AVX-512F (Linux `/proc/cpuinfo`).
-    public static let cpuHasAVX512: Bool = {
-        #if os(Linux)
-        if let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let flags = s.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) {
-            return flags.split(separator: " ").contains("avx512f")
-        }
-        return false
-        #else
-        return false
-        #endif
-    }()
-
-    /// The micro-kernel in use. Defaults from the CPU; `EMERALD_GEMM_KERNEL=avx2|avx512` overrides.
-    public nonisolated(unsafe) static var kernel: Kernel = {
-        if let s = ProcessInfo.processInfo.environment["EMERALD_GEMM_KERNEL"], let k = Kernel(rawValue: s) { return k }
-        return cpuHasAVX512 ? .avx512x8x32 : .avx2x6x16
-    }()
-
-    /// Products with m·n·k below this go to the direct (unpacked) path.
-    public nonisolated(unsafe) static var smallThreshold = 32 * 1024
-    /// Minimum flops (2·m·n·k) per thread before a GEMM is split across threads.
-    public nonisolated(unsafe) static var minFlopsPerThread = 1 << 21
-    /// Read non-transposed A in place instead of packing it (`EMERALD_GEMM_PACK_A=1` turns it off).
-    public nonisolated(unsafe) static var unpackedA = ProcessInfo.processInfo.environment["EMERALD_GEMM_PACK_A"] != "1"
-    /// Packed A per thread (floats): a row block's whole depth, or one depth slice of many rows.
-    public nonisolated(unsafe) static var aMaxFloats = 2 << 20
-    /// Deep products pack A one depth slice at a time for all rows (see `GEMMDriver.blocked`).
-    public nonisolated(unsafe) static var slicedDeepA = true
-    /// A threaded call is cut into at most this many tasks per thread (taken dynamically, so
-    /// a slowed core takes fewer; the last task's tail is the imbalance)…
-    public nonisolated(unsafe) static var maxTasksPerThread = 4
-    /// …of at least this many MR- or NR-wide panels each.
-    public nonisolated(unsafe) static var minPanelsPerTask = 4
-    /// Transposed A is packed 8 depth steps at a time across all micro-panels (false: one
-    /// panel's whole depth at a time, the older order; see `GEMMDriver.packATransposed`).
-    public nonisolated(unsafe) static var stepMajorTransposedA = true
-    /// One-row NT products (generation) take four dot products at a time (`GEMMDriver.dot4`;
-    /// `EMERALD_GEMM_ONE_ROW_DOTS=1` turns it off).
-    public nonisolated(unsafe) static var fourRowDots = ProcessInfo.processInfo.environment["EMERALD_GEMM_ONE_ROW_DOTS"] != "1"
-    /// One-row dots take their four rows of B 32 apart, so each of the four memory streams
-    /// runs through 32 consecutive rows (false: four adjacent rows, the older order).
-    public nonisolated(unsafe) static var spreadRowDots = true
-    /// Largest B (floats, packed) that a row-split call packs once for all its threads.
-    public nonisolated(unsafe) static var sharedBMaxFloats = 4 << 20
-    /// Products of at most this many multiply-adds (a quarter of it with Bᵀ, which is copied)
-    /// on one thread skip packing (see `GEMMDriver.unpacked`); 0 turns that path off.
-    /// `bench gemm --versus packed-small`: 1.1–1.5× up to 64×128×64, 0.7–0.95× from 128³.
-    public nonisolated(unsafe) static var unpackedMaxWork = ProcessInfo.processInfo.environment["EMERALD_GEMM_UNPACKED_MAX"].flatMap { Int($0) } ?? 1 << 19
-    /// Products of at most this many rows with ≥ 64k weights are split by column chunks
-    /// across all threads (see `GEMMDriver.skinnyChunks`); 0 turns that off (then the flop
-    /// count decides the threads, and the columns are cut in one half per thread).
-    public nonisolated(unsafe) static var skinnyRows = 4
-    /// x·Wᵀ products of more rows than that, up to this many, with a weight-sized W, take dot
-    /// products of rows in place instead of packing W (see `GEMMDriver.fewRows`); 0 turns
-    /// that off. `bench gemm --versus packed-few-rows` at GPT-2's shapes: 1.1–2.1× for 8–32
-    /// rows, 1.06–1.10× at 48, 0.95–1.03× at 64, 0.93–0.99× at 96.
-    public nonisolated(unsafe) static var fewRowsMax = 48
-    /// Overrides of the depth block KC and the column block NC (nil: per-kernel defaults).
-    public nonisolated(unsafe) static var kc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_KC"].flatMap { Int($0) }
-    public nonisolated(unsafe) static var nc: Int? = ProcessInfo.processInfo.environment["EMERALD_GEMM_NC"].flatMap { Int($0) }
-}
-
-// MARK: - Micro-kernels
-
-@usableFromInline typealias V8 = SIMD8<Float>
-@usableFromInline typealias V16 = SIMD16<Float>
-
-@inline(__always) private func ld<V: SIMD>(_ p: UnsafeRawPointer, _ off: Int, _: V.Type) -> V {
-    p.loadUnaligned(fromByteOffset: off, as: V.self)
-}
-
-@inline(__always) private func st<V: SIMD>(_ v: V, _ p: UnsafeMutableRawPointer, _ off: Int) {
-    p.storeBytes(of: v, toByteOffset: off, as: V.self)
-}
-
-/// Writes acc (+ beta·C) to one row of C: beta == 0 never reads C.
-@inline(__always) private func out<V: SIMD>(_ acc: V, _ c: UnsafeMutableRawPointer, _ off: Int, _ beta: Float)
-    where V.Scalar == Float {
-    if beta == 0 {
-        st(acc, c, off)
-    } else if beta == 1 {
-        st(acc + ld(c, off, V.self), c, off)
-    } else {
-        st(acc.addingProduct(V(repeating: beta), ld(c, off, V.self)), c, off)
-    }
-}
-
-protocol GEMMMicroKernel {
-    static var mr: Int { get }
-    static var nr: Int { get }
-    /// C[mr×nr] (row stride ldc) = alpha·A·B (+ bias[0..<nr] on every row) (+ beta·C);
-    /// b: kc rows of nr floats, `bStride` bytes apart (nr·4 when packed, ldb·4 when read in
-    /// place). A(r, p) is at a[r·rowStride + p·kStride]: (1, mr) for a packed micro-panel
-    /// (alpha already folded in, pass 1), (lda, 1) or (1, lda) for A read in place.
-    static func run(_ kc: Int, _ a: UnsafePointer<Float>, rowStride: Int, kStride: Int, _ b: UnsafePointer<Float>,
-                    bStride: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
-                    _ bias: UnsafePointer<Float>?)
-}
-
-/// 6×16 tile with SIMD8<Float>: 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm.
-enum Kernel6x16: GEMMMicroKernel {
-    static var mr: Int { 6 }
-    static var nr: Int { 16 }
-
-    @inline(__always)
-    static func run(_ kc: Int, _ a: UnsafePointer<Float>, rowStride: Int, kStride: Int, _ b: UnsafePointer<Float>,
-                    bStride: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
-                    _ bias: UnsafePointer<Float>?) {
-        var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
-        var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
-        // Rows 0–2 from pa0 (+0, +s, +2s), rows 3–5 from pa3: two pointers and one stride,
-        // so every broadcast is a single addressing mode.
-        var pa0 = a, pa3 = a + 3 * rowStride
-        let l1 = rowStride, l2 = 2 * rowStride
-        var pb = UnsafeRawPointer(b)
-        var p = 0
-        while p < kc {
-            let b0: V8 = ld(pb, 0, V8.self), b1: V8 = ld(pb, 32, V8.self)
-            var x = V8(repeating: pa0[0])
-            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-            x = V8(repeating: pa0[l1])
-            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-            x = V8(repeating: pa0[l2])
-            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-            x = V8(repeating: pa3[0])
-            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-            x = V8(repeating: pa3[l1])
-            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-            x = V8(repeating: pa3[l2])
-            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-            pa0 += kStride; pa3 += kStride; pb += bStride; p += 1
-        }
-        if alpha != 1 {
-            let s = V8(repeating: alpha)
-            c00 *= s; c01 *= s; c10 *= s; c11 *= s; c20 *= s; c21 *= s
-            c30 *= s; c31 *= s; c40 *= s; c41 *= s; c50 *= s; c51 *= s
-        }
-        if let bias {
-            let r = UnsafeRawPointer(bias), u: V8 = ld(r, 0, V8.self), w: V8 = ld(r, 32, V8.self)
-            c00 += u; c01 += w; c10 += u; c11 += w; c20 += u; c21 += w
-            c30 += u; c31 += w; c40 += u; c41 += w; c50 += u; c51 += w
-        }
-        let r = UnsafeMutableRawPointer(c), s = ldc * 4
-        out(c00, r, 0, beta); out(c01, r, 32, beta)
-        out(c10, r, s, beta); out(c11, r, s + 32, beta)
-        out(c20, r, 2 * s, beta); out(c21, r, 2 * s + 32, beta)
-        out(c30, r, 3 * s, beta); out(c31, r, 3 * s + 32, beta)
-        out(c40, r, 4 * s, beta); out(c41, r, 4 * s + 32, beta)
-        out(c50, r, 5 * s, beta); out(c51, r, 5 * s + 32, beta)
-    }
-}
-
-/// 8×32 tile with SIMD16<Float>: 16 accumulators + 2 B vectors + broadcasts (of 32 zmm).
-enum Kernel8x32: GEMMMicroKernel {
-    static var mr: Int { 8 }
-    static var nr: Int { 32 }
-
-    @inline(__always)
-    static func run(_ kc: Int, _ a: UnsafePointer<Float>, rowStride: Int, kStride: Int, _ b: UnsafePointer<Float>,
-                    bStride: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ beta: Float,
-                    _ bias: UnsafePointer<Float>?) {
-        var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
-        var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
-        var c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
-        var pa0 = a, pa4 = a + 4 * rowStride
-        let l1 = rowStride, l2 = 2 * rowStride, l3 = 3 * rowStride
-        var pb = UnsafeRawPointer(b)
-        var p = 0
-        while p < kc {
-            let b0: V16 = ld(pb, 0, V16.self), b1: V16 = ld(pb, 64, V16.self)
-            var x = V16(repeating: pa0[0])
-            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-            x = V16(repeating: pa0[l1])
-            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-            x = V16(repeating: pa0[l2])
-            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-            x = V16(repeating: pa0[l3])
-            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-            x = V16(repeating: pa4[0])
-            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-            x = V16(repeating: pa4[l1])
-            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-            x = V16(repeating: pa4[l2])
-            c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
-            x = V16(repeating: pa4[l3])
-            c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
-            pa0 += kStride; pa4 += kStride; pb += bStride; p += 1
-        }
-        if alpha != 1 {
-            let s = V16(repeating: alpha)
-            c00 *= s; c01 *= s; c10 *= s; c11 *= s; c20 *= s; c21 *= s; c30 *= s; c31 *= s
-            c40 *= s; c41 *= s; c50 *= s; c51 *= s; c60 *= s; c61 *= s; c70 *= s; c71 *= s
-        }
-        if let bias {
-            let r = UnsafeRawPointer(bias), u: V16 = ld(r, 0, V16.self), w: V16 = ld(r, 64, V16.self)
-            c00 += u; c01 += w; c10 += u; c11 += w; c20 += u; c21 += w; c30 += u; c31 += w
-            c40 += u; c41 += w; c50 += u; c51 += w; c60 += u; c61 += w; c70 += u; c71 += w
-        }
-        let r = UnsafeMutableRawPointer(c), s = ldc * 4
-        out(c00, r, 0, beta); out(c01, r, 64, beta)
-        out(c10, r, s, beta); out(c11, r, s + 64, beta)
-        out(c20, r, 2 * s, beta); out(c21, r, 2 * s + 64, beta)
-        out(c30, r, 3 * s, beta); out(c31, r, 3 * s + 64, beta)
-        out(c40, r, 4 * s, beta); out(c41, r, 4 * s + 64, beta)
-        out(c50, r, 5 * s, beta); out(c51, r, 5 * s + 64, beta)
-        out(c60, r, 6 * s, beta); out(c61, r, 6 * s + 64, beta)
-        out(c70, r, 7 * s, beta); out(c71, r, 7 * s + 64, beta)
-    }
-}
-
-// MARK: - Per-thread packing buffers
-
-/// Packing buffers owned by one thread; allocated once, grown when needed.
-final class GEMMScratch {
-    var a: UnsafeMutablePointer<Float>
-    var aCap: Int
-    var b: UnsafeMutablePointer<Float>
-    var bCap: Int
-    /// One MR×NR tile for edge blocks.
-    let tile: UnsafeMutablePointer<Float>
-    /// Which rows of which call `a` holds (call id, first row, end row): lets a thread that
-    /// takes several column tasks of one GEMM pack A once.
-    var aKey = (-1, 0, 0)
-    /// Next task index of a threaded GEMM started by this thread.
-    let nextTask = Atomic<Int>(0)
-
-    init() {
-        aCap = 0; bCap = 0
-        a = GEMMScratch.alloc(16); b = GEMMScratch.alloc(16)
-        tile = GEMMScratch.alloc(8 * 32)
-    }
-
-    deinit { a.deallocate(); b.deallocate(); tile.deallocate() }
-
-    static func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
-        // 64 floats of slack: packing may store up to 2 floats past a panel.
-        UnsafeMutableRawPointer.allocate(byteCount: (n + 64) * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: n + 64)
-    }
-
-    @inline(__always) func ensure(a na: Int, b nb: Int) {
-        if na > aCap { a.deallocate(); a = GEMMScratch.alloc(na); aCap = na }
-        if nb > bCap { b.deallocate(); b = GEMMScratch.alloc(nb); bCap = nb }
-    }
-
-    private static let key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k) { p in
-            if let p { Unmanaged<GEMMScratch>.fromOpaque(p).release() }
-        }
-        return k
-    }()
-
-    /// This thread's buffers.
-    static var current: GEMMScratch {
-        if let p = pthread_getspecific(key) { return Unmanaged<GEMMScratch>.fromOpaque(p).takeUnretainedValue() }
-        let s = GEMMScratch()
-        pthread_setspecific(key, Unmanaged.passRetained(s).toOpaque())
-        return s
-    }
-}
-
 // MARK: - Driver
 
 struct GEMMArgs {
@@ -305,6 +33,8 @@ struct GEMMArgs {
     var c: UnsafeMutablePointer<Float>, ldc: Int
     /// Added to every row of C (n floats), or nil.
     var bias: UnsafePointer<Float>? = nil
+    /// The rules that pick the path and the blocks.
+    var tuning = GEMMTuning.current
 }
 
 @inline(__always) private func roundUp(_ x: Int, _ r: Int) -> Int { (x + r - 1) / r * r }
@@ -340,7 +70,7 @@ enum GEMMDriver {
     @inline(__always)
     static func packA(_ g: GEMMArgs, _ mr: Int, _ i0: Int, _ mc: Int, _ p0: Int, _ kc: Int,
                       _ dst: UnsafeMutablePointer<Float>) {
-        if g.transA && GEMMTuning.stepMajorTransposedA && mr <= 8 {
+        if g.transA {
             packATransposed(g, mr, i0, mc, p0, kc, dst)
             return
         }
@@ -349,30 +79,7 @@ enum GEMMDriver {
         var i = 0
         while i < mc {
             let rows = min(mr, mc - i)
-            if g.transA {
-                // op(A)[r][p] = a[p·lda + r]: each p gives `rows` contiguous values.
-                var s = g.a + p0 * g.lda + (i0 + i)
-                if rows == mr && i0 + i + 8 <= g.m {
-                    // One 8-wide load/store per p (for MR = 6 the store spills 2 floats
-                    // into the next slot, overwritten next; reads stay inside row p of A).
-                    let v = V8(repeating: alpha)
-                    for _ in 0..<kc {
-                        st(ld(UnsafeRawPointer(s), 0, V8.self) * v, UnsafeMutableRawPointer(d), 0)
-                        d += mr; s += g.lda
-                    }
-                } else if rows == mr {
-                    for _ in 0..<kc {
-                        for r in 0..<mr { d[r] = alpha * s[r] }
-                        d += mr; s += g.lda
-                    }
-                } else {
-                    for _ in 0..<kc {
-                        for r in 0..<rows { d[r] = alpha * s[r] }
-                        for r in rows..<mr { d[r] = 0 }
-                        d += mr; s += g.lda
-                    }
-                }
-            } else {
+            do {
                 // op(A)[r][p] = a[r·lda + p]: transpose rows × kc.
                 let s = g.a + (i0 + i) * g.lda + p0
                 var p = 0
@@ -546,7 +253,7 @@ enum GEMMDriver {
         let MC = roundUp((m + mBlocks - 1) / mBlocks, MR)
         // In place only when the call's C is one column block, so each row of A is read once:
         // re-read per column block, the strided rows cost more than packed panels (measured
-        // with `emerald bench gemm --versus pack-a`: +6–10% at n = 128, −5–10% at n ≥ 384).
+        // with pack-a: +6–10% at n = 128, −5–10% at n ≥ 384).
         let inPlaceA = readsAInPlace(g, ncMax: ncMax)
 
         let scratch = GEMMScratch.current
@@ -622,14 +329,14 @@ enum GEMMDriver {
     @inline(__always)
     static func slicesDepth(_ g: GEMMArgs, rows: Int, mr: Int, ncMax: Int, aMaxFloats: Int) -> Bool {
         let rowsMax = max(mr, aMaxFloats / max(g.k, 1) / mr * mr)
-        return GEMMTuning.slicedDeepA && !readsAInPlace(g, ncMax: ncMax) && rowsMax < roundUp(rows, mr)
+        return !readsAInPlace(g, ncMax: ncMax) && rowsMax < roundUp(rows, mr)
     }
 
     /// A is read in place when it is not transposed and the call's C is one column block, so
     /// each row of A is read once (see `blocked`).
     @inline(__always)
     static func readsAInPlace(_ g: GEMMArgs, ncMax: Int) -> Bool {
-        !g.transA && GEMMTuning.unpackedA && g.n <= ncMax
+        !g.transA && g.tuning.unpackedA && g.n <= ncMax
     }
 
     /// B block (pc, jc) of a call on columns col0…: its place in a pre-packed B, or packed now
@@ -710,9 +417,9 @@ enum GEMMDriver {
         let work = m * n * k
         // Tiny products go unpacked, except narrow ones with many rows: the direct path's
         // row kernel keeps only n/8 accumulator chains for n ≤ 32 (latency-bound), where the
-        // blocked path's 6×16 tiles run 2× faster (`bench gemm --versus no-direct`: 64×16×16,
+        // blocked path's 6×16 tiles run 2× faster (no-direct: 64×16×16,
         // 32×16×32, 24×24×48); at 8×8×8 or 8×128×8 direct wins by 1.8–2.8×.
-        let small = (work < GEMMTuning.smallThreshold && (m < 12 || n > 32)) || m < 4 || n < 4
+        let small = (work < g.tuning.smallThreshold && (m < 12 || n > 32)) || m < 4 || n < 4
         if let bias = g.bias, k <= 0 || g.alpha == 0 || small {
             // Paths without a fused bias: C = beta·C + bias first, then accumulate.
             parallelFor(m, grain: max(1, 65536 / n)) { rows in
@@ -731,11 +438,11 @@ enum GEMMDriver {
             return
         }
         let threads = ThreadPool.shared.availableThreads
-        let maxThreads = max(1, min(threads, 2 * work / GEMMTuning.minFlopsPerThread))
+        let maxThreads = max(1, min(threads, 2 * work / g.tuning.minFlopsPerThread))
         // A few rows times a weight matrix (decode's x·Wᵀ) is memory-bound: both cores read
         // more than one does (`bench memory`: ≈ 36 vs 28 GB/s), so the split is decided by
         // bytes, and chunks taken from a counter keep both busy to the end.
-        if small && m <= GEMMTuning.skinnyRows && threads > 1 && k * n >= 1 << 16 {
+        if small && m <= g.tuning.skinnyRows && threads > 1 && k * n >= 1 << 16 {
             skinnyChunks(g, threads: threads)
             return
         }
@@ -764,7 +471,7 @@ enum GEMMDriver {
             return
         }
 
-        switch GEMMTuning.kernel {
+        switch g.tuning.kernel {
         case .avx2x6x16 where takesUnpacked(g, threads: maxThreads, mr: Kernel6x16.mr, nr: Kernel6x16.nr):
             unpacked(g, Kernel6x16.self)
         case .avx512x8x32 where takesUnpacked(g, threads: maxThreads, mr: Kernel8x32.mr, nr: Kernel8x32.nr):
@@ -773,13 +480,13 @@ enum GEMMDriver {
             // KC ≤ 512 (k split evenly): A micro-panel 6×512×4 = 12 KiB stays in L1 (32 KiB);
             // B block 512×128×4 = 256 KiB in L2 (512 KiB on the AVX2 dev VM); packed A
             // (≤ 8 MiB) in L3. Measured best of KC 256–768 × NC 96–384 on the dev VM.
-            split(g, Kernel6x16.self, kc: GEMMTuning.kc ?? 512, nc: GEMMTuning.nc ?? 128,
-                  aMax: GEMMTuning.aMaxFloats, threads: maxThreads)
+            split(g, Kernel6x16.self, kc: g.tuning.kc, nc: g.tuning.nc,
+                  aMax: g.tuning.aMaxFloats, threads: maxThreads)
         case .avx512x8x32:
             // Same scheme scaled to Zen 5 (L1 48 KiB, L2 1 MiB): A micro-panel 8×512×4 =
             // 16 KiB in L1, B block 512×256×4 = 512 KiB in L2. Not yet tuned on hardware.
-            split(g, Kernel8x32.self, kc: GEMMTuning.kc ?? 512, nc: GEMMTuning.nc ?? 256,
-                  aMax: GEMMTuning.aMaxFloats, threads: maxThreads)
+            split(g, Kernel8x32.self, kc: g.tuning.kc, nc: g.tuning.nc,
+                  aMax: g.tuning.aMaxFloats, threads: maxThreads)
         }
     }
 
@@ -806,8 +513,8 @@ enum GEMMDriver {
         // Row chunks: A of one chunk (all of k) must fit aMax floats.
         let aPanelsMax = max(1, aMax / max(k, 1) / MR)
         var rChunks = (mPanels + aPanelsMax - 1) / aPanelsMax, cChunks = 1
-        let want = max(2 * t, min(GEMMTuning.maxTasksPerThread * t,
-                                  (alongN ? nPanels : mPanels) / GEMMTuning.minPanelsPerTask))
+        let want = max(2 * t, min(g.tuning.maxTasksPerThread * t,
+                                  (alongN ? nPanels : mPanels) / g.tuning.minPanelsPerTask))
         if alongN {
             // A deep product (whole-depth A of all rows over budget) packs A slice by slice
             // for all rows in every column task (see `blocked`): no row chunks (each would
@@ -826,7 +533,7 @@ enum GEMMDriver {
         // (for a weight gradient, B is the whole activation, k = B·T deep).
         var sharedB: UnsafePointer<Float>?
         let bFloats = roundUp(n, NR) * k
-        if !alongN && bFloats <= GEMMTuning.sharedBMaxFloats {
+        if !alongN && bFloats <= g.tuning.sharedBMaxFloats {
             let (KC, NC) = blockSizes(k: k, n: n, nr: NR, kcMax: kc, ncMax: nc)
             counter.ensure(a: 0, b: bFloats)
             let dst = counter.b

@@ -9,7 +9,7 @@ extension GEMMDriver {
     @inline(__always)
     static func takesUnpacked(_ g: GEMMArgs, threads: Int, mr: Int, nr: Int) -> Bool {
         threads == 1 && g.m >= mr && g.n >= nr
-            && g.m * g.n * g.k <= (g.transB ? GEMMTuning.unpackedMaxWork / 4 : GEMMTuning.unpackedMaxWork)
+            && g.m * g.n * g.k <= (g.transB ? g.tuning.unpackedMaxWork / 4 : g.tuning.unpackedMaxWork)
     }
 
     /// C = alpha·op(A)·op(B) (+ bias) + beta·C with A and B read where they are: the

@@ -57,24 +57,9 @@ public final class Q8Matrix: DecodeWeights {
     /// 36 bytes per 32 weights.
     public var byteCount: Int { rows * blocksPerRow * Q8Matrix.blockBytes }
 
-    /// Whether products quantize x to q8_0 too and multiply bytes by bytes
-    /// (`emerald_q8_dot4`); off, each weight is widened to fp32 and multiplied by fp32 x
-    /// (`bench generate --dtype int8 --versus float-activations`).
-    public nonisolated(unsafe) static var integerDots = true
-
     /// See `DecodeWeights.linear`.
     public func linear(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
         let k = cols, bpr = blocksPerRow, rowBytes = bpr * Q8Matrix.blockBytes, base = UnsafeRawPointer(blocks)
-        guard Q8Matrix.integerDots else {
-            decodeLinear(n: rows, k: k, rows: m, bias: bias, into: out,
-                         dot4: { i, row, ld in Q8Matrix.dot4(x + i * k, base + row * rowBytes, ld * rowBytes, k) },
-                         dot: { i, row in
-                             var s: Float = 0
-                             for p in 0..<k { s += x[i * k + p] * self.value(row: row, col: p) }
-                             return s
-                         })
-            return
-        }
         // x's rows as q8_0 (scales, then bytes), on this thread: k·m values against the
         // k·n weights every product reads.
         let scratch = Scratch.buffer(Q8Matrix.activationSlot, count: m * bpr * (1 + Q8Matrix.block / 4))
@@ -125,36 +110,5 @@ public final class Q8Matrix: DecodeWeights {
             scales[b] = finite ? amax / 127 : .nan
             for p in 0..<block { bytes[lo + p] = lo + p < hi ? Int8((x[lo + p] * inv).rounded()) : 0 }
         }
-    }
-
-    /// x·W[q] for four rows q < 4 whose blocks start at `w + q·ld` (bytes).
-    @inline(__always)
-    static func dot4(_ x: UnsafePointer<Float>, _ w: UnsafeRawPointer, _ ld: Int, _ k: Int) -> SIMD4<Float> {
-        @inline(__always) func wide(_ p: UnsafeRawPointer) -> V8 { emerald_widen_i8x8(p.assumingMemoryBound(to: Int8.self)) }
-        let rx = UnsafeRawPointer(x)
-        var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
-        var b = 0
-        // Whole blocks inside k: four 8-wide products per row, then its scale.
-        while (b + 1) * block <= k {
-            let o = b * block
-            let x0 = rx.loadUnaligned(fromByteOffset: 4 * o, as: V8.self), x1 = rx.loadUnaligned(fromByteOffset: 4 * o + 32, as: V8.self)
-            let x2 = rx.loadUnaligned(fromByteOffset: 4 * o + 64, as: V8.self), x3 = rx.loadUnaligned(fromByteOffset: 4 * o + 96, as: V8.self)
-            @inline(__always) func accumulate(_ r: Int, _ acc: V8) -> V8 {
-                let blk = w + r * ld + b * blockBytes, q = blk + 4
-                let s = (x0 * wide(q)).addingProduct(x1, wide(q + 8)).addingProduct(x2, wide(q + 16)).addingProduct(x3, wide(q + 24))
-                return acc.addingProduct(s, V8(repeating: blk.load(as: Float.self)))
-            }
-            a0 = accumulate(0, a0); a1 = accumulate(1, a1); a2 = accumulate(2, a2); a3 = accumulate(3, a3)
-            b += 1
-        }
-        var s = horizontalSums(a0, a1, a2, a3)
-        // A last partial block (k not a multiple of 32).
-        if b * block < k {
-            for r in 0..<4 {
-                let blk = w + r * ld + b * blockBytes, d = blk.load(as: Float.self)
-                for p in (b * block)..<k { s[r] += x[p] * d * Float(blk.load(fromByteOffset: 4 + p - b * block, as: Int8.self)) }
-            }
-        }
-        return s
     }
 }
