@@ -104,7 +104,7 @@ struct Finetune: ParsableCommand {
         let src = Dictionary(uniqueKeysWithValues: a.namedParameters().map { ($0.name, $0.tensor) })
         for (name, p) in b.namedParameters() {
             guard let s = src[name], s.shape == p.shape else { throw EmeraldError.invalidArgument("internal: \(name) differs") }
-            p.data.update(from: s.data, count: p.count)
+            p.assign(from: s)
         }
     }
 }

@@ -55,6 +55,7 @@ struct Score: ParsableCommand {
             guard loss.isFinite else {
                 throw EmeraldError.nonFinite("the loss is \(loss): the model's weights hold NaN or infinity, or float32 overflowed")
             }
+            let all = logits ? out.scalars : []
             if json {
                 var s = "{\"loss\": \(jsonNumber(loss)), \"perplexity\": \(Foundation.exp(Double(loss))), \"tokens\": \(t), \"ids\": [\(seq.map { String($0) }.joined(separator: ", "))], \"per_token_loss\": "
                 s += perToken.withUnsafeBufferPointer(jsonArray)
@@ -62,7 +63,7 @@ struct Score: ParsableCommand {
                     s += ", \"logits\": ["
                     for row in 0..<t {
                         if row > 0 { s += ", " }
-                        s += jsonArray(UnsafeBufferPointer(start: out.data + row * vocab, count: vocab))
+                        s += all[(row * vocab)..<((row + 1) * vocab)].withUnsafeBufferPointer(jsonArray)
                     }
                     s += "]"
                 }
@@ -71,7 +72,7 @@ struct Score: ParsableCommand {
                 print(String(format: "loss %.6f over %d predictions (perplexity %.2f)", loss, perToken.count, Foundation.exp(Double(loss))))
                 print("per-token: " + perToken.map { String(format: "%.4f", $0) }.joined(separator: " "))
                 if logits {
-                    for row in 0..<t { print(jsonArray(UnsafeBufferPointer(start: out.data + row * vocab, count: vocab))) }
+                    for row in 0..<t { print(all[(row * vocab)..<((row + 1) * vocab)].withUnsafeBufferPointer(jsonArray)) }
                 }
             }
         }
@@ -79,10 +80,6 @@ struct Score: ParsableCommand {
 
     /// −log softmax(logits[t])[ids[t+1]] for t in 0..<T−1.
     func nextTokenLosses(_ logits: Tensor, ids: [Int32]) -> [Float] {
-        let v = logits.shape.last!
-        return (0..<(ids.count - 1)).map { t in
-            let row = logits.data + t * v
-            return SoftmaxKernel.logSumExp(row, v) - row[Int(ids[t + 1])]
-        }
+        Array(logits.rowLosses(targets: ids.indices.map { $0 + 1 < ids.count ? ids[$0 + 1] : nil }).dropLast())
     }
 }

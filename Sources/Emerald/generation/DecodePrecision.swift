@@ -19,8 +19,8 @@ extension DecodePrecision {
     public func copy(of weight: Tensor) -> (any DecodeWeights)? {
         switch self {
         case .fp32: return nil
-        case .bf16: return BF16Matrix(weight)
-        case .int8: return Q8Matrix(weight)
+        case .bf16: return weight.backend.quantize(weight, to: .bf16)
+        case .int8: return weight.backend.quantize(weight, to: .q8)
         }
     }
 }

@@ -18,22 +18,12 @@ public struct SamplingOptions: Sendable {
         if let p = topP { try require(p > 0 && p <= 1, field: "top_p", "must be in (0, 1], got \(p)") }
     }
 
-    /// Draws one id from a row of logits.
+    /// The engine's rule for these options.
+    public var rule: SamplingRule { SamplingRule(temperature: temperature, topK: topK, topP: topP) }
+
+    /// Draws one id from a row of logits (on the CPU).
     public func pick(_ logits: [Float], rng: inout RandomGenerator) -> Int {
-        if temperature == 0 { return logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }! }
-        let scaled = logits.map { $0 / temperature }
-        // Candidates: the k best (largest first) or, with ids nil, every id in order.
-        let ids = topK.flatMap { $0 < scaled.count ? Sampling.topK(scaled, $0).map(\.index) : nil }
-        var probs = ids.map { $0.map { scaled[$0] } } ?? scaled
-        // Unnormalised probabilities e^{x − m}, eight lanes at a time: libm's exp in Double,
-        // even on both threads, took ≈ 0.5 ms for GPT-2's 50,257 logits (an int8 token's
-        // forward pass is ≈ 4 ms).
-        probs.withUnsafeMutableBufferPointer { p in
-            Sampling.exponentiate(p.baseAddress!, p.count, minus: Sampling.maximum(p.baseAddress!, p.count))
-        }
-        if let p = topP, p < 1 { probs = Sampling.nucleus(probs, p) }
-        let drawn = Sampling.multinomial(probs, using: &rng)
-        return ids?[drawn] ?? drawn
+        Sampling.pick(logits, rule: rule, rng: &rng)
     }
 }
 
@@ -66,12 +56,11 @@ public enum Generator {
                     let ctx = model.contextLength.map { Array(ids.suffix($0)) } ?? ids
                     logits = model(ctx, batch: 1, time: ctx.count, cache: nil, lastOnly: true, rng: &rng)
                 }
-                let row = logits.scalars
-                guard row.withUnsafeBufferPointer({ Sampling.allFinite($0.baseAddress!, $0.count) }) else {
+                guard logits.isFinite else {
                     throw EmeraldError.nonFinite("the model's logits for new token \(out.count + 1) hold NaN or infinity "
                                                  + "(its weights do, or float32 overflowed): no token can be drawn")
                 }
-                let next = Int32(options.pick(row, rng: &rng))
+                let next = Int32(logits.sample(options.rule, rng: &rng))
                 ids.append(next)
                 out.append(next)
                 pending = [next]

@@ -221,7 +221,7 @@ public struct Checkpoint {
             guard t.shape == p.shape else {
                 throw EmeraldError.corruptCheckpoint(path: path, reason: "tensor \(name) has shape \(t.shape), the config needs \(p.shape)")
             }
-            p.data.update(from: t.data, count: p.count)
+            p.assign(from: t)
         }
     }
 }

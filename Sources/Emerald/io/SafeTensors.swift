@@ -21,7 +21,7 @@ public enum SafeTensors {
         var out = Data(capacity: 8 + json.count + offset)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
-        for (_, t) in tensors { out.append(UnsafeBufferPointer(start: t.data, count: t.count)) }
+        for (_, t) in tensors { t.withHostBuffer { out.append(UnsafeBufferPointer($0)) } }
         try AtomicFile.write(out, to: path)
     }
 
@@ -40,7 +40,7 @@ public enum SafeTensors {
             var tensors: [String: Tensor] = [:]
             for (name, e) in header.entries {
                 let t = Tensor(uninitialized: e.shape)
-                e.widen(from: raw.baseAddress! + header.dataStart, into: t.data)
+                t.withHostBuffer { e.widen(from: raw.baseAddress! + header.dataStart, into: $0.baseAddress!) }
                 tensors[name] = t
             }
             return (tensors, header.metadata)

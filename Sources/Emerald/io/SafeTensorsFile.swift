@@ -50,7 +50,7 @@ public final class SafeTensorsFile {
             throw EmeraldError.corruptCheckpoint(path: path, reason: "missing tensor \(name)")
         }
         let t = Tensor(uninitialized: e.shape)
-        e.widen(from: base + header.dataStart, into: t.data)
+        t.withHostBuffer { e.widen(from: base + header.dataStart, into: $0.baseAddress!) }
         return t
     }
 
@@ -62,14 +62,19 @@ public final class SafeTensorsFile {
         }
         precondition(e.count == destination.count)
         defer { release(e) }
-        guard transposed else { e.widen(from: base + header.dataStart, into: destination.data); return }
-        let tmp = try tensor(name)
+        guard transposed else {
+            destination.withHostBuffer { e.widen(from: base + header.dataStart, into: $0.baseAddress!) }
+            return
+        }
+        let tmp = try tensor(name).scalars
         let (r, c) = (e.shape[0], e.shape[1])
         // 32×32 tiles: a naive transpose of a 768×2304 matrix misses cache on every write.
-        for i0 in stride(from: 0, to: r, by: 32) {
-            for j0 in stride(from: 0, to: c, by: 32) {
-                for i in i0..<Swift.min(i0 + 32, r) {
-                    for j in j0..<Swift.min(j0 + 32, c) { destination.data[j * r + i] = tmp.data[i * c + j] }
+        destination.withHostBuffer { d in
+            for i0 in stride(from: 0, to: r, by: 32) {
+                for j0 in stride(from: 0, to: c, by: 32) {
+                    for i in i0..<Swift.min(i0 + 32, r) {
+                        for j in j0..<Swift.min(j0 + 32, c) { d[j * r + i] = tmp[i * c + j] }
+                    }
                 }
             }
         }

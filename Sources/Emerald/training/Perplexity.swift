@@ -37,10 +37,14 @@ public enum Perplexity {
             let t = end - begin
             ids.withUnsafeMutableBufferPointer { source.copy(from: begin, count: t, into: $0.baseAddress!) }
             let logits = withNoGrad { model.logits(Array(ids[..<t]), batch: 1, time: t, rng: &rng) }  // (T, V)
-            let v = logits.shape.last!
-            for pos in Swift.max(scoredUpTo, begin + 1)..<end {
-                let row = logits.data + (pos - begin - 1) * v
-                let loss = SoftmaxKernel.logSumExp(row, v) - row[Int(ids[pos - begin])]
+            // Row r predicts position begin + r + 1; rows before scoredUpTo were scored already.
+            let first = Swift.max(scoredUpTo, begin + 1)
+            let losses = logits.rowLosses(targets: (0..<t).map { r in
+                let pos = begin + r + 1
+                return pos >= first && pos < end ? ids[r + 1] : nil
+            })
+            for pos in first..<end {
+                let loss = losses[pos - begin - 1]
                 guard loss.isFinite else {
                     throw EmeraldError.nonFinite("the model's loss at token \(pos) is \(loss) (its weights hold NaN or infinity, or float32 overflowed)")
                 }

@@ -68,14 +68,15 @@ extension Tensor {
         precondition(dropout >= 0 && dropout < 1, "attention dropout must be in [0, 1)")
         // Inside a data-parallel shard, mask positions count (batch, head) pairs from the
         // start of the whole batch (see `ShardRows`).
-        let geo = AttentionKernel.Geometry(b: qs[0], t: qs[1], heads: heads, kvHeads: kvHeads, hs: hs,
+        let geo = AttentionGeometry(b: qs[0], t: qs[1], heads: heads, kvHeads: kvHeads, hs: hs,
                                            ldq: q.rowStride, ldk: k.rowStride, ldv: v.rowStride,
                                            dropout: dropout, seed: seed, firstPair: ShardRows.elementOffset(qs[0]) * heads)
         let out = Tensor(uninitialized: [geo.b, geo.t, geo.c])
         let lse = Tensor(uninitialized: [geo.b, heads, geo.t])
         let qp = q.tensor.data + q.range.lowerBound, kp = k.tensor.data + k.range.lowerBound
         let vp = v.tensor.data + v.range.lowerBound
-        AttentionKernel.forward(geo, q: qp, k: kp, v: vp, out: out.data, lse: lse.data)
+        let backend = q.tensor.backend
+        backend.attentionForward(geo, q: qp, k: kp, v: vp, out: out.data, lse: lse.data)
         var parents: [Tensor] = []
         for t in [q.tensor, k.tensor, v.tensor] where !parents.contains(where: { $0 === t }) { parents.append(t) }
         return out.record(parents) { [unowned out] g in
@@ -85,8 +86,8 @@ extension Tensor {
                     let (p, accumulate) = grads[parents.firstIndex { $0 === c.tensor }!]
                     return (p + c.range.lowerBound, accumulate)
                 }
-                AttentionKernel.backward(geo, q: qp, k: kp, v: vp, out: out.data, lse: lse.data, dout: g.data,
-                                         dq: slot(q), dk: slot(k), dv: slot(v))
+                backend.attentionBackward(geo, q: qp, k: kp, v: vp, out: out.data, lse: lse.data, dout: g.data,
+                                          dq: slot(q), dk: slot(k), dv: slot(v))
             }
         }
     }
@@ -110,86 +111,92 @@ extension Tensor {
     }
 }
 
-/// The attention kernels: forward and backward side by side.
-public enum AttentionKernel {
-    /// Query rows per block (one GEMM each).
-    static let rowBlock = 32
+/// The shapes of one attention call, as every backend's kernels receive them.
+public struct AttentionGeometry: Sendable {
+    /// Batch, time, query heads, key/value heads, head size.
+    public let b: Int, t: Int, heads: Int, kvHeads: Int, hs: Int
+    /// Row strides of q, k and v (and of their gradients, laid out alike).
+    public let ldq: Int, ldk: Int, ldv: Int
+    /// Attention-probability dropout and the seed of its mask.
+    public let dropout: Float, seed: UInt64
+    /// Index of this call's first (batch, head) pair in the mask's positions.
+    public let firstPair: Int
+    /// Output channels.
+    public var c: Int { heads * hs }
+    /// Query heads per key/value head.
+    public var group: Int { heads / kvHeads }
+    /// 1/√hs.
+    public var scale: Float { 1 / Float(hs).squareRoot() }
+}
 
-    /// Shapes of one attention call.
-    struct Geometry {
-        let b: Int, t: Int, heads: Int, kvHeads: Int, hs: Int
-        /// Row strides of q, k and v (and of their gradients, laid out alike).
-        let ldq: Int, ldk: Int, ldv: Int
-        /// Attention-probability dropout and the seed of its mask.
-        let dropout: Float, seed: UInt64
-        /// Index of this call's first (batch, head) pair in the mask's positions.
-        let firstPair: Int
-        /// Output channels.
-        var c: Int { heads * hs }
-        /// Query heads per key/value head.
-        var group: Int { heads / kvHeads }
-        var scale: Float { 1 / Float(hs).squareRoot() }
+/// The CPU kernels' dropout mask (a counter hash, 8 lanes at a time).
+extension AttentionGeometry {
+    /// The mask is a 32-bit counter hash (murmur3's finalizer, as `Kernels.dropout`) of
+    /// position (bh·t + i)·t + j under a key from the seed, 8 lanes at a time.
+    var key: SIMD8<UInt32> {
+        var z = seed &* 0x9E37_79B9_7F4A_7C15
+        z ^= z >> 32
+        return SIMD8(repeating: UInt32(truncatingIfNeeded: z))
+    }
 
-        /// The mask is a 32-bit counter hash (murmur3's finalizer, as `Kernels.dropout`) of
-        /// position (bh·t + i)·t + j under a key from the seed, 8 lanes at a time.
-        var key: SIMD8<UInt32> {
-            var z = seed &* 0x9E37_79B9_7F4A_7C15
-            z ^= z >> 32
-            return SIMD8(repeating: UInt32(truncatingIfNeeded: z))
-        }
+    /// 1/(1−p) in each lane whose position is kept, 0 where dropped.
+    @inline(__always) func keep8(_ position: SIMD8<UInt32>, key: SIMD8<UInt32>) -> F8 {
+        let h = mix8(position ^ key)
+        let u = unsafeBitCast(SIMD8<UInt32>(repeating: 0x3F80_0000) | (h &>> 9), to: F8.self) - 1
+        let dropped = unsafeBitCast(u - F8(repeating: dropout), to: SIMD8<UInt32>.self) &>> 31
+        return unsafeBitCast((dropped &- 1) & SIMD8(repeating: (1 / (1 - dropout)).bitPattern), to: F8.self)
+    }
 
-        /// 1/(1−p) in each lane whose position is kept, 0 where dropped.
-        @inline(__always) func keep8(_ position: SIMD8<UInt32>, key: SIMD8<UInt32>) -> F8 {
-            let h = mix8(position ^ key)
-            let u = unsafeBitCast(SIMD8<UInt32>(repeating: 0x3F80_0000) | (h &>> 9), to: F8.self) - 1
-            let dropped = unsafeBitCast(u - F8(repeating: dropout), to: SIMD8<UInt32>.self) &>> 31
-            return unsafeBitCast((dropped &- 1) & SIMD8(repeating: (1 / (1 - dropout)).bitPattern), to: F8.self)
-        }
+    /// Positions (bh, i, j + 0…7).
+    @inline(__always) func positions(_ bh: Int, _ i: Int, _ j: Int) -> SIMD8<UInt32> {
+        SIMD8(repeating: UInt32(truncatingIfNeeded: ((firstPair + bh) * t + i) * t + j)) &+ SIMD8(0, 1, 2, 3, 4, 5, 6, 7)
+    }
 
-        /// Positions (bh, i, j + 0…7).
-        @inline(__always) func positions(_ bh: Int, _ i: Int, _ j: Int) -> SIMD8<UInt32> {
-            SIMD8(repeating: UInt32(truncatingIfNeeded: ((firstPair + bh) * t + i) * t + j)) &+ SIMD8(0, 1, 2, 3, 4, 5, 6, 7)
-        }
-
-        /// row[j] ·= keep(bh, i, j) for j < count (forward's dropped probabilities).
-        @inline(__always) func dropRow(_ bh: Int, _ i: Int, _ row: UnsafeMutablePointer<Float>, count: Int) {
-            let k = key
-            var j = 0
-            while j < count {
-                let f = keep8(positions(bh, i, j), key: k)
-                if j + 8 <= count {
-                    store8(load8(row + j) * f, row + j)
-                } else {
-                    for l in 0..<(count - j) { row[j + l] *= f[l] }
-                }
-                j += 8
+    /// row[j] ·= keep(bh, i, j) for j < count (forward's dropped probabilities).
+    @inline(__always) func dropRow(_ bh: Int, _ i: Int, _ row: UnsafeMutablePointer<Float>, count: Int) {
+        let k = key
+        var j = 0
+        while j < count {
+            let f = keep8(positions(bh, i, j), key: k)
+            if j + 8 <= count {
+                store8(load8(row + j) * f, row + j)
+            } else {
+                for l in 0..<(count - j) { row[j + l] *= f[l] }
             }
-        }
-
-        /// Backward's dS for one row, with the mask: dp holds dP′ = dO Vᵀ on entry and dS on
-        /// exit; p holds P on entry and P′ = P·keep (for dV) on exit. Entries count..<width of
-        /// dS are zeroed (masked keys).
-        @inline(__always) func dropoutScores(_ bh: Int, _ i: Int, p: UnsafeMutablePointer<Float>, dp: UnsafeMutablePointer<Float>,
-                                             d: Float, count: Int, width: Int) {
-            let k = key, dv = F8(repeating: d)
-            var j = 0
-            while j < count {
-                let m = keep8(positions(bh, i, j), key: k)
-                if j + 8 <= count {
-                    let pv = load8(p + j)
-                    store8(pv * (load8(dp + j) * m - dv), dp + j)
-                    store8(pv * m, p + j)
-                } else {
-                    for l in 0..<(count - j) {
-                        dp[j + l] = p[j + l] * (dp[j + l] * m[l] - d)
-                        p[j + l] *= m[l]
-                    }
-                }
-                j += 8
-            }
-            if width > count { (dp + count).update(repeating: 0, count: width - count) }
+            j += 8
         }
     }
+
+    /// Backward's dS for one row, with the mask: dp holds dP′ = dO Vᵀ on entry and dS on
+    /// exit; p holds P on entry and P′ = P·keep (for dV) on exit. Entries count..<width of
+    /// dS are zeroed (masked keys).
+    @inline(__always) func dropoutScores(_ bh: Int, _ i: Int, p: UnsafeMutablePointer<Float>, dp: UnsafeMutablePointer<Float>,
+                                         d: Float, count: Int, width: Int) {
+        let k = key, dv = F8(repeating: d)
+        var j = 0
+        while j < count {
+            let m = keep8(positions(bh, i, j), key: k)
+            if j + 8 <= count {
+                let pv = load8(p + j)
+                store8(pv * (load8(dp + j) * m - dv), dp + j)
+                store8(pv * m, p + j)
+            } else {
+                for l in 0..<(count - j) {
+                    dp[j + l] = p[j + l] * (dp[j + l] * m[l] - d)
+                    p[j + l] *= m[l]
+                }
+            }
+            j += 8
+        }
+        if width > count { (dp + count).update(repeating: 0, count: width - count) }
+    }
+}
+
+/// The attention kernels: forward and backward side by side.
+public enum AttentionKernel {
+    typealias Geometry = AttentionGeometry
+    /// Query rows per block (one GEMM each).
+    static let rowBlock = 32
 
     /// Scores of rows r0..<r1 against keys 0..<r1 into p (ld t), softmaxed per
     /// row over its visible keys (j ≤ i); entries j > i are set to 0.

@@ -36,17 +36,18 @@ public final class LayerKVCache {
         let headStride = capacity * hs
         let kc = keys.data, vc = values.data
         let kp = k.tensor.data + k.range.lowerBound, vp = v.tensor.data + v.range.lowerBound
+        let backend = keys.backend
         for i in 0..<n {
             for h in 0..<kvHeads {
                 let row = h * headStride + (start + i) * hs
-                (kc + row).update(from: kp + i * k.rowStride + h * hs, count: hs)
-                (vc + row).update(from: vp + i * v.rowStride + h * hs, count: hs)
+                backend.copy(kp + i * k.rowStride + h * hs, to: kc + row, count: hs)
+                backend.copy(vp + i * v.rowStride + h * hs, to: vc + row, count: hs)
             }
         }
         let out = Tensor(uninitialized: [n, heads * hs])
-        CachedAttention.forward(q: q.tensor.data + q.range.lowerBound, qStride: q.rowStride, k: kc, v: vc, rowStride: hs,
-                                headStride: headStride, start: start, n: n, heads: heads, kvHeads: kvHeads, headSize: hs,
-                                out: out.data)
+        keys.backend.cachedAttention(q: q.tensor.data + q.range.lowerBound, qStride: q.rowStride, k: kc, v: vc, rowStride: hs,
+                                     headStride: headStride, start: start, n: n, heads: heads, kvHeads: kvHeads, headSize: hs,
+                                     out: out.data)
         length = start + n
         return out
     }

@@ -14,25 +14,26 @@ extension Tensor {
         precondition(bias == nil || bias!.count == oc, "linear: bias has \(bias!.count) entries, expected \(oc)")
         let n = count / Swift.max(c, 1)
         let out = Tensor(uninitialized: Array(shape.dropLast()) + [oc])
+        let backend = self.backend
         if n <= 4, let copy = decodeCopy,
            !(Autograd.isEnabled && (requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)) {
             precondition(copy.rows == oc && copy.cols == c, "linear: decode copy \(copy.rows)×\(copy.cols) of a \(weight.shape) weight")
             copy.linear(data, rows: n, bias: bias.map { UnsafePointer($0.data) }, into: out.data)
             return out
         }
-        GEMM.sgemm(transA: false, transB: true, m: n, n: oc, k: c, a: data, lda: c,
+        backend.sgemm(transA: false, transB: true, m: n, n: oc, k: c, a: data, lda: c,
                    b: weight.data, ldb: c, c: out.data, ldc: oc, bias: bias.map { UnsafePointer($0.data) })
         var inputs = [self, weight]
         if let bias { inputs.append(bias) }
         return out.record(inputs) { g in
             // dinp (N, C) += g (N, OC) · W (OC, C)
             self.withGrad { dx, beta in
-                GEMM.sgemm(transA: false, transB: false, m: n, n: c, k: oc, a: g.data, lda: oc,
+                backend.sgemm(transA: false, transB: false, m: n, n: c, k: oc, a: g.data, lda: oc,
                            b: weight.data, ldb: c, beta: beta, c: dx, ldc: c)
             }
             // dW (OC, C) += gᵀ (OC, N) · inp (N, C)
             weight.withGrad { dw, beta in
-                GEMM.sgemm(transA: true, transB: false, m: oc, n: c, k: n, a: g.data, lda: oc,
+                backend.sgemm(transA: true, transB: false, m: oc, n: c, k: n, a: g.data, lda: oc,
                            b: self.data, ldb: c, beta: beta, c: dw, ldc: c)
             }
             // db (OC) += Σ_rows g

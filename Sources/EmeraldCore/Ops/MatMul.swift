@@ -12,14 +12,15 @@ extension Tensor {
         precondition(shared || Array(other.shape.dropLast(2)) == Array(shape.dropLast(2)),
                      "matmul batch dimensions differ: \(shape) @ \(other.shape)")
         let out = Tensor(uninitialized: Array(shape.dropLast(2)) + [m, n])
+        let backend = self.backend
         let bStride = shared ? 0 : k * n, ldb = transposeOther ? k : n
         if shared {
             // One GEMM over all rows: [batch·m, k] @ [k, n].
-            GEMM.sgemm(transA: false, transB: transposeOther, m: batch * m, n: n, k: k,
+            backend.sgemm(transA: false, transB: transposeOther, m: batch * m, n: n, k: k,
                        a: data, lda: k, b: other.data, ldb: ldb, c: out.data, ldc: n)
         } else {
             for i in 0..<batch {
-                GEMM.sgemm(transA: false, transB: transposeOther, m: m, n: n, k: k,
+                backend.sgemm(transA: false, transB: transposeOther, m: m, n: n, k: k,
                            a: data + i * m * k, lda: k, b: other.data + i * bStride, ldb: ldb,
                            c: out.data + i * m * n, ldc: n)
             }
@@ -29,11 +30,11 @@ extension Tensor {
                 // dA = g · Bᵀ  (or g · B when B was used transposed)
                 self.withGrad { da in
                     if shared {
-                        GEMM.sgemm(transA: false, transB: !transposeOther, m: batch * m, n: k, k: n,
+                        backend.sgemm(transA: false, transB: !transposeOther, m: batch * m, n: k, k: n,
                                    a: g.data, lda: n, b: other.data, ldb: ldb, beta: 1, c: da, ldc: k)
                     } else {
                         for i in 0..<batch {
-                            GEMM.sgemm(transA: false, transB: !transposeOther, m: m, n: k, k: n,
+                            backend.sgemm(transA: false, transB: !transposeOther, m: m, n: k, k: n,
                                        a: g.data + i * m * n, lda: n, b: other.data + i * bStride, ldb: ldb,
                                        beta: 1, c: da + i * m * k, ldc: k)
                         }
@@ -48,10 +49,10 @@ extension Tensor {
                     for i in 0..<rows {
                         let a = self.data + i * m * k, gi = g.data + i * m * n, d = db + i * bStride
                         if transposeOther {
-                            GEMM.sgemm(transA: true, transB: false, m: n, n: k, k: mm,
+                            backend.sgemm(transA: true, transB: false, m: n, n: k, k: mm,
                                        a: gi, lda: n, b: a, ldb: k, beta: 1, c: d, ldc: k)
                         } else {
-                            GEMM.sgemm(transA: true, transB: false, m: k, n: n, k: mm,
+                            backend.sgemm(transA: true, transB: false, m: k, n: n, k: mm,
                                        a: a, lda: k, b: gi, ldb: n, beta: 1, c: d, ldc: n)
                         }
                     }

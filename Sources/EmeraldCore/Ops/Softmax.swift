@@ -49,25 +49,31 @@ extension Tensor {
         let rows = count / Swift.max(v, 1)
         precondition(targets.count == rows, "cross-entropy needs \(rows) targets, got \(targets.count)")
         let probs = Tensor(uninitialized: shape)
-        var losses = [Float](repeating: 0, count: rows)
-        let x = data, p = probs.data
-        losses.withUnsafeMutableBufferPointer { lp in
-            let lb = lp.baseAddress!
-            parallelFor(rows, grain: Swift.max(1, 8192 / v)) { r in
-                for row in r {
-                    let t = Int(targets[row])
-                    precondition(t >= 0 && t < v, "target \(t) out of range 0..<\(v)")
-                    let lse = SoftmaxKernel.forward(x + row * v, p + row * v, v)
-                    lb[row] = lse - x[row * v + t]
-                }
-            }
-        }
+        let p = probs.data
+        let losses = backend.softmaxCrossEntropy(logits: data, probabilities: p, rows: rows, columns: v, targets: targets)
         let loss = Tensor([Float(losses.reduce(0.0) { $0 + Double($1) } / Double(rows))], shape: [])
         return loss.record([self]) { g in
             let scale = g.data[0] / Float(rows)
             for (row, t) in targets.enumerated() { p[row * v + Int(t)] -= 1 }
             Kernels.map(p, p, probs.count) { $0 * scale }
             self.adoptGrad(probs)
+        }
+    }
+}
+
+extension Tensor {
+    /// Each row's cross-entropy against its target, logsumexp(row) − row[target], for rows
+    /// (…, V) and one target per row (nil: that row is skipped and gets NaN). No gradient.
+    public func rowLosses(targets: [Int32?]) -> [Float] {
+        let v = shape.last ?? 1, rows = count / Swift.max(v, 1)
+        precondition(targets.count == rows, "rowLosses needs \(rows) targets, got \(targets.count)")
+        return withHostBuffer { x in
+            (0..<rows).map { r in
+                guard let t = targets[r] else { return .nan }
+                precondition(t >= 0 && Int(t) < v, "target \(t) out of range 0..<\(v)")
+                let row = x.baseAddress! + r * v
+                return SoftmaxKernel.logSumExp(row, v) - row[Int(t)]
+            }
         }
     }
 }

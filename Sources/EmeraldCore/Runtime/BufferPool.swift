@@ -4,32 +4,45 @@ import Glibc
 import Darwin
 #endif
 
-/// 64-byte aligned float storage, recycled through `BufferPool` on deinit.
-///
-/// Training steps allocate the same shapes every step, so an exact-size cache
-/// makes the steady state allocation-free without any planning by callers.
+/// Float memory on one device, allocated by that device's backend and given back to it on
+/// deinit. On the CPU: 64-byte aligned, recycled through `BufferPool` (training steps
+/// allocate the same shapes every step, so an exact-size cache makes the steady state
+/// allocation-free without any planning by callers).
 public final class Storage: @unchecked Sendable {
-    /// First element.
+    /// First element, an address on `device` (a host pointer only on the CPU).
     public let base: UnsafeMutablePointer<Float>
     /// Number of floats.
     public let count: Int
-    private let pooled: Bool
+    /// Where the memory lives.
+    public let device: Device
+    /// Who gives it back; nil for memory owned elsewhere.
+    private let owner: (any Backend)?
 
-    /// Memory from the pool, uninitialised.
+    /// Host memory from the pool, uninitialised.
     public init(count: Int) {
         self.count = count
         self.base = BufferPool.shared.take(count)
-        self.pooled = true
+        self.device = .cpu
+        self.owner = Backends.cpu
     }
 
-    /// Wraps memory owned elsewhere (e.g. a memory-mapped file); never freed here.
+    /// Memory on `device` from its backend, uninitialised.
+    public init(count: Int, on backend: any Backend) {
+        self.count = count
+        self.base = backend.allocate(count: count)
+        self.device = backend.device
+        self.owner = backend
+    }
+
+    /// Wraps host memory owned elsewhere (e.g. a memory-mapped file); never freed here.
     public init(unowned base: UnsafeMutablePointer<Float>, count: Int) {
         self.base = base
         self.count = count
-        self.pooled = false
+        self.device = .cpu
+        self.owner = nil
     }
 
-    deinit { if pooled { BufferPool.shared.give(base, count) } }
+    deinit { owner?.deallocate(base, count: count) }
 }
 
 /// Exact-size cache of aligned buffers.

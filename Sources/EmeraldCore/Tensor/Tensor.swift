@@ -43,8 +43,51 @@ public final class Tensor {
         self.requiresGrad = requiresGrad
     }
 
-    /// Pointer to the first element.
+    /// The first element's address on the tensor's device: the engine's kernels read it;
+    /// above the engine only I/O does, through `withHostBuffer` (on the CPU it is a host
+    /// pointer).
     @inlinable public var data: UnsafeMutablePointer<Float> { storage.base + offset }
+
+    /// Where the elements live.
+    public var device: Device { storage.device }
+
+    /// The backend that runs this tensor's ops.
+    public var backend: any Backend {
+        device == .cpu ? Backends.cpu : Backends.backend(for: device)!
+    }
+
+    /// Runs `body` with the elements in host memory — explicit host access for I/O and
+    /// printing. Off the CPU they are downloaded first and uploaded back after `body`.
+    public func withHostBuffer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        if device == .cpu { return try body(UnsafeMutableBufferPointer(start: data, count: count)) }
+        let host = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(count, 1))
+        defer { host.deallocate() }
+        backend.download(data, to: host, count: count)
+        let r = try body(UnsafeMutableBufferPointer(start: host, count: count))
+        backend.upload(host, to: data, count: count)
+        return r
+    }
+
+    /// Overwrites the elements with `source`'s (same element count; any devices), without
+    /// recording a gradient.
+    public func assign(from source: Tensor) {
+        precondition(source.count == count, "assign: \(source.count) elements into \(count)")
+        switch (source.device, device) {
+        case (.cpu, .cpu): data.update(from: source.data, count: count)
+        case (.cpu, _): backend.upload(source.data, to: data, count: count)
+        case (_, .cpu): source.backend.download(source.data, to: data, count: count)
+        default: source.withHostBuffer { h in backend.upload(h.baseAddress!, to: data, count: count) }
+        }
+    }
+
+    /// A copy on `device` (this tensor itself when it is there already).
+    public func to(_ device: Device) -> Tensor {
+        if device == self.device { return self }
+        guard let target = Backends.backend(for: device) else { preconditionFailure("no backend for \(device)") }
+        let out = Tensor(shape: shape, storage: Storage(count: count, on: target))
+        out.assign(from: self)
+        return out
+    }
 
     /// Number of dimensions.
     public var rank: Int { shape.count }
@@ -59,13 +102,13 @@ public final class Tensor {
         return a
     }
 
-    /// Copies the elements out.
-    public var scalars: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+    /// Copies the elements out (to the host).
+    public var scalars: [Float] { withHostBuffer { Array($0) } }
 
     /// The single element of a one-element tensor.
     public var item: Float {
         precondition(count == 1, "item needs a single element, shape is \(shape)")
-        return data[0]
+        return withHostBuffer { $0[0] }
     }
 
     /// A leaf copy sharing nothing with the graph.
