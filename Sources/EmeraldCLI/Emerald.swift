@@ -43,6 +43,7 @@ struct EmeraldCommand: ParsableCommand {
                 for other in ["n_head", "n_embd", "n_layer"] { problem = problem.replacingOccurrences(of: other, with: flag(other)) }
                 text = flag(field) + " " + problem
             }
+            text = flagsNamed(in: text)
             FileHandle.standardError.write(Data("error: \(text)\n".utf8))
             throw ExitCode(1)
         } catch let e as ExitCode {
@@ -56,6 +57,21 @@ struct EmeraldCommand: ParsableCommand {
 
 /// The flag of a library setting: `batch_size` → `--batch-size`.
 func flag(_ field: String) -> String { "--" + field.replacingOccurrences(of: "_", with: "-") }
+
+/// A library message with its settings, which it names in backticks (`` `val_split` ``), as
+/// this tool's flags (`--val-split`).
+func flagsNamed(in message: String) -> String {
+    var out = "", rest = Substring(message)
+    while let open = rest.firstIndex(of: "`") {
+        out += rest[..<open]
+        let after = rest[rest.index(after: open)...]
+        guard let close = after.firstIndex(of: "`") else { break }
+        let name = after[..<close]
+        out += name.allSatisfy({ $0.isLowercase || $0 == "_" }) && !name.isEmpty ? flag(String(name)) : "`\(name)`"
+        rest = after[after.index(after: close)...]
+    }
+    return out + rest
+}
 
 /// Writes a line to stderr (progress that should not mix with generated text).
 func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

@@ -48,7 +48,7 @@ struct Prepare: ParsableCommand {
             o.invalidUTF8 = policy
             o.badLines = badLines
             o.valSplit = valSplit
-            o.warn = note
+            o.warn = { note(flagsNamed(in: $0)) }
             if !quiet { o.log = note }
             let s = try CorpusPreparer.run(o)
             var dropped = s.invalidUTF8Documents > 0

@@ -159,7 +159,7 @@ public enum CorpusPreparer {
         let fm = FileManager.default
         try? fm.removeItem(atPath: work.output)
         do { try fm.createDirectory(atPath: work.output, withIntermediateDirectories: true) } catch {
-            throw EmeraldError.io("cannot create \(work.output) beside --out: \(reason(error))")
+            throw EmeraldError.io("cannot create \(work.output) beside `out`: \(reason(error))")
         }
         do {
             let summary = try prepare(work, excluding: options.output)
@@ -212,7 +212,7 @@ public enum CorpusPreparer {
         summary.seconds = Date().timeIntervalSince(started)
         if options.valFraction > 0 && summary.valTokens == 0 {
             options.warn?("warning: the validation split is empty: none of the \(summary.trainDocuments) documents was drawn "
-                          + "for it (--val-fraction \(options.valFraction)); --val-split tail holds out the end of every document instead")
+                          + "for it (`val_fraction` \(options.valFraction)); `val_split` tail holds out the end of every document instead")
         }
         if summary.trainTokens == 0 {
             options.warn?("warning: the training split is empty: every kept document went to validation")

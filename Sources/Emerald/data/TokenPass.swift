@@ -140,7 +140,7 @@ extension CorpusPreparer {
                     }
                     guard let doc else { return try flush() }  // the unit's end
                     if let why = doc.malformed {
-                        if badLines == .error { throw EmeraldError.io(why + " (--bad-lines skip drops such lines)") }
+                        if badLines == .error { throw EmeraldError.io(why + " (`bad_lines` skip drops such lines)") }
                         return try send(Outcome(status: .malformed, tokens: [], bytes: 0, repaired: false), 64)
                     }
                     doc.bytes.withUnsafeBufferPointer { state.decoder.decode($0) }

@@ -50,7 +50,7 @@ public struct TrainingData {
         if let path, PreparedCorpus.isPrepared(path) {
             let corpus = try PreparedCorpus(directory: path)
             try require(corpus.tokenizer.isSame(as: tokenizer),
-                        "\(path) was prepared with a different tokenizer than the model's; prepare it with --tokenizer pointing at the model folder")
+                        "\(path) was prepared with a different tokenizer than the model's; prepare it with `tokenizer` pointing at the model folder")
             return TrainingData(tokenizer: tokenizer, vocabularySize: corpus.vocabularySize, train: corpus.train, val: corpus.val,
                                 description: "\(path): prepared corpus; train \(corpus.train.count), val \(corpus.val.count) tokens")
         }

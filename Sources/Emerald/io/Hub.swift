@@ -22,7 +22,7 @@ public enum Hub {
         if fm.fileExists(atPath: local + "/config.json") { return local }
         if let snapshot = transformersSnapshot(spec) { return snapshot }
         let env = ProcessInfo.processInfo.environment
-        let howTo = "download the folder elsewhere (config.json, model.safetensors, tokenizer.json) and pass its path: --model path/to/\(spec)"
+        let howTo = "download the folder elsewhere (config.json, model.safetensors, tokenizer.json) and pass its path as `model`: path/to/\(spec)"
         if env["HF_HUB_OFFLINE"] == "1" || env["EMERALD_OFFLINE"] == "1" {
             throw EmeraldError.download("no folder \(spec), and as a hub model id it is not cached and offline mode is set (HF_HUB_OFFLINE/EMERALD_OFFLINE); \(howTo)")
         }

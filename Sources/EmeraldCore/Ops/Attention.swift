@@ -71,11 +71,11 @@ extension Tensor {
         let geo = AttentionGeometry(b: qs[0], t: qs[1], heads: heads, kvHeads: kvHeads, hs: hs,
                                            ldq: q.rowStride, ldk: k.rowStride, ldv: v.rowStride,
                                            dropout: dropout, seed: seed, firstPair: ShardRows.elementOffset(qs[0]) * heads)
-        let out = Tensor(uninitialized: [geo.b, geo.t, geo.c])
-        let lse = Tensor(uninitialized: [geo.b, heads, geo.t])
+        let backend = q.tensor.backend
+        let out = Tensor(uninitialized: [geo.b, geo.t, geo.c], on: backend)
+        let lse = Tensor(uninitialized: [geo.b, heads, geo.t], on: backend)
         let qp = q.tensor.data + q.range.lowerBound, kp = k.tensor.data + k.range.lowerBound
         let vp = v.tensor.data + v.range.lowerBound
-        let backend = q.tensor.backend
         backend.attentionForward(geo, q: qp, k: kp, v: vp, out: out.data, lse: lse.data)
         var parents: [Tensor] = []
         for t in [q.tensor, k.tensor, v.tensor] where !parents.contains(where: { $0 === t }) { parents.append(t) }

@@ -13,12 +13,13 @@ public final class LayerKVCache {
     /// head's keys and values as one stream, not 64 floats of every 3 KiB row.
     private let keys: Tensor, values: Tensor
 
-    /// An empty cache (its memory is allocated now: decoding allocates nothing per token).
-    public init(kvHeads: Int, headSize: Int, capacity: Int) {
+    /// An empty cache on `backend`'s device (its memory is allocated now: decoding allocates
+    /// nothing per token).
+    public init(kvHeads: Int, headSize: Int, capacity: Int, on backend: any Backend = Backends.cpu) {
         precondition(kvHeads > 0 && headSize > 0 && capacity > 0, "a cache needs heads, channels and positions")
         self.kvHeads = kvHeads; self.headSize = headSize; self.capacity = capacity
-        keys = Tensor(uninitialized: [kvHeads, capacity, headSize])
-        values = Tensor(uninitialized: [kvHeads, capacity, headSize])
+        keys = Tensor(uninitialized: [kvHeads, capacity, headSize], on: backend)
+        values = Tensor(uninitialized: [kvHeads, capacity, headSize], on: backend)
     }
 
     /// Forgets every position.
@@ -44,7 +45,7 @@ public final class LayerKVCache {
                 backend.copy(vp + i * v.rowStride + h * hs, to: vc + row, count: hs)
             }
         }
-        let out = Tensor(uninitialized: [n, heads * hs])
+        let out = Tensor(uninitialized: [n, heads * hs], on: keys.backend)
         keys.backend.cachedAttention(q: q.tensor.data + q.range.lowerBound, qStride: q.rowStride, k: kc, v: vc, rowStride: hs,
                                      headStride: headStride, start: start, n: n, heads: heads, kvHeads: kvHeads, headSize: hs,
                                      out: out.data)

@@ -13,8 +13,8 @@ extension Tensor {
         let oc = weight.shape[0]
         precondition(bias == nil || bias!.count == oc, "linear: bias has \(bias!.count) entries, expected \(oc)")
         let n = count / Swift.max(c, 1)
-        let out = Tensor(uninitialized: Array(shape.dropLast()) + [oc])
         let backend = self.backend
+        let out = Tensor(uninitialized: Array(shape.dropLast()) + [oc], on: backend)
         if n <= 4, let copy = decodeCopy,
            !(Autograd.isEnabled && (requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)) {
             precondition(copy.rows == oc && copy.cols == c, "linear: decode copy \(copy.rows)×\(copy.cols) of a \(weight.shape) weight")

@@ -11,8 +11,8 @@ extension Tensor {
         let shared = other.rank == 2
         precondition(shared || Array(other.shape.dropLast(2)) == Array(shape.dropLast(2)),
                      "matmul batch dimensions differ: \(shape) @ \(other.shape)")
-        let out = Tensor(uninitialized: Array(shape.dropLast(2)) + [m, n])
         let backend = self.backend
+        let out = Tensor(uninitialized: Array(shape.dropLast(2)) + [m, n], on: backend)
         let bStride = shared ? 0 : k * n, ldb = transposeOther ? k : n
         if shared {
             // One GEMM over all rows: [batch·m, k] @ [k, n].

@@ -48,7 +48,7 @@ extension Tensor {
         let v = shape.last ?? 1
         let rows = count / Swift.max(v, 1)
         precondition(targets.count == rows, "cross-entropy needs \(rows) targets, got \(targets.count)")
-        let probs = Tensor(uninitialized: shape)
+        let probs = Tensor(uninitialized: shape, on: backend)
         let p = probs.data
         let losses = backend.softmaxCrossEntropy(logits: data, probabilities: p, rows: rows, columns: v, targets: targets)
         let loss = Tensor([Float(losses.reduce(0.0) { $0 + Double($1) } / Double(rows))], shape: [])

@@ -35,6 +35,12 @@ public final class Tensor {
         self.init(shape: shape, storage: Storage(count: shape.reduce(1, *)))
     }
 
+    /// Uninitialised tensor on `backend`'s device (host memory from the pool on the CPU).
+    public convenience init(uninitialized shape: [Int], on backend: any Backend) {
+        let n = shape.reduce(1, *)
+        self.init(shape: shape, storage: backend.device == .cpu ? Storage(count: n) : Storage(count: n, on: backend))
+    }
+
     /// Tensor holding `values` (row-major) with the given shape.
     public convenience init(_ values: [Float], shape: [Int], requiresGrad: Bool = false) {
         precondition(values.count == shape.reduce(1, *), "\(values.count) values do not fill shape \(shape)")
