@@ -8,51 +8,65 @@ final class HostTwinBackend: Backend, @unchecked Sendable {
     let device: Device
     private let cpu = Backends.cpu
     private(set) var calls: [String: Int] = [:]
-    private func count(_ name: String) { calls[name, default: 0] += 1 }
+    private func record(_ name: String) { calls[name, default: 0] += 1 }
     init(_ device: Device) { self.device = device }
 
-    func allocate(count n: Int) -> UnsafeMutablePointer<Float> { count("allocate"); return .allocate(capacity: max(n, 1)) }
+    func allocate(count n: Int) -> UnsafeMutablePointer<Float> { record("allocate"); return .allocate(capacity: max(n, 1)) }
     func deallocate(_ base: UnsafeMutablePointer<Float>, count: Int) { base.deallocate() }
     func upload(_ host: UnsafePointer<Float>, to device: UnsafeMutablePointer<Float>, count n: Int) {
-        count("upload"); device.update(from: host, count: n)
+        record("upload"); device.update(from: host, count: n)
     }
     func download(_ device: UnsafePointer<Float>, to host: UnsafeMutablePointer<Float>, count n: Int) {
-        count("download"); host.update(from: device, count: n)
+        record("download"); host.update(from: device, count: n)
     }
-    func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count n: Int) { dst.update(from: src, count: n) }
-    func synchronize() {}
-    func gemm(_ p: GEMMProblem) { count("gemm"); cpu.gemm(p) }
-    func attentionForward(_ g: AttentionGeometry, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                          out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) {
-        count("attentionForward"); cpu.attentionForward(g, q: q, k: k, v: v, out: out, lse: lse)
+    func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count n: Int) {
+        record("copy"); dst.update(from: src, count: n)
     }
-    func attentionBackward(_ g: AttentionGeometry, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                           out: UnsafePointer<Float>, lse: UnsafePointer<Float>, dout: UnsafePointer<Float>,
-                           dq: (UnsafeMutablePointer<Float>, Bool), dk: (UnsafeMutablePointer<Float>, Bool),
-                           dv: (UnsafeMutablePointer<Float>, Bool)) {
-        count("attentionBackward")
-        cpu.attentionBackward(g, q: q, k: k, v: v, out: out, lse: lse, dout: dout, dq: dq, dk: dk, dv: dv)
-    }
-    func cachedAttention(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, rowStride: Int,
-                         headStride: Int, start: Int, n: Int, heads: Int, kvHeads: Int, headSize: Int, out: UnsafeMutablePointer<Float>) {
-        count("cachedAttention")
-        cpu.cachedAttention(q: q, qStride: qStride, k: k, v: v, rowStride: rowStride, headStride: headStride, start: start, n: n,
-                            heads: heads, kvHeads: kvHeads, headSize: headSize, out: out)
-    }
-    func softmaxCrossEntropy(logits: UnsafePointer<Float>, probabilities: UnsafeMutablePointer<Float>, rows: Int, columns v: Int,
-                             targets: [Int32]) -> [Float] {
-        count("softmaxCrossEntropy")
-        return cpu.softmaxCrossEntropy(logits: logits, probabilities: probabilities, rows: rows, columns: v, targets: targets)
-    }
-    func adamW(_ slots: [AdamWSlot], _ step: AdamWStep) { count("adamW"); cpu.adamW(slots, step) }
-    func sumOfSquares(_ buffers: [(UnsafePointer<Float>, Int)]) -> Double { count("sumOfSquares"); return cpu.sumOfSquares(buffers) }
-    func scale(_ x: UnsafeMutablePointer<Float>, count n: Int, by s: Float) { count("scale"); cpu.scale(x, count: n, by: s) }
-    func sample(_ logits: UnsafePointer<Float>, count n: Int, rule: SamplingRule, rng: inout RandomGenerator) -> Int {
-        count("sample"); return cpu.sample(logits, count: n, rule: rule, rng: &rng)
-    }
-    func quantize(_ weight: Tensor, to format: WeightFormat) -> any DecodeWeights {
-        count("quantize"); return weight.withHostBuffer { _ in cpu.quantize(weight, to: format) }
-    }
+    // Every op: the CPU's, counted.
+    func synchronize() { record("synchronize"); cpu.synchronize() }
+    func fill(_ x: UnsafeMutablePointer<Float>, count: Int, value: Float) { record("fill"); cpu.fill(x, count: count, value: value) }
+    func copyRows(_ src: UnsafePointer<Float>, srcStride: Int, to dst: UnsafeMutablePointer<Float>, dstStride: Int, rows: Int, cols: Int, accumulate: Bool) { record("copyRows"); cpu.copyRows(src, srcStride: srcStride, to: dst, dstStride: dstStride, rows: rows, cols: cols, accumulate: accumulate) }
+    func unary(_ op: UnaryOp, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) { record("unary"); cpu.unary(op, x, into: y, count: count) }
+    func unaryBackward(_ op: UnaryOp, x: UnsafePointer<Float>, y: UnsafePointer<Float>, g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, count: Int) { record("unaryBackward"); cpu.unaryBackward(op, x: x, y: y, g: g, into: dx, count: count) }
+    func binary(_ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>, count: Int) { record("binary"); cpu.binary(op, a, b, into: c, count: count) }
+    func binaryBackward(_ op: BinaryOp, side: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, g: UnsafePointer<Float>, into d: UnsafeMutablePointer<Float>, count: Int) { record("binaryBackward"); cpu.binaryBackward(op, side: side, a: a, b: b, g: g, into: d, count: count) }
+    func addRows(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>, rows: Int, count: Int) { record("addRows"); cpu.addRows(a, b, into: c, rows: rows, count: count) }
+    func scale(_ x: UnsafePointer<Float>, by s: Float, into y: UnsafeMutablePointer<Float>, count: Int) { record("scale"); cpu.scale(x, by: s, into: y, count: count) }
+    func shift(_ x: UnsafePointer<Float>, by s: Float, into y: UnsafeMutablePointer<Float>, count: Int) { record("shift"); cpu.shift(x, by: s, into: y, count: count) }
+    func broadcast(_ x: UnsafePointer<Float>, from: [Int], into y: UnsafeMutablePointer<Float>, to: [Int]) { record("broadcast"); cpu.broadcast(x, from: from, into: y, to: to) }
+    func reduceBroadcast(_ x: UnsafePointer<Float>, from: [Int], into y: UnsafeMutablePointer<Float>, to: [Int]) { record("reduceBroadcast"); cpu.reduceBroadcast(x, from: from, into: y, to: to) }
+    func permute(_ x: UnsafePointer<Float>, shape: [Int], perm: [Int], into y: UnsafeMutablePointer<Float>) { record("permute"); cpu.permute(x, shape: shape, perm: perm, into: y) }
+    func maskedFill(_ x: UnsafePointer<Float>, mask: UnsafePointer<Float>, period: Int, value: Float, into y: UnsafeMutablePointer<Float>, count: Int) { record("maskedFill"); cpu.maskedFill(x, mask: mask, period: period, value: value, into: y, count: count) }
+    func dropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, seed: UInt32, offset: Int) { record("dropout"); cpu.dropout(x, into: y, count: count, p: p, seed: seed, offset: offset) }
+    func rotary(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, time: Int, heads: Int, half: Int, cos: [Float], sin: [Float], sign: Float) { record("rotary"); cpu.rotary(x, into: y, rows: rows, time: time, heads: heads, half: half, cos: cos, sin: sin, sign: sign) }
+    func sum(_ x: UnsafePointer<Float>, count: Int) -> Float { record("sum"); return cpu.sum(x, count: count) }
+    func sumAxis(_ x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, into y: UnsafeMutablePointer<Float>) { record("sumAxis"); cpu.sumAxis(x, outer: outer, n: n, inner: inner, into: y) }
+    func sumRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into y: UnsafeMutablePointer<Float>, beta: Float) { record("sumRows"); cpu.sumRows(x, rows: rows, cols: cols, into: y, beta: beta) }
+    func maxAxis(_ x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, into y: UnsafeMutablePointer<Float>) -> [Int] { record("maxAxis"); return cpu.maxAxis(x, outer: outer, n: n, inner: inner, into: y) }
+    func maxAxisBackward(_ g: UnsafePointer<Float>, arg: [Int], outer: Int, n: Int, inner: Int, into dx: UnsafeMutablePointer<Float>) { record("maxAxisBackward"); cpu.maxAxisBackward(g, arg: arg, outer: outer, n: n, inner: inner, into: dx) }
+    func argmax(_ x: UnsafePointer<Float>, rows: Int, columns: Int) -> [Int] { record("argmax"); return cpu.argmax(x, rows: rows, columns: columns) }
+    func gatherRows(_ table: UnsafePointer<Float>, columns: Int, ids: [Int32], into out: UnsafeMutablePointer<Float>) { record("gatherRows"); cpu.gatherRows(table, columns: columns, ids: ids, into: out) }
+    func scatterAddRows(_ g: UnsafePointer<Float>, columns: Int, ids: [Int32], into table: UnsafeMutablePointer<Float>) { record("scatterAddRows"); cpu.scatterAddRows(g, columns: columns, ids: ids, into: table) }
+    func gatherColumns(_ x: UnsafePointer<Float>, n: Int, index: [Int32], into out: UnsafeMutablePointer<Float>) { record("gatherColumns"); cpu.gatherColumns(x, n: n, index: index, into: out) }
+    func scatterAddColumns(_ g: UnsafePointer<Float>, n: Int, index: [Int32], into dx: UnsafeMutablePointer<Float>) { record("scatterAddColumns"); cpu.scatterAddColumns(g, n: n, index: index, into: dx) }
+    func layerNormForward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, stats: UnsafeMutablePointer<Float>, rows: Int, c: Int, eps: Float) { record("layerNormForward"); cpu.layerNormForward(x, weight: weight, bias: bias, into: y, stats: stats, rows: rows, c: c, eps: eps) }
+    func layerNormBackward(_ x: UnsafePointer<Float>, g: UnsafePointer<Float>, weight: UnsafePointer<Float>, stats: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>, rows: Int, c: Int) { record("layerNormBackward"); cpu.layerNormBackward(x, g: g, weight: weight, stats: stats, dx: dx, dw: dw, db: db, rows: rows, c: c) }
+    func softmax(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, n: Int) { record("softmax"); cpu.softmax(x, into: y, rows: rows, n: n) }
+    func softmaxBackward(y: UnsafePointer<Float>, g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, rows: Int, n: Int) { record("softmaxBackward"); cpu.softmaxBackward(y: y, g: g, into: dx, rows: rows, n: n) }
+    func logSoftmax(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, n: Int) { record("logSoftmax"); cpu.logSoftmax(x, into: y, rows: rows, n: n) }
+    func logSoftmaxBackward(y: UnsafePointer<Float>, g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, rows: Int, n: Int) { record("logSoftmaxBackward"); cpu.logSoftmaxBackward(y: y, g: g, into: dx, rows: rows, n: n) }
+    func crossEntropyBackward(_ probabilities: UnsafeMutablePointer<Float>, rows: Int, columns v: Int, targets: [Int32], scale: Float) { record("crossEntropyBackward"); cpu.crossEntropyBackward(probabilities, rows: rows, columns: v, targets: targets, scale: scale) }
+    func rowLosses(_ x: UnsafePointer<Float>, rows: Int, columns v: Int, targets: [Int32?]) -> [Float] { record("rowLosses"); return cpu.rowLosses(x, rows: rows, columns: v, targets: targets) }
+    func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool { record("allFinite"); return cpu.allFinite(x, count: count) }
+    func gemm(_ p: GEMMProblem) { record("gemm"); cpu.gemm(p) }
+    func attentionForward(_ g: AttentionGeometry, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) { record("attentionForward"); cpu.attentionForward(g, q: q, k: k, v: v, out: out, lse: lse) }
+    func attentionBackward(_ g: AttentionGeometry, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>, dout: UnsafePointer<Float>, dq: (UnsafeMutablePointer<Float>, Bool), dk: (UnsafeMutablePointer<Float>, Bool), dv: (UnsafeMutablePointer<Float>, Bool)) { record("attentionBackward"); cpu.attentionBackward(g, q: q, k: k, v: v, out: out, lse: lse, dout: dout, dq: dq, dk: dk, dv: dv) }
+    func cachedAttention(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, rowStride: Int, headStride: Int, start: Int, n: Int, heads: Int, kvHeads: Int, headSize: Int, out: UnsafeMutablePointer<Float>) { record("cachedAttention"); cpu.cachedAttention(q: q, qStride: qStride, k: k, v: v, rowStride: rowStride, headStride: headStride, start: start, n: n, heads: heads, kvHeads: kvHeads, headSize: headSize, out: out) }
+    func softmaxCrossEntropy(logits: UnsafePointer<Float>, probabilities: UnsafeMutablePointer<Float>, rows: Int, columns v: Int, targets: [Int32]) -> [Float] { record("softmaxCrossEntropy"); return cpu.softmaxCrossEntropy(logits: logits, probabilities: probabilities, rows: rows, columns: v, targets: targets) }
+    func adamW(_ slots: [AdamWSlot], _ step: AdamWStep) { record("adamW"); cpu.adamW(slots, step) }
+    func sumOfSquares(_ buffers: [(UnsafePointer<Float>, Int)]) -> Double { record("sumOfSquares"); return cpu.sumOfSquares(buffers) }
+    func sample(_ logits: UnsafePointer<Float>, count: Int, rule: SamplingRule, rng: inout RandomGenerator) -> Int { record("sample"); return cpu.sample(logits, count: count, rule: rule, rng: &rng) }
+    func quantize(_ weight: Tensor, to format: WeightFormat) -> any DecodeWeights { record("quantize"); return cpu.quantize(weight, to: format) }
 }
 
 /// The checks every backend passes against `CPUBackend` on the same inputs: its memory

@@ -66,11 +66,12 @@ extension Tensor {
     public func accumulateGrad(_ g: Tensor) {
         precondition(g.count == count, "gradient shape \(g.shape) does not match \(shape)")
         guard requiresGrad else { return }
+        let backend = self.backend
         if let grad = gradSlot {
-            Kernels.add(grad.data, g.data, into: grad.data, count: count)
+            backend.binary(.add, grad.data, g.data, into: grad.data, count: count)
         } else {
-            let c = Tensor(uninitialized: shape)
-            c.data.update(from: g.data, count: count)
+            let c = Tensor(uninitialized: shape, on: backend)
+            backend.copy(g.data, to: c.data, count: count)
             gradSlot = c
         }
     }
@@ -80,7 +81,7 @@ extension Tensor {
     func withGrad(_ body: (UnsafeMutablePointer<Float>) -> Void) {
         guard requiresGrad else { return }
         if let grad = gradSlot { body(grad.data); return }
-        let fresh = Tensor.zeros(shape)
+        let fresh = Tensor.full(shape, 0, on: backend)
         gradSlot = fresh
         body(fresh.data)
     }
@@ -92,7 +93,7 @@ extension Tensor {
         if let grad = gradSlot {
             body(grad.data, 1)
         } else {
-            let fresh = Tensor(uninitialized: shape)
+            let fresh = Tensor(uninitialized: shape, on: backend)
             body(fresh.data, 0)
             gradSlot = fresh
         }

@@ -26,6 +26,97 @@ public protocol Backend: AnyObject, Sendable {
     func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int)
     /// Waits until every op issued so far has finished.
     func synchronize()
+    /// x[0..<count] = value.
+    func fill(_ x: UnsafeMutablePointer<Float>, count: Int, value: Float)
+    /// Rows of `cols` floats from `src` (rows `srcStride` apart) to `dst` (`dstStride` apart),
+    /// copied or, with `accumulate`, added: slicing, concatenation and their gradients.
+    func copyRows(_ src: UnsafePointer<Float>, srcStride: Int, to dst: UnsafeMutablePointer<Float>, dstStride: Int,
+                  rows: Int, cols: Int, accumulate: Bool)
+
+    // MARK: Elementwise
+
+    /// y = f(x).
+    func unary(_ op: UnaryOp, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int)
+    /// dx = g·f′(x), given x, y = f(x) and g.
+    func unaryBackward(_ op: UnaryOp, x: UnsafePointer<Float>, y: UnsafePointer<Float>, g: UnsafePointer<Float>,
+                       into dx: UnsafeMutablePointer<Float>, count: Int)
+    /// c = a ∘ b.
+    func binary(_ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>, count: Int)
+    /// The gradient of side 0 (a) or 1 (b) of c = a ∘ b, from g.
+    func binaryBackward(_ op: BinaryOp, side: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, g: UnsafePointer<Float>,
+                        into d: UnsafeMutablePointer<Float>, count: Int)
+    /// c[r] = a[r] + b for each of `rows` rows of `count` floats (a bias or position table
+    /// repeated along leading dimensions).
+    func addRows(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>, rows: Int, count: Int)
+    /// y = s·x (y may be x).
+    func scale(_ x: UnsafePointer<Float>, by s: Float, into y: UnsafeMutablePointer<Float>, count: Int)
+    /// y = x + s.
+    func shift(_ x: UnsafePointer<Float>, by s: Float, into y: UnsafeMutablePointer<Float>, count: Int)
+    /// x (shape `from`) repeated to shape `to` (NumPy broadcasting).
+    func broadcast(_ x: UnsafePointer<Float>, from: [Int], into y: UnsafeMutablePointer<Float>, to: [Int])
+    /// The sum of x (shape `from`) over the dimensions broadcasting added to reach it, into y (shape `to`).
+    func reduceBroadcast(_ x: UnsafePointer<Float>, from: [Int], into y: UnsafeMutablePointer<Float>, to: [Int])
+    /// y = x with its axes permuted (y's axis i is x's axis perm[i]).
+    func permute(_ x: UnsafePointer<Float>, shape: [Int], perm: [Int], into y: UnsafeMutablePointer<Float>)
+    /// Elements of x (rows of `period`) replaced by `value` where mask (`period` floats) is non-zero.
+    func maskedFill(_ x: UnsafePointer<Float>, mask: UnsafePointer<Float>, period: Int, value: Float,
+                    into y: UnsafeMutablePointer<Float>, count: Int)
+    /// y = x·keep, keep 0 with probability p else 1/(1−p), from a hash of (seed, offset + i).
+    func dropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, seed: UInt32, offset: Int)
+    /// Rotary embedding (`Tensor.rotaryEmbedding`): channel pairs of each head turned by
+    /// (cos, sign·sin) of their row's position (tables of time × half).
+    func rotary(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, time: Int, heads: Int, half: Int,
+                cos: [Float], sin: [Float], sign: Float)
+
+    // MARK: Reductions
+
+    /// Σ x (to the host).
+    func sum(_ x: UnsafePointer<Float>, count: Int) -> Float
+    /// y[o, j] = Σ_i x[o, i, j] for x (outer, n, inner).
+    func sumAxis(_ x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, into y: UnsafeMutablePointer<Float>)
+    /// y[j] = beta·y[j] + Σ_r x[r, j] (a bias gradient).
+    func sumRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into y: UnsafeMutablePointer<Float>, beta: Float)
+    /// y[o, j] = max_i x[o, i, j]; returns the arg max of each (to the host).
+    func maxAxis(_ x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, into y: UnsafeMutablePointer<Float>) -> [Int]
+    /// dx[o, arg, j] += g[o, j].
+    func maxAxisBackward(_ g: UnsafePointer<Float>, arg: [Int], outer: Int, n: Int, inner: Int, into dx: UnsafeMutablePointer<Float>)
+    /// The index of each row's largest entry (first on ties), to the host.
+    func argmax(_ x: UnsafePointer<Float>, rows: Int, columns: Int) -> [Int]
+
+    // MARK: Indexing
+
+    /// out[i] = table[ids[i]] (rows of `columns`).
+    func gatherRows(_ table: UnsafePointer<Float>, columns: Int, ids: [Int32], into out: UnsafeMutablePointer<Float>)
+    /// table[ids[i]] += g[i].
+    func scatterAddRows(_ g: UnsafePointer<Float>, columns: Int, ids: [Int32], into table: UnsafeMutablePointer<Float>)
+    /// out[r] = x[r, index[r]] for rows of n.
+    func gatherColumns(_ x: UnsafePointer<Float>, n: Int, index: [Int32], into out: UnsafeMutablePointer<Float>)
+    /// dx[r, index[r]] += g[r].
+    func scatterAddColumns(_ g: UnsafePointer<Float>, n: Int, index: [Int32], into dx: UnsafeMutablePointer<Float>)
+
+    // MARK: Normalisation and softmax
+
+    /// LayerNorm of rows of c: y, and (mean, rstd) per row in `stats`.
+    func layerNormForward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                          into y: UnsafeMutablePointer<Float>, stats: UnsafeMutablePointer<Float>, rows: Int, c: Int, eps: Float)
+    /// Its backward: dx (when wanted) and fresh dw, db.
+    func layerNormBackward(_ x: UnsafePointer<Float>, g: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                           stats: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>,
+                           db: UnsafeMutablePointer<Float>, rows: Int, c: Int)
+    /// Row softmax (rows of n).
+    func softmax(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, n: Int)
+    /// dx = y ⊙ (g − Σ g⊙y) per row.
+    func softmaxBackward(y: UnsafePointer<Float>, g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, rows: Int, n: Int)
+    /// Row log-softmax.
+    func logSoftmax(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, n: Int)
+    /// dx = g − softmax·Σ g per row, from y = log-softmax.
+    func logSoftmaxBackward(y: UnsafePointer<Float>, g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, rows: Int, n: Int)
+    /// Probabilities (rows × v) become the cross-entropy gradient: (p − onehot(target))·scale.
+    func crossEntropyBackward(_ probabilities: UnsafeMutablePointer<Float>, rows: Int, columns v: Int, targets: [Int32], scale: Float)
+    /// logsumexp(row) − row[target] per row (NaN where the target is nil), to the host.
+    func rowLosses(_ x: UnsafePointer<Float>, rows: Int, columns v: Int, targets: [Int32?]) -> [Float]
+    /// Whether every element is finite (to the host).
+    func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool
 
     // MARK: Products
 
@@ -60,8 +151,6 @@ public protocol Backend: AnyObject, Sendable {
     func adamW(_ slots: [AdamWSlot], _ step: AdamWStep)
     /// Σ x² over every buffer, summed in Double in an order fixed by the buffers alone.
     func sumOfSquares(_ buffers: [(UnsafePointer<Float>, Int)]) -> Double
-    /// x ← s·x.
-    func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by s: Float)
 
     // MARK: Generation
 
@@ -69,64 +158,6 @@ public protocol Backend: AnyObject, Sendable {
     func sample(_ logits: UnsafePointer<Float>, count: Int, rule: SamplingRule, rng: inout RandomGenerator) -> Int
     /// A compressed copy of an (out, in) weight that one-token products read.
     func quantize(_ weight: Tensor, to format: WeightFormat) -> any DecodeWeights
-}
-
-/// One GEMM call's arguments (see `GEMM.sgemm`).
-public struct GEMMProblem {
-    public var transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
-    public var a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int
-    public var beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?
-    /// All arguments.
-    public init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-                bias: UnsafePointer<Float>? = nil) {
-        self.transA = transA; self.transB = transB; self.m = m; self.n = n; self.k = k; self.alpha = alpha
-        self.a = a; self.lda = lda; self.b = b; self.ldb = ldb; self.beta = beta; self.c = c; self.ldc = ldc; self.bias = bias
-    }
-}
-
-/// One parameter's AdamW buffers.
-public struct AdamWSlot {
-    /// Parameter, its gradient, first and second moments (`count` floats each).
-    public var parameter: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>
-    public var m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
-    public var count: Int
-    /// 1 − lr·weight decay (1 for parameters that do not decay).
-    public var decay: Float
-    /// The buffers of one parameter.
-    public init(parameter: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
-                v: UnsafeMutablePointer<Float>, count: Int, decay: Float) {
-        self.parameter = parameter; self.gradient = gradient; self.m = m; self.v = v; self.count = count; self.decay = decay
-    }
-}
-
-/// The scalars of one AdamW step: p ← p·decay − stepSize·m / (√v·invSqrtC2 + eps), with the
-/// gradient read times `gradScale`.
-public struct AdamWStep {
-    public var beta1: Float, beta2: Float, eps: Float, stepSize: Float, invSqrtC2: Float, gradScale: Float
-    /// All scalars.
-    public init(beta1: Float, beta2: Float, eps: Float, stepSize: Float, invSqrtC2: Float, gradScale: Float) {
-        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.stepSize = stepSize
-        self.invSqrtC2 = invSqrtC2; self.gradScale = gradScale
-    }
-}
-
-/// How to pick a token from logits: greedy at temperature 0, else sampled from
-/// softmax(logits / temperature), optionally cut to the k most likely and to the nucleus p.
-public struct SamplingRule: Sendable, Equatable {
-    public var temperature: Float, topK: Int?, topP: Float?
-    /// A rule.
-    public init(temperature: Float, topK: Int? = nil, topP: Float? = nil) {
-        self.temperature = temperature; self.topK = topK; self.topP = topP
-    }
-}
-
-/// Formats of the compressed weight copies generation reads.
-public enum WeightFormat: String, Sendable, CaseIterable {
-    /// bfloat16: 2 bytes a weight.
-    case bf16
-    /// q8_0: 32 signed bytes and one float scale per 32 weights.
-    case q8
 }
 
 /// The backends by device. The CPU backend is always there; another registers itself

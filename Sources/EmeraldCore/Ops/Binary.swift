@@ -49,53 +49,35 @@ extension Tensor {
     public func expand(to outShape: [Int]) -> Tensor {
         if shape == outShape { return self }
         precondition(broadcastShape(shape, outShape) == outShape, "cannot broadcast \(shape) to \(outShape)")
-        let out = Tensor(uninitialized: outShape)
-        let src = data, dst = out.data
-        if count == 1 {
-            dst.update(repeating: src[0], count: out.count)
-        } else if Array(outShape.suffix(rank)) == shape {
-            for r in 0..<(out.count / count) { (dst + r * count).update(from: src, count: count) }
-        } else {
-            forEachBroadcast(outShape, broadcastStrides(shape, in: outShape)) { o, s in dst[o] = src[s] }
-        }
+        let out = Tensor(uninitialized: outShape, on: backend)
+        backend.broadcast(data, from: shape, into: out.data, to: outShape)
         return out.record([self]) { g in self.accumulateGrad(g.sum(toShape: self.shape)) }
     }
 
     /// Sums a broadcast gradient back down to `target` (inverse of `expand`).
     public func sum(toShape target: [Int]) -> Tensor {
         if shape == target { return self }
-        let out = Tensor.zeros(target)
-        let src = data, dst = out.data
-        let tCount = out.count
-        if Array(shape.suffix(target.count)) == target && target.reduce(1, *) == tCount {
-            for r in 0..<(count / tCount) { Kernels.axpy(1, src + r * tCount, dst, tCount) }
-        } else {
-            forEachBroadcast(shape, broadcastStrides(target, in: shape)) { o, t in dst[t] += src[o] }
-        }
+        let out = Tensor(uninitialized: target, on: backend)
+        backend.reduceBroadcast(data, from: shape, into: out.data, to: target)
         return out.record([self]) { g in self.accumulateGrad(g.expand(to: self.shape)) }
     }
 
     /// Elementwise op with broadcasting; `da`/`db` give each side's gradient
     /// before reduction, from (a, b, g) at the broadcast shape.
-    func binary(_ other: Tensor, _ f: (F16, F16) -> F16,
-                da: @escaping (F16, F16, F16) -> F16, db: @escaping (F16, F16, F16) -> F16) -> Tensor {
+    func binary(_ other: Tensor, _ op: BinaryOp) -> Tensor {
         guard let outShape = broadcastShape(shape, other.shape) else {
             preconditionFailure("shapes \(shape) and \(other.shape) do not broadcast")
         }
         let a = withNoGrad { self.expand(to: outShape) }
         let b = withNoGrad { other.expand(to: outShape) }
-        let out = Tensor(uninitialized: outShape)
-        Kernels.zip(a.data, b.data, out.data, out.count, f)
+        let backend = self.backend
+        let out = Tensor(uninitialized: outShape, on: backend)
+        backend.binary(op, a.data, b.data, into: out.data, count: out.count)
         return out.record([self, other]) { g in
-            if self.requiresGrad {
-                let d = Tensor(uninitialized: outShape)
-                Kernels.zip3(a.data, b.data, g.data, d.data, d.count, da)
-                self.adoptGrad(withNoGrad { d.sum(toShape: self.shape) })
-            }
-            if other.requiresGrad {
-                let d = Tensor(uninitialized: outShape)
-                Kernels.zip3(a.data, b.data, g.data, d.data, d.count, db)
-                other.adoptGrad(withNoGrad { d.sum(toShape: other.shape) })
+            for (side, t) in [self, other].enumerated() where t.requiresGrad {
+                let d = Tensor(uninitialized: outShape, on: backend)
+                backend.binaryBackward(op, side: side, a: a.data, b: b.data, g: g.data, into: d.data, count: d.count)
+                t.adoptGrad(withNoGrad { d.sum(toShape: t.shape) })
             }
         }
     }
@@ -106,14 +88,15 @@ extension Tensor {
         guard let outShape = broadcastShape(a.shape, b.shape) else {
             preconditionFailure("shapes \(a.shape) and \(b.shape) do not broadcast")
         }
-        let out = Tensor(uninitialized: outShape)
+        let backend = a.backend
+        let out = Tensor(uninitialized: outShape, on: backend)
         if a.shape == outShape && Array(outShape.suffix(b.rank)) == b.shape {
             // Same shape, or b repeats along leading dims (position embeddings, biases).
             let m = b.count
-            for r in 0..<(out.count / Swift.max(m, 1)) { Kernels.add(a.data + r * m, b.data, into: out.data + r * m, count: m) }
+            backend.addRows(a.data, b.data, into: out.data, rows: out.count / Swift.max(m, 1), count: m)
         } else {
             let ea = withNoGrad { a.expand(to: outShape) }, eb = withNoGrad { b.expand(to: outShape) }
-            Kernels.add(ea.data, eb.data, into: out.data, count: out.count)
+            backend.binary(.add, ea.data, eb.data, into: out.data, count: out.count)
         }
         return out.record([a, b]) { g in
             for t in [a, b] where t.requiresGrad {
@@ -124,16 +107,16 @@ extension Tensor {
 
     /// a − b (broadcasting).
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        a.binary(b, { $0 - $1 }, da: { _, _, g in g }, db: { _, _, g in -g })
+        a.binary(b, .subtract)
     }
 
     /// a · b elementwise (broadcasting).
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        a.binary(b, { $0 * $1 }, da: { _, b, g in g * b }, db: { a, _, g in g * a })
+        a.binary(b, .multiply)
     }
 
     /// a / b elementwise (broadcasting).
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        a.binary(b, { $0 / $1 }, da: { _, b, g in g / b }, db: { a, b, g in -g * a / (b * b) })
+        a.binary(b, .divide)
     }
 }

@@ -37,7 +37,7 @@ extension Tensor {
                            b: self.data, ldb: c, beta: beta, c: dw, ldc: c)
             }
             // db (OC) += Σ_rows g
-            bias?.withGrad { db, beta in Kernels.sumRows(g.data, rows: n, cols: oc, into: db, beta: beta) }
+            bias?.withGrad { db, beta in backend.sumRows(g.data, rows: n, cols: oc, into: db, beta: beta) }
         }
     }
 }

@@ -4,16 +4,12 @@ extension Tensor {
     /// mask over `[B, H, T, T]` scores).
     public func maskedFill(_ mask: Tensor, _ value: Float) -> Tensor {
         precondition(Array(shape.suffix(mask.rank)) == mask.shape, "mask \(mask.shape) does not fit \(shape)")
-        let out = copy()
-        let m = mask.count
-        for r in 0..<(count / Swift.max(m, 1)) {
-            for i in 0..<m where mask.data[i] != 0 { out.data[r * m + i] = value }
-        }
+        let backend = self.backend, m = mask.count
+        let out = Tensor(uninitialized: shape, on: backend)
+        backend.maskedFill(data, mask: mask.data, period: m, value: value, into: out.data, count: count)
         return out.record([self]) { g in
-            let dx = g.copy()
-            for r in 0..<(self.count / Swift.max(m, 1)) {
-                for i in 0..<m where mask.data[i] != 0 { dx.data[r * m + i] = 0 }
-            }
+            let dx = Tensor(uninitialized: self.shape, on: backend)
+            backend.maskedFill(g.data, mask: mask.data, period: m, value: 0, into: dx.data, count: self.count)
             self.adoptGrad(dx)
         }
     }
@@ -29,11 +25,12 @@ extension Tensor {
         if p == 0 { return self }
         let seed = UInt32(truncatingIfNeeded: rng.next())
         let offset = ShardRows.elementOffset(count)
-        let out = Tensor(uninitialized: shape)
-        Kernels.dropout(data, out.data, count, p: p, seed: seed, offset: offset)
+        let backend = self.backend
+        let out = Tensor(uninitialized: shape, on: backend)
+        backend.dropout(data, into: out.data, count: count, p: p, seed: seed, offset: offset)
         return out.record([self]) { g in
-            let dx = Tensor(uninitialized: self.shape)
-            Kernels.dropout(g.data, dx.data, self.count, p: p, seed: seed, offset: offset)
+            let dx = Tensor(uninitialized: self.shape, on: backend)
+            backend.dropout(g.data, into: dx.data, count: self.count, p: p, seed: seed, offset: offset)
             self.adoptGrad(dx)
         }
     }

@@ -20,6 +20,6 @@ public enum Optimizer {
 
     /// x ← s·x for every tensor.
     public static func scale(_ tensors: [Tensor], by s: Float) {
-        for t in tensors { t.backend.scale(t.data, count: t.count, by: s) }
+        for t in tensors { t.backend.scale(t.data, by: s, into: t.data, count: t.count) }
     }
 }

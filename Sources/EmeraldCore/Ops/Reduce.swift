@@ -14,8 +14,9 @@ extension Tensor {
 
     /// Sum of all elements (a scalar tensor of shape []).
     public func sum() -> Tensor {
-        let out = Tensor([Kernels.sum(data, count)], shape: [])
-        return out.record([self]) { g in self.accumulateGrad(.full(self.shape, g.data[0])) }
+        let backend = self.backend
+        let out = Tensor([backend.sum(data, count: count)], shape: []).to(device)
+        return out.record([self]) { g in self.accumulateGrad(.full(self.shape, g.item, on: backend)) }
     }
 
     /// Mean of all elements.
@@ -24,11 +25,8 @@ extension Tensor {
     /// Sum along `axis`.
     public func sum(axis: Int, keepDims: Bool = false) -> Tensor {
         let (outer, n, inner) = split(around: axis)
-        let out = Tensor.zeros(reducedShape(axis, keepDims: keepDims))
-        let x = data, y = out.data
-        for o in 0..<outer {
-            for i in 0..<n { Kernels.axpy(1, x + (o * n + i) * inner, y + o * inner, inner) }
-        }
+        let out = Tensor(uninitialized: reducedShape(axis, keepDims: keepDims), on: backend)
+        backend.sumAxis(data, outer: outer, n: n, inner: inner, into: out.data)
         let keptShape = reducedShape(axis, keepDims: true)
         return out.record([self]) { g in
             self.accumulateGrad(withNoGrad { g.reshaped(keptShape).expand(to: self.shape) })
@@ -44,32 +42,17 @@ extension Tensor {
     public func max(axis: Int, keepDims: Bool = false) -> Tensor {
         let (outer, n, inner) = split(around: axis)
         precondition(n > 0, "max over an empty axis")
-        let out = Tensor(uninitialized: reducedShape(axis, keepDims: keepDims))
-        var arg = [Int](repeating: 0, count: outer * inner)
-        let x = data, y = out.data
-        for o in 0..<outer {
-            for j in 0..<inner {
-                var best = x[o * n * inner + j], bi = 0
-                for i in 1..<n where x[(o * n + i) * inner + j] > best { best = x[(o * n + i) * inner + j]; bi = i }
-                y[o * inner + j] = best
-                arg[o * inner + j] = bi
-            }
-        }
+        let backend = self.backend
+        let out = Tensor(uninitialized: reducedShape(axis, keepDims: keepDims), on: backend)
+        let arg = backend.maxAxis(data, outer: outer, n: n, inner: inner, into: out.data)
         return out.record([self]) { g in
-            self.withGrad { dx in
-                for o in 0..<outer { for j in 0..<inner { dx[(o * n + arg[o * inner + j]) * inner + j] += g.data[o * inner + j] } }
-            }
+            self.withGrad { dx in backend.maxAxisBackward(g.data, arg: arg, outer: outer, n: n, inner: inner, into: dx) }
         }
     }
 
     /// Index of the maximum along the last axis, for each row.
     public func argmax() -> [Int] {
         let n = shape.last ?? 1
-        return (0..<(count / Swift.max(n, 1))).map { r in
-            let row = data + r * n
-            var bi = 0
-            for i in 1..<n where row[i] > row[bi] { bi = i }
-            return bi
-        }
+        return backend.argmax(data, rows: count / Swift.max(n, 1), columns: n)
     }
 }

@@ -22,38 +22,13 @@ extension Tensor {
                 sin[p * half + i] = Float(Foundation.sin(angle))
             }
         }
-        let out = Tensor(uninitialized: shape)
-        Kernels.rotate(data, into: out.data, rows: count / c, time: t, heads: heads, half: half, cos: cos, sin: sin, sign: 1)
+        let backend = self.backend
+        let out = Tensor(uninitialized: shape, on: backend)
+        backend.rotary(data, into: out.data, rows: count / c, time: t, heads: heads, half: half, cos: cos, sin: sin, sign: 1)
         return out.record([self]) { g in
-            let dx = Tensor(uninitialized: self.shape)
-            Kernels.rotate(g.data, into: dx.data, rows: self.count / c, time: t, heads: heads, half: half, cos: cos, sin: sin, sign: -1)
+            let dx = Tensor(uninitialized: self.shape, on: backend)
+            backend.rotary(g.data, into: dx.data, rows: self.count / c, time: t, heads: heads, half: half, cos: cos, sin: sin, sign: -1)
             self.adoptGrad(dx)
-        }
-    }
-}
-
-extension Kernels {
-    /// out = x turned by (cos, sign·sin) per row position and channel pair (see `rotaryEmbedding`).
-    static func rotate(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, time: Int, heads: Int,
-                       half: Int, cos: [Float], sin: [Float], sign: Float) {
-        let c = heads * 2 * half
-        cos.withUnsafeBufferPointer { cs in
-            sin.withUnsafeBufferPointer { sn in
-                parallelFor(rows, grain: Swift.max(1, 4096 / c)) { range in
-                    for r in range {
-                        let tab = (r % time) * half
-                        for h in 0..<heads {
-                            let xi = x + r * c + h * 2 * half, oi = out + r * c + h * 2 * half
-                            for i in 0..<half {
-                                let co = cs[tab + i], si = sign * sn[tab + i]
-                                let a = xi[i], b = xi[i + half]
-                                oi[i] = a * co - b * si
-                                oi[i + half] = b * co + a * si
-                            }
-                        }
-                    }
-                }
-            }
         }
     }
 }

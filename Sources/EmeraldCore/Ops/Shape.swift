@@ -16,11 +16,8 @@ extension Tensor {
     public func permuted(_ perm: [Int]) -> Tensor {
         precondition(perm.sorted() == Array(0..<rank), "\(perm) is not a permutation of \(rank) axes")
         let outShape = perm.map { shape[$0] }
-        let out = Tensor(uninitialized: outShape)
-        var inStrides = [Int](repeating: 1, count: rank)
-        for i in stride(from: rank - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * shape[i + 1] }
-        let src = data, dst = out.data
-        forEachBroadcast(outShape, perm.map { inStrides[$0] }) { o, s in dst[o] = src[s] }
+        let out = Tensor(uninitialized: outShape, on: backend)
+        backend.permute(data, shape: shape, perm: perm, into: out.data)
         var inverse = [Int](repeating: 0, count: rank)
         for (i, p) in perm.enumerated() { inverse[p] = i }
         return out.record([self]) { g in self.accumulateGrad(withNoGrad { g.permuted(inverse) }) }
@@ -39,12 +36,15 @@ extension Tensor {
         precondition(range.lowerBound >= 0 && range.upperBound <= n, "slice \(range) out of 0..<\(n)")
         var s = shape
         s[normalize(axis: axis)] = range.count
-        let out = Tensor(uninitialized: s)
+        let backend = self.backend
+        let out = Tensor(uninitialized: s, on: backend)
         let m = range.count * inner
-        for o in 0..<outer { (out.data + o * m).update(from: data + (o * n + range.lowerBound) * inner, count: m) }
+        backend.copyRows(data + range.lowerBound * inner, srcStride: n * inner, to: out.data, dstStride: m, rows: outer, cols: m,
+                         accumulate: false)
         return out.record([self]) { g in
             self.withGrad { dx in
-                for o in 0..<outer { Kernels.axpy(1, g.data + o * m, dx + (o * n + range.lowerBound) * inner, m) }
+                backend.copyRows(g.data, srcStride: m, to: dx + range.lowerBound * inner, dstStride: n * inner, rows: outer, cols: m,
+                                 accumulate: true)
             }
         }
     }
@@ -62,7 +62,8 @@ extension Tensor {
         }
         var s = first.shape
         s[a] = parts.map { $0.shape[a] }.reduce(0, +)
-        let out = Tensor(uninitialized: s)
+        let backend = first.backend
+        let out = Tensor(uninitialized: s, on: backend)
         let outer = s[..<a].reduce(1, *), inner = s[(a + 1)...].reduce(1, *)
         let rowOut = s[a] * inner
         var start = 0
@@ -70,13 +71,15 @@ extension Tensor {
         for p in parts {
             starts.append(start)
             let m = p.shape[a] * inner
-            for o in 0..<outer { (out.data + o * rowOut + start).update(from: p.data + o * m, count: m) }
+            backend.copyRows(p.data, srcStride: m, to: out.data + start, dstStride: rowOut, rows: outer, cols: m, accumulate: false)
             start += m
         }
         return out.record(parts) { g in
             for (p, st) in zip(parts, starts) where p.requiresGrad {
                 let m = p.shape[a] * inner
-                p.withGrad { dx in for o in 0..<outer { Kernels.axpy(1, g.data + o * rowOut + st, dx + o * m, m) } }
+                p.withGrad { dx in
+                    backend.copyRows(g.data + st, srcStride: rowOut, to: dx, dstStride: m, rows: outer, cols: m, accumulate: true)
+                }
             }
         }
     }

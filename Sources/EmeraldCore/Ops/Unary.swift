@@ -1,146 +1,59 @@
 // Elementwise ops. Each forward sits next to its backward rule.
 
-/// An elementwise function with its derivative, as static members so that
-/// generic specialisation inlines both into the loops (a function value would
-/// be called indirectly per vector).
-public protocol UnaryKernel {
-    /// y = f(x).
-    static func forward(_ x: F16) -> F16
-    /// dx = g · f′(x), given x, y = f(x) and the output gradient g.
-    static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16
-}
-
-/// e^x.
-public enum ExpKernel: UnaryKernel {
-    @inline(__always) public static func forward(_ x: F16) -> F16 { exp16(x) }
-    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * y }
-}
-/// ln x.
-public enum LogKernel: UnaryKernel {
-    @inline(__always) public static func forward(_ x: F16) -> F16 {
-        var o = F16()
-        for i in 0..<16 { o[i] = _logf(x[i]) }
-        return o
-    }
-    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g / x }
-}
-/// √x.
-public enum SqrtKernel: UnaryKernel {
-    @inline(__always) public static func forward(_ x: F16) -> F16 {
-        F16(lowHalf: sqrt8(x.lowHalf), highHalf: sqrt8(x.highHalf))  // F16.squareRoot() is 16 scalar roots
-    }
-    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * 0.5 / y }
-}
-/// x².
-public enum SquareKernel: UnaryKernel {
-    @inline(__always) public static func forward(_ x: F16) -> F16 { x * x }
-    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { 2 * x * g }
-}
-/// tanh x.
-public enum TanhKernel: UnaryKernel {
-    @inline(__always) public static func forward(_ x: F16) -> F16 { tanh16(x) }
-    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * (1 - y * y) }
-}
-/// σ(x).
-public enum SigmoidKernel: UnaryKernel {
-    @inline(__always) public static func forward(_ x: F16) -> F16 { sigmoid16(x) }
-    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g * y * (1 - y) }
-}
-/// max(x, 0).
-public enum ReLUKernel: UnaryKernel {
-    @inline(__always) public static func forward(_ x: F16) -> F16 { x.replacing(with: 0, where: x .< 0) }
-    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 { g.replacing(with: 0, where: x .<= 0) }
-}
-/// x·σ(x).
-public enum SiLUKernel: UnaryKernel {
-    @inline(__always) public static func forward(_ x: F16) -> F16 { x * sigmoid16(x) }
-    @inline(__always) public static func backward(_ x: F16, _ y: F16, _ g: F16) -> F16 {
-        let s = sigmoid16(x)
-        return g * (s + x * s * (1 - s))
-    }
-}
-
-extension Kernels {
-    /// y = K.forward(x), split across cores.
-    static func unaryForward<K: UnaryKernel>(_: K.Type, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        parallelFor(n, grain: parallelGrain) { r in
-            var i = r.lowerBound
-            while i + 16 <= r.upperBound { store16(K.forward(load16(x + i)), y + i); i += 16 }
-            if i < r.upperBound {
-                var v = F16(repeating: 0)
-                for j in 0..<(r.upperBound - i) { v[j] = x[i + j] }
-                let o = K.forward(v)
-                for j in 0..<(r.upperBound - i) { y[i + j] = o[j] }
-            }
-        }
-    }
-
-    /// dx = K.backward(x, y, g), split across cores.
-    static func unaryBackward<K: UnaryKernel>(_: K.Type, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
-                                              _ g: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
-        parallelFor(n, grain: parallelGrain) { r in
-            var i = r.lowerBound
-            while i + 16 <= r.upperBound { store16(K.backward(load16(x + i), load16(y + i), load16(g + i)), dx + i); i += 16 }
-            if i < r.upperBound {
-                var a = F16(repeating: 1), b = F16(repeating: 1), c = F16(repeating: 0)
-                for j in 0..<(r.upperBound - i) { a[j] = x[i + j]; b[j] = y[i + j]; c[j] = g[i + j] }
-                let o = K.backward(a, b, c)
-                for j in 0..<(r.upperBound - i) { dx[i + j] = o[j] }
-            }
-        }
-    }
-}
-
 extension Tensor {
-    /// Applies an elementwise kernel and records its backward rule.
-    public func apply<K: UnaryKernel>(_ kernel: K.Type) -> Tensor {
-        let y = Tensor(uninitialized: shape)
-        Kernels.unaryForward(K.self, data, y.data, count)
+    /// Applies an elementwise function by this tensor's backend and records its backward rule.
+    public func apply(_ op: UnaryOp) -> Tensor {
+        let backend = self.backend
+        let y = Tensor(uninitialized: shape, on: backend)
+        backend.unary(op, data, into: y.data, count: count)
         return y.record([self]) { [unowned y] g in
-            let dx = Tensor(uninitialized: self.shape)
-            Kernels.unaryBackward(K.self, self.data, y.data, g.data, dx.data, self.count)
-            self.adoptGrad(dx)
-        }
-    }
-
-    /// Applies a vector function, recording `grad(x, y, g) -> dx` for backward
-    /// (cheap scalar-parameterised ops; hot functions use `apply`).
-    @inline(__always)
-    func unary(_ f: (F16) -> F16, grad: @escaping (F16, F16, F16) -> F16) -> Tensor {
-        let y = Tensor(uninitialized: shape)
-        Kernels.map(data, y.data, count, f)
-        return y.record([self]) { [unowned y] g in
-            let dx = Tensor(uninitialized: self.shape)
-            Kernels.zip3(self.data, y.data, g.data, dx.data, self.count, grad)
+            let dx = Tensor(uninitialized: self.shape, on: backend)
+            backend.unaryBackward(op, x: self.data, y: y.data, g: g.data, into: dx.data, count: self.count)
             self.adoptGrad(dx)
         }
     }
 
     /// e^x.
-    public func exp() -> Tensor { apply(ExpKernel.self) }
+    public func exp() -> Tensor { apply(.exp) }
     /// Natural logarithm.
-    public func log() -> Tensor { apply(LogKernel.self) }
+    public func log() -> Tensor { apply(.log) }
     /// Square root.
-    public func sqrt() -> Tensor { apply(SqrtKernel.self) }
+    public func sqrt() -> Tensor { apply(.sqrt) }
     /// x².
-    public func square() -> Tensor { apply(SquareKernel.self) }
+    public func square() -> Tensor { apply(.square) }
     /// Hyperbolic tangent.
-    public func tanh() -> Tensor { apply(TanhKernel.self) }
+    public func tanh() -> Tensor { apply(.tanh) }
     /// Logistic sigmoid.
-    public func sigmoid() -> Tensor { apply(SigmoidKernel.self) }
+    public func sigmoid() -> Tensor { apply(.sigmoid) }
     /// max(x, 0).
-    public func relu() -> Tensor { apply(ReLUKernel.self) }
+    public func relu() -> Tensor { apply(.relu) }
     /// x·sigmoid(x) (SiLU / swish).
-    public func silu() -> Tensor { apply(SiLUKernel.self) }
+    public func silu() -> Tensor { apply(.silu) }
+    /// GELU (tanh approximation, GPT-2's `gelu_new`).
+    public func gelu() -> Tensor { apply(.gelu) }
 
     /// −x.
     public static prefix func - (x: Tensor) -> Tensor { x * -1 }
 
     /// x · s.
-    public static func * (x: Tensor, s: Float) -> Tensor { x.unary({ $0 * s }) { _, _, g in g * s } }
+    public static func * (x: Tensor, s: Float) -> Tensor {
+        let backend = x.backend
+        let y = Tensor(uninitialized: x.shape, on: backend)
+        backend.scale(x.data, by: s, into: y.data, count: x.count)
+        return y.record([x]) { g in
+            let dx = Tensor(uninitialized: x.shape, on: backend)
+            backend.scale(g.data, by: s, into: dx.data, count: x.count)
+            x.adoptGrad(dx)
+        }
+    }
 
     /// x + s.
-    public static func + (x: Tensor, s: Float) -> Tensor { x.unary({ $0 + s }) { _, _, g in g } }
+    public static func + (x: Tensor, s: Float) -> Tensor {
+        let backend = x.backend
+        let y = Tensor(uninitialized: x.shape, on: backend)
+        backend.shift(x.data, by: s, into: y.data, count: x.count)
+        return y.record([x]) { g in x.accumulateGrad(g) }
+    }
 
     /// x − s.
     public static func - (x: Tensor, s: Float) -> Tensor { x + (-s) }
@@ -151,11 +64,3 @@ extension Tensor {
     /// s · x.
     public static func * (s: Float, x: Tensor) -> Tensor { x * s }
 }
-
-#if canImport(Glibc)
-import Glibc
-@inline(__always) func _logf(_ x: Float) -> Float { Glibc.logf(x) }
-#else
-import Darwin
-@inline(__always) func _logf(_ x: Float) -> Float { Darwin.logf(x) }
-#endif

@@ -1,8 +1,13 @@
 extension Tensor {
     /// Tensor filled with `value`.
     public static func full(_ shape: [Int], _ value: Float, requiresGrad: Bool = false) -> Tensor {
-        let t = Tensor(uninitialized: shape)
-        t.data.update(repeating: value, count: t.count)
+        full(shape, value, on: Backends.cpu, requiresGrad: requiresGrad)
+    }
+
+    /// Tensor filled with `value` on `backend`'s device.
+    public static func full(_ shape: [Int], _ value: Float, on backend: any Backend, requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(uninitialized: shape, on: backend)
+        backend.fill(t.data, count: t.count, value: value)
         t.requiresGrad = requiresGrad
         return t
     }

@@ -122,8 +122,9 @@ public final class Tensor {
 
     /// A contiguous copy of the data (no graph).
     public func copy() -> Tensor {
-        let out = Tensor(uninitialized: shape)
-        out.data.update(from: data, count: count)
+        let backend = self.backend
+        let out = Tensor(uninitialized: shape, on: backend)
+        backend.copy(data, to: out.data, count: count)
         return out
     }
 }

@@ -96,9 +96,6 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return partial.reduce(0, +)
     }
 
-    public func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by s: Float) {
-        Kernels.map(x, x, count) { $0 * s }
-    }
 
     public func sample(_ logits: UnsafePointer<Float>, count: Int, rule: SamplingRule, rng: inout RandomGenerator) -> Int {
         Sampling.pick(Array(UnsafeBufferPointer(start: logits, count: count)), rule: rule, rng: &rng)

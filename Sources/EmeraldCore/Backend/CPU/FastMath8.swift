@@ -128,16 +128,3 @@ extension Kernels {
         return total
     }
 }
-
-extension Tensor {
-    /// GELU (tanh approximation, GPT-2's `gelu_new`) through the 8-lane kernels.
-    public func gelu() -> Tensor {
-        let y = Tensor(uninitialized: shape)
-        Kernels.geluForward(data, y.data, count)
-        return y.record([self]) { g in
-            let dx = Tensor(uninitialized: self.shape)
-            Kernels.geluBackward(self.data, g.data, dx.data, self.count)
-            self.adoptGrad(dx)
-        }
-    }
-}
