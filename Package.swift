@@ -30,11 +30,13 @@ let package = Package(
         .target(name: "CEmeraldSIMD"),
         // The book and GPT-2's vocabulary (assets/), compiled into the binary with C23 #embed.
         .target(name: "CEmeraldAssets", cSettings: [.unsafeFlags(["-std=c2x"])]),
+        // Open MPI loaded at run time (dlopen) for data-parallel training across processes.
+        .target(name: "CEmeraldMPI", linkerSettings: [.linkedLibrary("dl")]),
         // System liblzma and zlib (scripts/setup installs the -dev packages) for `emerald prepare`.
         .systemLibrary(name: "CLZMA", path: "Sources/CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // nn, models, tokenizers, data, training, generation, io.
-        .target(name: "Emerald", dependencies: ["EmeraldCore", "CEmeraldAssets", "CLZMA", "CZlib"], swiftSettings: fast),
+        .target(name: "Emerald", dependencies: ["EmeraldCore", "CEmeraldAssets", "CEmeraldMPI", "CLZMA", "CZlib"], swiftSettings: fast),
         // Terminal input for interactive commands: a line editor and raw mode (no model code).
         .target(name: "EmeraldTerminal"),
         .executableTarget(

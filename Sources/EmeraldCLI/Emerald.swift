@@ -36,7 +36,10 @@ struct EmeraldCommand: ParsableCommand {
     /// Runs a command body, turning any error into one line on stderr and exit 1; a setting
     /// the library names by its field is named by its flag (`batch_size` → `--batch-size`).
     static func guarded(_ body: () throws -> Void) throws {
-        do { try body() } catch let e as EmeraldError {
+        do {
+            try body()
+            ProcessGroup.current?.finish()  // a job's processes leave it together
+        } catch let e as EmeraldError {
             var text = e.description
             if case .invalidSetting(let field, var problem) = e {
                 // "n_embd 30 is not divisible by n_head 4" → "--n-embd 30 is not divisible by --n-head 4"
@@ -44,6 +47,18 @@ struct EmeraldCommand: ParsableCommand {
                 text = flag(field) + " " + problem
             }
             text = flagsNamed(in: text)
+            // The other processes of a job would wait for this one in the next collective: end
+            // them all. Process 0 speaks for the job; another process leaves it time to (an
+            // error every process meets is then one line), and speaks only if the job lives on.
+            if let group = ProcessGroup.current, group.size > 1 {
+                if group.isMain {
+                    FileHandle.standardError.write(Data("error: \(text)\n".utf8))
+                } else {
+                    sleep(3)
+                    _ = "error (process \(group.rank)): \(text)\n".withCString { write(quietStandardError, $0, strlen($0)) }
+                }
+                group.abort(1)
+            }
             FileHandle.standardError.write(Data("error: \(text)\n".utf8))
             throw ExitCode(1)
         } catch let e as ExitCode {

@@ -27,13 +27,14 @@ struct Finetune: ParsableCommand {
     @Flag(help: "Keep the token and position embeddings fixed (with a tied head, the head too).") var freezeEmbeddings = false
     @Option(help: "Keep the first N transformer blocks fixed.") var freezeLayers: Int = 0
     @Flag(help: "Start from random weights instead (same shape, tokenizer, data and settings): the baseline.") var reinitialize = false
-    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Worker threads (default: all cores; under MPI, this machine's cores over its processes).") var threads: Int?
+    @OptionGroup(title: "Across processes") var distributed: DistributedOptions
     @Option(help: "Stop after this many steps, as an interrupted run would (checkpoint/ stays resumable).") var stopAfter: Int?
     @OptionGroup(title: "Output") var display: ProgressOptions
 
     func run() throws {
         try EmeraldCommand.guarded {
-            try applyThreads(threads)
+            let group = try distributed.join(threads: threads)
             try require((source == nil) != (resume == nil), "pass --from MODEL to start, or --resume DIR to continue (not both)")
             try require(resume != nil || out != nil, "pass --out DIR for the fine-tuned model")
             let outDir = resume ?? out!
@@ -75,12 +76,17 @@ struct Finetune: ParsableCommand {
 
             let trainer = try Trainer(model: model, tokenizer: tokenizer, train: corpus.train, val: corpus.val, config: cfg)
             try trainer.freeze(try settings.frozenNames(model))
-            let folder = try RunFolder.claim(out: outDir, resuming: resume != nil, overwrite: overwrite)
-            defer { folder.lock.release() }
-            trainer.outputDirectory = folder.directory
-            trainer.replacing = folder.replacing
+            if let group {
+                try group.requireDivides(batchSize: cfg.batchSize)
+                trainer.group = group
+            }
+            // One writer per folder: process 0 of a job.
+            let folder = group?.isMain ?? true ? try RunFolder.claim(out: outDir, resuming: resume != nil, overwrite: overwrite) : nil
+            defer { folder?.lock.release() }
+            trainer.outputDirectory = folder?.directory
+            trainer.replacing = folder?.replacing
             if resume == nil {
-                try settings.write(to: folder.directory)
+                if let folder { try settings.write(to: folder.directory) }
             } else {
                 try trainer.resume(from: ckpt)
             }

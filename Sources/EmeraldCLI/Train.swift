@@ -28,11 +28,12 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Optimization") var opt: OptimizationOptions
     @OptionGroup(title: "Output") var display: ProgressOptions
 
-    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Worker threads (default: all cores; under MPI, this machine's cores over its processes).") var threads: Int?
+    @OptionGroup(title: "Across processes") var distributed: DistributedOptions
 
     func run() throws {
         try EmeraldCommand.guarded {
-            try applyThreads(threads)
+            let group = try distributed.join(threads: threads)
             let stored = try resume.map { try TrainRun.read(from: $0) } ?? nil
             if let resume {
                 try require(out == nil || TrainRun.absolute(out!) == TrainRun.absolute(resume),
@@ -75,11 +76,16 @@ struct Train: ParsableCommand {
             // Build the trainer (which checks the data against the block size) before any
             // output, so a bad option fails with exactly one line on stderr.
             let trainer = try Trainer(model: m, tokenizer: corpus.tokenizer, train: corpus.train, val: corpus.val, config: cfg)
+            if let group {
+                try group.requireDivides(batchSize: cfg.batchSize)
+                trainer.group = group
+            }
             let outDir = resume ?? out ?? "runs/\(kind.rawValue)"
-            let folder = try RunFolder.claim(out: outDir, resuming: resume != nil, overwrite: overwrite)
-            defer { folder.lock.release() }
-            trainer.outputDirectory = folder.directory
-            trainer.replacing = folder.replacing
+            // One writer per folder: process 0 of a job.
+            let folder = group?.isMain ?? true ? try RunFolder.claim(out: outDir, resuming: resume != nil, overwrite: overwrite) : nil
+            defer { folder?.lock.release() }
+            trainer.outputDirectory = folder?.directory
+            trainer.replacing = folder?.replacing
             trainer.plotScale = display.lossScale
             if let r = resumed {
                 try trainer.resume(from: r)
@@ -89,14 +95,15 @@ struct Train: ParsableCommand {
             // Settings as run: shards resolved, so a resume splits batches the same way.
             var settings = TrainRun(model: kind.rawValue, data: dataPath.map(TrainRun.absolute), train: cfg)
             settings.train.shards = trainer.shards
-            try settings.write(to: folder.directory)
+            if let folder { try settings.write(to: folder.directory) }
 
             let output = RunOutput(options: display)
             output.result(corpus.description)
             var desc = "model \(modelConfig.modelType): \(m.parameterCount) parameters"
             let summary = modelConfig.family.summary
             if !summary.isEmpty { desc += " (\(summary))" }
-            output.result(desc + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shard\(trainer.shards == 1 ? "" : "s")")
+            output.result(desc + "; \(ThreadPool.shared.threadCount) threads, \(trainer.shards) data-parallel shard\(trainer.shards == 1 ? "" : "s")"
+                          + (group.map { $0.size > 1 ? " in each of \($0.size) processes (MPI)" : "" } ?? ""))
             if resumed != nil {
                 output.result("resumed at step \(trainer.step) of \(cfg.steps)"
                               + (stored.map { opt.steps != nil && opt.steps != $0.train.steps ? " (was \($0.train.steps))" : "" } ?? ""))

@@ -38,15 +38,21 @@ extension LanguageModel {
     /// parameter gradients to their own `GradientSink` (the first shard writes `grad`), and
     /// the sinks are added into `grad` at the end: the result is the gradient of the whole
     /// batch's loss, as from `loss(batch).backward()`, up to float rounding.
+    ///
+    /// `firstRow`: where `batch` starts inside a larger batch split across processes
+    /// (`ProcessGroup`), so dropout draws that batch's masks for these sequences.
     /// - Returns: the batch's mean loss.
-    public func accumulateGradients(_ batch: Batch, shards: Int, scale: Float = 1,
+    public func accumulateGradients(_ batch: Batch, shards: Int, scale: Float = 1, firstRow: Int = 0,
                                     rng: inout RandomGenerator) -> Float {
         let pool = ThreadPool.shared
         let n = Swift.min(shards, batch.batchSize, pool.availableThreads)
         if n <= 1 {
-            let loss = self.loss(batch, rng: &rng)
-            (scale == 1 ? loss : loss * scale).backward()
-            return loss.item
+            func run() -> Float {
+                let loss = self.loss(batch, rng: &rng)
+                (scale == 1 ? loss : loss * scale).backward()
+                return loss.item
+            }
+            return firstRow == 0 ? run() : ShardRows.run(rows: firstRow..<(firstRow + batch.batchSize), run)
         }
         let b = batch.batchSize
         let bounds = (0...n).map { b * $0 / n }
@@ -63,9 +69,10 @@ extension LanguageModel {
                     guard w < n else { return }
                     let rows = bounds[w]..<bounds[w + 1]
                     let part = batch.rows(rows)
+                    let positions = (firstRow + rows.lowerBound)..<(firstRow + rows.upperBound)
                     let share = Float(part.batchSize) / Float(b)
                     func run() {
-                        ShardRows.run(rows: rows) {
+                        ShardRows.run(rows: positions) {
                             let loss = self.loss(part, rng: &generators[w])
                             (loss * (share * scale)).backward()
                             losses[w] = loss.item * share

@@ -125,6 +125,14 @@ public final class Trainer {
     public private(set) var elapsedBefore: Double = 0
     /// Gradient norm of the last step (restored by `resume`, so the first record after it matches).
     private var lastGradNorm: Float = 0
+    /// The processes this run is split over (nil: this one alone). Each computes its slice of
+    /// every batch; gradients are summed before each update; only the main process
+    /// evaluates, logs and writes.
+    public var group: ProcessGroup? {
+        didSet { if let group { precondition(config.batchSize % group.size == 0, "batch_size does not split over the processes") } }
+    }
+    /// Seconds of the last step spent summing gradients across processes.
+    public private(set) var lastAllReduceSeconds = 0.0
 
     /// Sets up a run; throws when the data is too short for the block size.
     public init(model: any LanguageModel, tokenizer: any Tokenizer, train: any TokenSource, val: any TokenSource,
@@ -229,9 +237,25 @@ public final class Trainer {
         var total: Float = 0
         let params = optimizer.parameters
         let shards = self.shards
-        for _ in 0..<config.gradAccum {
-            total += model.accumulateGradients(trainBatches.next(), shards: shards,
-                                               scale: 1 / Float(config.gradAccum), rng: &dropoutRNG)
+        if let group, group.size > 1 {
+            // This process's slice of each batch: every process draws the whole batch (the
+            // same generator everywhere) and keeps its rows, so the job sees the batches, and
+            // dropout masks, of one process training alone.
+            let rows = group.rows(of: config.batchSize), share = Float(rows.count) / Float(config.batchSize)
+            for _ in 0..<config.gradAccum {
+                let part = trainBatches.next().rows(rows)
+                total += share * model.accumulateGradients(part, shards: shards, scale: share / Float(config.gradAccum),
+                                                           firstRow: rows.lowerBound, rng: &dropoutRNG)
+            }
+            let before = group.allReduceSeconds
+            group.allReduceSum(params.filter { $0.grad != nil }.map { $0.grad! })
+            total = group.allReduceSum([total])[0]
+            lastAllReduceSeconds = group.allReduceSeconds - before
+        } else {
+            for _ in 0..<config.gradAccum {
+                total += model.accumulateGradients(trainBatches.next(), shards: shards,
+                                                   scale: 1 / Float(config.gradAccum), rng: &dropoutRNG)
+            }
         }
         for i in frozenIndices { params[i].grad = nil }
         let norm = optimizer.step(lr: config.schedule(step), clippingGradientNormTo: config.gradClip)
@@ -252,8 +276,9 @@ public final class Trainer {
             if lossCount > 0 { stepLosses.append(StepLoss(step: step, loss: Float(lossSum / Double(lossCount)))) }
             lossSum = 0; lossCount = 0
         }
+        let isMain = group?.isMain ?? true
         while true {
-            if step % config.evalInterval == 0 || step == config.steps {
+            if isMain && (step % config.evalInterval == 0 || step == config.steps) {
                 flushLoss()
                 let (tr, va) = estimateLoss()
                 guard tr.isFinite && va.isFinite else {
