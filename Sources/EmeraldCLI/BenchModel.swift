@@ -79,7 +79,10 @@ struct BenchTrain: ParsableCommand {
             try require(dtype == "fp32", "--dtype \(dtype): training steps run in fp32 only")
             try require(steps > 0 && warmup >= 0 && batchSize > 0, "--steps and --batch-size must be positive")
             try require(shards.map { $0 > 0 } ?? true, "--shards must be positive, got \(shards ?? 0)")
-            try applyThreads(threads)
+            // Under mpirun: every process takes its slice of each batch and the gradients are
+            // summed across processes; process 0 reports compute and all-reduce time apart.
+            let group = try DistributedOptions.join(nil, threads: threads)
+            if let group { try group.requireDivides(batchSize: batchSize) }
             let cfg = try shape.config()
             try require(batchSize <= 1 << 30, "--batch-size must be in 1...\(1 << 30), got \(batchSize)")
             try MemoryEstimate.requireFits(MemoryEstimate.trainingBytes(.gpt(cfg), batchSize: batchSize, blockSize: cfg.blockSize),
@@ -95,7 +98,7 @@ struct BenchTrain: ParsableCommand {
             let tokens = (0..<Swift.max(100_000, batchSize * (t + 1) * 4)).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
             var batches = try Batcher(source: TokenArray(tokens), batchSize: batchSize, blockSize: t, seed: 2)
             let opt = AdamW(model.namedParameters(), betas: (0.9, 0.95), weightDecay: 0.1)
-            var times: [Double] = [], variantTimes: [Double] = []
+            var times: [Double] = [], variantTimes: [Double] = [], reduceTimes: [Double] = []
             var lastLoss: Float = 0
             for i in 0..<(warmup + steps) * (variant == nil ? 1 : 2) {
                 // With a variant, odd steps run it: both see the same machine, step by step.
@@ -107,11 +110,21 @@ struct BenchTrain: ParsableCommand {
                 defer { GEMMProfile.isEnabled = false }
                 let start = DispatchTime.now().uptimeNanoseconds
                 opt.zeroGrad()
-                lastLoss = model.accumulateGradients(batches.next(), shards: stepShards, rng: &rng)
+                var reduce = 0.0
+                if let group, group.size > 1 {
+                    let rows = group.rows(of: batchSize), share = Float(rows.count) / Float(batchSize)
+                    lastLoss = share * model.accumulateGradients(batches.next().rows(rows), shards: stepShards, scale: share,
+                                                                 firstRow: rows.lowerBound, rng: &rng)
+                    let before = group.allReduceSeconds
+                    group.allReduceSum(opt.parameters.compactMap(\.grad))
+                    reduce = group.allReduceSeconds - before
+                } else {
+                    lastLoss = model.accumulateGradients(batches.next(), shards: stepShards, rng: &rng)
+                }
                 opt.step(lr: 1e-4, clippingGradientNormTo: 1)
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 if timed {
-                    if isVariant { variantTimes.append(elapsed) } else { times.append(elapsed) }
+                    if isVariant { variantTimes.append(elapsed) } else { times.append(elapsed); reduceTimes.append(reduce) }
                 }
             }
             let sec = median(times)
@@ -125,7 +138,9 @@ struct BenchTrain: ParsableCommand {
                 "tokens_per_s": (tokensPerStep / sec).rounded(), "ms_per_step": (sec * 1e5).rounded() / 100,
                 "gflops": (flops / 1e7).rounded() / 100, "mfu": (flops / peak * 1e4).rounded() / 1e4,
                 "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10, "final_loss": Double(lastLoss),
-                "parameters": model.parameterCount,
+                "parameters": model.parameterCount, "processes": group?.size ?? 1,
+                "allreduce_ms_per_step": (median(reduceTimes) * 1e5).rounded() / 100,
+                "gradient_bytes": 4 * opt.parameters.reduce(0) { $0 + $1.count },
             ]
             let variantSec = variant == nil ? 0 : median(variantTimes)
             if let versus {

@@ -18,8 +18,11 @@ struct DistributedOptions: ParsableArguments {
     /// The job's process group (nil: this process trains alone). Every process but the
     /// first is silenced (process 0 prints for the job), and each takes its share of this
     /// machine's cores unless `--threads` says otherwise.
-    func join(threads: Int?) throws -> ProcessGroup? {
-        guard distributed == .mpi || ProcessGroup.launchedByMPI else { try applyThreads(threads); return nil }
+    func join(threads: Int?) throws -> ProcessGroup? { try Self.join(distributed, threads: threads) }
+
+    /// `join` for `mode` (nil: only when launched by mpirun).
+    static func join(_ mode: DistributedMode?, threads: Int?) throws -> ProcessGroup? {
+        guard mode == .mpi || ProcessGroup.launchedByMPI else { try applyThreads(threads); return nil }
         let group = try ProcessGroup.mpi()
         if !group.isMain {
             quietStandardError = dup(2)
