@@ -143,3 +143,26 @@ enum TestSupportCore {
         return zip(a, b).map { abs($0 - $1) }.max() ?? 0
     }
 }
+
+/// `backward(onLeafReady:)`: every leaf is reported once, when its gradient is already final
+/// (a parameter read by several ops, early and late in the graph, included).
+final class LeafReadyTests: XCTestCase {
+    func testLeavesAreReportedOnceWithFinalGradients() {
+        var g = Inputs(70)
+        let w = g.normal([4, 4]), b = g.normal([4]), x = g.normal([3, 4])
+        for t in [w, b] { t.requiresGrad = true }
+        func loss() -> Tensor {
+            let h = x.linear(weight: w, bias: b).tanh()
+            return (h.linear(weight: w, bias: nil) * h).sum()  // w used at both ends
+        }
+        var seen: [(ObjectIdentifier, [Float])] = []
+        loss().backward(onLeafReady: { t in seen.append((ObjectIdentifier(t), t.grad!.scalars)) })
+        XCTAssertEqual(Set(seen.map(\.0)), [ObjectIdentifier(w), ObjectIdentifier(b)])
+        XCTAssertEqual(seen.count, 2)
+        for (id, grad) in seen { XCTAssertEqual(grad, (id == ObjectIdentifier(w) ? w : b).grad!.scalars) }
+        let final = [w.grad!.scalars, b.grad!.scalars]
+        for t in [w, b] { t.grad = nil }
+        loss().backward()
+        XCTAssertEqual([w.grad!.scalars, b.grad!.scalars], final)
+    }
+}

@@ -124,3 +124,4 @@ public final class ProcessGroup {
     /// Leaves the job (MPI_Finalize).
     public func finish() { _ = emerald_mpi_finalize() }
 }
+

@@ -247,6 +247,8 @@ public final class Trainer {
                 total += share * model.accumulateGradients(part, shards: shards, scale: share / Float(config.gradAccum),
                                                            firstRow: rows.lowerBound, rng: &dropoutRNG)
             }
+            // After backward, in buckets: sending each bucket as backward completed it
+            // measured no faster here (docs/benchmarks-log.md, "Across processes").
             let before = group.allReduceSeconds
             group.allReduceSum(params.filter { $0.grad != nil }.map { $0.grad! })
             total = group.allReduceSum([total])[0]

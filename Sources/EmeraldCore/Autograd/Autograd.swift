@@ -112,7 +112,10 @@ extension Tensor {
     }
 
     /// Reverse-mode differentiation from this scalar (or from `seed` for non-scalars).
-    public func backward(seed: Tensor? = nil) {
+    /// `onLeafReady` is called with each leaf (a parameter) as soon as its gradient is
+    /// complete — when backward reaches it, after every op that reads it — so a caller can
+    /// send finished gradients while the rest of backward runs.
+    public func backward(seed: Tensor? = nil, onLeafReady: ((Tensor) -> Void)? = nil) {
         precondition(seed != nil || count == 1, "backward() without a seed needs a scalar, shape is \(shape)")
         // Topological order by iterative DFS (graphs are thousands of nodes deep).
         var order: [Tensor] = []
@@ -128,6 +131,7 @@ extension Tensor {
         }
         accumulateGrad(seed ?? .ones(shape))
         for t in order.reversed() {
+            if t.gradFn == nil, let onLeafReady, t !== self { onLeafReady(t); continue }
             guard let fn = t.gradFn, let g = t.grad else { continue }
             fn.backward(g)
             // Intermediate gradients are not needed once propagated.
