@@ -43,9 +43,11 @@ let package = Package(
             name: "EmeraldCLI",
             dependencies: ["Emerald", "EmeraldTerminal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast),
-        .testTarget(name: "EmeraldCoreTests", dependencies: ["EmeraldCore"], swiftSettings: fast),
+        // Shared by the test targets: a test backend and the backend conformance checks.
+        .target(name: "EmeraldTestSupport", dependencies: ["EmeraldCore"], path: "Tests/Support", swiftSettings: fast),
+        .testTarget(name: "EmeraldCoreTests", dependencies: ["EmeraldCore", "EmeraldTestSupport"], swiftSettings: fast),
         .testTarget(
-            name: "EmeraldTests", dependencies: ["Emerald", "EmeraldTerminal"],
+            name: "EmeraldTests", dependencies: ["Emerald", "EmeraldTerminal", "EmeraldTestSupport"],
             resources: [.copy("Fixtures")], swiftSettings: fast),
     ],
     swiftLanguageModes: [.v5]

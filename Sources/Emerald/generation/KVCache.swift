@@ -7,9 +7,10 @@ public final class KVCache {
     /// One cache per attention layer, in layer order.
     public let layers: [LayerKVCache]
 
-    /// `count` layers' caches of `kvHeads` heads of `headSize` channels, `capacity` positions.
-    public init(layers count: Int, kvHeads: Int, headSize: Int, capacity: Int) {
-        layers = (0..<count).map { _ in LayerKVCache(kvHeads: kvHeads, headSize: headSize, capacity: capacity) }
+    /// `count` layers' caches of `kvHeads` heads of `headSize` channels, `capacity` positions,
+    /// on `backend`'s device (the model's).
+    public init(layers count: Int, kvHeads: Int, headSize: Int, capacity: Int, on backend: any Backend = Backends.cpu) {
+        layers = (0..<count).map { _ in LayerKVCache(kvHeads: kvHeads, headSize: headSize, capacity: capacity, on: backend) }
     }
 
     /// Positions the cache can hold (the model's context).

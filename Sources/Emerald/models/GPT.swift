@@ -39,7 +39,8 @@ public final class GPT: Module, LanguageModel {
 
     /// An empty cache for every block's attention, as long as the context.
     public func makeCache() -> KVCache? {
-        KVCache(layers: cfg.nLayer, kvHeads: cfg.nHead, headSize: cfg.nEmbd / cfg.nHead, capacity: cfg.blockSize)
+        KVCache(layers: cfg.nLayer, kvHeads: cfg.nHead, headSize: cfg.nEmbd / cfg.nHead, capacity: cfg.blockSize,
+                on: transformer.wte.weight.backend)
     }
 
     /// Gives every Linear a weight copy in `precision` for generation, and the token

@@ -62,6 +62,13 @@ open class Module {
         for (_, child) in namedChildren() { child.setDecodePrecision(precision) }
     }
 
+    /// Moves every parameter to `device` (its backend must be registered) and drops the
+    /// decode copies; optimizers and caches made after it follow the parameters.
+    public func to(_ device: Device) {
+        for (_, p) in namedParameters() { p.move(to: device) }
+        setDecodePrecision(.fp32)
+    }
+
     /// Clears every parameter's gradient.
     public func zeroGrad() { for p in parameters { p.grad = nil } }
 

@@ -29,8 +29,9 @@ public final class AdamW {
         self.betas = betas
         self.eps = eps
         self.weightDecay = weightDecay
-        m = parameters.map { .zeros($0.shape) }
-        v = parameters.map { .zeros($0.shape) }
+        // On the parameters' device.
+        m = parameters.map { .full($0.shape, 0, on: $0.backend) }
+        v = parameters.map { .full($0.shape, 0, on: $0.backend) }
     }
 
     /// Clears the gradients of the parameters this optimizer updates (`Module.zeroGrad()`

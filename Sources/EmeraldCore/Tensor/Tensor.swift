@@ -9,9 +9,9 @@ public final class Tensor {
     /// Number of elements.
     public let count: Int
     /// The memory this tensor reads from (shared with reshaped views).
-    public let storage: Storage
+    public private(set) var storage: Storage
     /// First element of this tensor inside `storage`.
-    public let offset: Int
+    public private(set) var offset: Int
     /// Gradient of the loss with respect to this tensor, after `backward()`.
     public var grad: Tensor?
     /// Whether gradients flow to (and are stored for) this tensor.
@@ -84,6 +84,17 @@ public final class Tensor {
         case (_, .cpu): source.backend.download(source.data, to: data, count: count)
         default: source.withHostBuffer { h in backend.upload(h.baseAddress!, to: data, count: count) }
         }
+    }
+
+    /// Moves this leaf's elements to `device` in place (a model's parameters: the modules
+    /// keep their tensors); its gradient is dropped.
+    public func move(to device: Device) {
+        precondition(gradFn == nil, "only a leaf tensor moves in place")
+        guard device != self.device else { return }
+        let moved = to(device)
+        storage = moved.storage
+        offset = 0
+        grad = nil
     }
 
     /// A copy on `device` (this tensor itself when it is there already).
