@@ -76,15 +76,8 @@ struct Finetune: ParsableCommand {
 
             let trainer = try Trainer(model: model, tokenizer: tokenizer, train: corpus.train, val: corpus.val, config: cfg)
             try trainer.freeze(try settings.frozenNames(model))
-            if let group {
-                try group.requireDivides(batchSize: cfg.batchSize)
-                trainer.group = group
-            }
-            // One writer per folder: process 0 of a job.
-            let folder = group?.isMain ?? true ? try RunFolder.claim(out: outDir, resuming: resume != nil, overwrite: overwrite) : nil
+            let folder = try RunFolder.attach(trainer, group: group, out: outDir, resuming: resume != nil, overwrite: overwrite)
             defer { folder?.lock.release() }
-            trainer.outputDirectory = folder?.directory
-            trainer.replacing = folder?.replacing
             if resume == nil {
                 if let folder { try settings.write(to: folder.directory) }
             } else {

@@ -76,16 +76,9 @@ struct Train: ParsableCommand {
             // Build the trainer (which checks the data against the block size) before any
             // output, so a bad option fails with exactly one line on stderr.
             let trainer = try Trainer(model: m, tokenizer: corpus.tokenizer, train: corpus.train, val: corpus.val, config: cfg)
-            if let group {
-                try group.requireDivides(batchSize: cfg.batchSize)
-                trainer.group = group
-            }
             let outDir = resume ?? out ?? "runs/\(kind.rawValue)"
-            // One writer per folder: process 0 of a job.
-            let folder = group?.isMain ?? true ? try RunFolder.claim(out: outDir, resuming: resume != nil, overwrite: overwrite) : nil
+            let folder = try RunFolder.attach(trainer, group: group, out: outDir, resuming: resume != nil, overwrite: overwrite)
             defer { folder?.lock.release() }
-            trainer.outputDirectory = folder?.directory
-            trainer.replacing = folder?.replacing
             trainer.plotScale = display.lossScale
             if let r = resumed {
                 try trainer.resume(from: r)

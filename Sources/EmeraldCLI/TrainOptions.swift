@@ -116,3 +116,20 @@ struct RunFolder {
         return RunFolder(directory: tmp, replacing: folder, lock: lock)
     }
 }
+
+extension RunFolder {
+    /// Splits `trainer`'s batches over `group` (refusing a batch it does not divide) and points
+    /// the trainer at the run's folder, claimed by process 0 of a job alone (one writer per
+    /// folder); the other processes get nil and write nothing.
+    static func attach(_ trainer: Trainer, group: ProcessGroup?, out: String, resuming: Bool, overwrite: Bool) throws -> RunFolder? {
+        if let group {
+            try group.requireDivides(batchSize: trainer.config.batchSize)
+            trainer.group = group
+        }
+        guard group?.isMain ?? true else { return nil }
+        let folder = try claim(out: out, resuming: resuming, overwrite: overwrite)
+        trainer.outputDirectory = folder.directory
+        trainer.replacing = folder.replacing
+        return folder
+    }
+}

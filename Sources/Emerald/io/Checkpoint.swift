@@ -149,7 +149,9 @@ public struct Checkpoint {
         guard let json = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
             throw EmeraldError.corruptCheckpoint(path: dir + "/config.json", reason: "not a JSON object")
         }
-        if HuggingFace.isHuggingFaceConfig(json) { return try HuggingFace.load(directory: dir) }
+        if HuggingFace.isHuggingFaceConfig(json) {
+            return try HuggingFace.load(directory: dir, configData: configData, modelType: json["model_type"] as? String)
+        }
         let config = try ModelConfig(jsonData: configData, path: dir + "/config.json")
         // No tokenizer.json: a model imported from a Hugging Face folder without one (ids only).
         var tokenizer: (any Tokenizer)?

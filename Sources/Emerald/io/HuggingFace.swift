@@ -34,9 +34,14 @@ public enum HuggingFace {
 
     /// Loads a folder of a registered family; the tokenizer is nil when the folder has none.
     public static func load(directory dir: String) throws -> Checkpoint {
+        let data = try AtomicFile.readData(dir + "/config.json")
+        return try load(directory: dir, configData: data,
+                        modelType: (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["model_type"] as? String)
+    }
+
+    /// `load(directory:)` with config.json already read (its bytes and `model_type`).
+    static func load(directory dir: String, configData data: Data, modelType type: String?) throws -> Checkpoint {
         let configPath = dir + "/config.json"
-        let data = try AtomicFile.readData(configPath)
-        let type = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["model_type"] as? String
         guard let type, let family = lock.withLock({ families[type] }) else {
             throw EmeraldError.invalidArgument("\(configPath): model_type \(type.map { "\"\($0)\"" } ?? "(missing)") is not supported; "
                 + "Emerald loads Hugging Face \(familyNames.joined(separator: ", ")) models and its own \(ModelRegistry.familyNames.joined(separator: " and ")) checkpoints")

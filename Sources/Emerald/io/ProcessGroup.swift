@@ -14,11 +14,15 @@ public final class ProcessGroup {
     public private(set) var allReduceSeconds = 0.0
     /// Floats per all-reduce call: gradients travel in buckets of this size.
     public static let bucketFloats = 1 << 22
+    /// The host buffer buckets go through, kept from step to step.
+    private var bucket: UnsafeMutableBufferPointer<Float> = .init(start: nil, count: 0)
 
     /// The one process.
     public var isMain: Bool { rank == 0 }
 
     private init(rank: Int, size: Int) { self.rank = rank; self.size = size }
+
+    deinit { bucket.deallocate() }
 
     /// Whether Open MPI's launcher started this process (`OMPI_COMM_WORLD_SIZE` is set).
     public static var launchedByMPI: Bool { ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil }
@@ -66,9 +70,12 @@ public final class ProcessGroup {
     public func allReduceSum(_ tensors: [Tensor]) {
         let start = Date()
         defer { allReduceSeconds += Date().timeIntervalSince(start) }
-        let total = tensors.reduce(0) { $0 + $1.count }
-        let bucket = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, Swift.min(total, Self.bucketFloats)))
-        defer { bucket.deallocate() }
+        let needed = Swift.max(1, Swift.min(tensors.reduce(0) { $0 + $1.count }, Self.bucketFloats))
+        if bucket.count < needed {
+            bucket.deallocate()
+            bucket = .allocate(capacity: needed)
+        }
+        let bucket = self.bucket.baseAddress!
         var pending: [(Tensor, Int, Int)] = []  // (tensor, first element, count) in the bucket
         var filled = 0
         func flush() {

@@ -66,10 +66,10 @@ public final class SafeTensorsFile {
             destination.withHostBuffer { e.widen(from: base + header.dataStart, into: $0.baseAddress!) }
             return
         }
-        let tmp = try tensor(name).scalars
+        let stored = try tensor(name)
         let (r, c) = (e.shape[0], e.shape[1])
         // 32×32 tiles: a naive transpose of a 768×2304 matrix misses cache on every write.
-        destination.withHostBuffer { d in
+        stored.withHostBuffer { tmp in destination.withHostBuffer { d in
             for i0 in stride(from: 0, to: r, by: 32) {
                 for j0 in stride(from: 0, to: c, by: 32) {
                     for i in i0..<Swift.min(i0 + 32, r) {
@@ -77,7 +77,7 @@ public final class SafeTensorsFile {
                     }
                 }
             }
-        }
+        } }
     }
 
     /// Drops the mapped pages of a copied tensor, so loading peaks at the model's size rather
