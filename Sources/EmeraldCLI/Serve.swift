@@ -22,6 +22,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Requests decoded together.") var maxBatch = 16
     @Option(help: "Requests waiting for a batch slot before new ones get 503.") var maxQueue = 64
     @Option(help: "Tokens per request, prompt and answer (default: the model's context).") var ctx: Int?
+    @Option(help: "Seconds a client has to send a whole request (and may stay idle between requests) before it is disconnected.")
+    var requestTimeout = 30.0
     @Option(help: "Weights read per generated token: fp32, bf16 (bfloat16 copies) or int8 (q8_0 copies).")
     var dtype: DecodePrecision = .fp32
 
@@ -30,6 +32,9 @@ struct Serve: ParsableCommand {
         guard !host.isEmpty else { throw ValidationError("--host must not be empty") }
         guard (1...1024).contains(maxBatch) else { throw ValidationError("--max-batch must be in 1...1024, got \(maxBatch)") }
         guard (0...100_000).contains(maxQueue) else { throw ValidationError("--max-queue must be in 0...100000, got \(maxQueue)") }
+        guard requestTimeout > 0 && requestTimeout <= 3600 else {
+            throw ValidationError("--request-timeout must be in (0, 3600] seconds, got \(requestTimeout)")
+        }
         if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2 (a prompt token and a new one), got \(ctx)") }
         if let apiKey, apiKey.isEmpty || apiKey.contains(where: \.isWhitespace) {
             throw ValidationError("--api-key must be non-empty, without spaces")
@@ -54,7 +59,7 @@ struct Serve: ParsableCommand {
             let decoder = BatchDecoder(model: ckpt.model, maxBatch: maxBatch, maxQueue: maxQueue, context: context)
             let model = ServedModel(id: modelID, tokenizer: tokenizer, template: template, decoder: decoder)
             var settings = ServerConfiguration()
-            settings.host = host; settings.port = port; settings.apiKey = apiKey
+            settings.host = host; settings.port = port; settings.apiKey = apiKey; settings.readTimeout = requestTimeout
             let shown = host.contains(":") ? "[\(host)]" : host
             let (host, maxBatch, server) = (self.host, self.maxBatch, InferenceServer(model: model, configuration: settings))
             try Self.blocking {

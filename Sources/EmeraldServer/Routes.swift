@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// Answers every request: routing by path and method (404, 405), the API key (401), body limits
 /// (413), then the endpoint. Every error is answered in OpenAI's JSON shape.
@@ -22,8 +23,8 @@ struct Routes: HTTPResponder {
             response = try await route(path, request)
         } catch let e as APIError {
             response = e.response
-        } catch let e as HTTPError where e.status == .contentTooLarge {
-            response = tooLarge.response
+        } catch is NIOTooManyBytesError {
+            response = tooLarge.response  // the body outgrew the limit while it was read
         } catch {
             response = APIError(.badRequest, "the request could not be read", type: "invalid_request_error").response
         }

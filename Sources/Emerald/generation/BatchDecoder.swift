@@ -213,36 +213,39 @@ public final class BatchDecoder: @unchecked Sendable {
             condition.unlock()
             var produced = 0, prompt = 0
             active.removeAll { s in
-                if s.ticket.isCancelled { s.end(.finished(.cancelled)); return true }
                 if s.generated == 0 { prompt += s.request.prompt.count }
-                produced += 1
-                return step(s)
+                if !s.ticket.isCancelled { produced += 1 }
+                let ended = s.ticket.isCancelled ? .finished(.cancelled) : step(s)
+                guard let ended else { return false }
+                // The slot is free before the client hears the end: a request it sends next finds room.
+                condition.lock(); stats.active -= 1; condition.unlock()
+                s.end(ended)
+                return true
             }
             condition.lock()
             stats.steps += 1; stats.lastBatchSize = produced; stats.generatedTokens += produced; stats.promptTokens += prompt
-            stats.active = active.count
             let now = Date().timeIntervalSinceReferenceDate
             recent.append((now, produced)); recent.removeAll { now - $0.time > 10 }
             condition.unlock()
         }
     }
 
-    /// Draws one id for `s`; true when its sequence ended.
-    private func step(_ s: Sequence) -> Bool {
+    /// Draws one id for `s`; the sequence's last event when it ended.
+    private func step(_ s: Sequence) -> GenerationEvent? {
         let logits: Tensor = withNoGrad {
             if let cache = s.cache { return model(s.pending, cache: cache, lastOnly: true) }
             let window = Array(s.ids.suffix(model.contextLength ?? s.ids.count))
             return model(window, batch: 1, time: window.count, cache: nil, lastOnly: true, rng: &s.rng)
         }
-        guard logits.isFinite else { s.end(.failed("the model's logits hold NaN or infinity")); return true }
+        guard logits.isFinite else { return .failed("the model's logits hold NaN or infinity") }
         let id = Int32(logits.sample(s.request.sampling.rule, rng: &s.rng))
-        if s.request.stopTokens.contains(id) { s.end(.finished(.stop)); return true }
+        if s.request.stopTokens.contains(id) { return .finished(.stop) }
         var token = GeneratedToken(id: id, logprob: nil, top: [])
         if let n = s.request.topLogprobs { token = Self.logprobs(logits.scalars, chosen: id, top: n) }
         s.continuation.yield(.token(token))
         s.generated += 1; s.ids.append(id); s.pending = [id]
-        if s.generated >= s.request.maxNewTokens || s.ids.count >= context { s.end(.finished(.length)); return true }
-        return false
+        if s.generated >= s.request.maxNewTokens || s.ids.count >= context { return .finished(.length) }
+        return nil
     }
 
     /// Log-softmax of `logits` at `chosen`, and the `top` most likely ids.
