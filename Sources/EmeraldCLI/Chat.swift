@@ -69,7 +69,7 @@ struct Chat: ParsableCommand {
                 if noContext { context = [] }
                 context = Array((context + ids).suffix(window))
                 var text = ""
-                var stream = StreamingText(tokenizer)
+                var stream = TextStream(tokenizer)
                 var speed = GenerationSpeed()
                 stopAnswer.store(0, ordering: .relaxed)
                 answering.store(1, ordering: .relaxed)

@@ -60,7 +60,7 @@ struct Sample: ParsableCommand {
                     continue
                 }
                 out.write(Data((self.promptIds == nil ? promptText : tokenizer.decode(promptIds)).utf8))
-                var text = StreamingText(tokenizer)
+                var text = TextStream(tokenizer)
                 try speed.time(prompt: promptIds.count) {
                     try Generator.generate(model: ckpt.model, prompt: promptIds, maxNewTokens: maxNewTokens,
                                            options: options, rng: &rng) { id in
@@ -96,25 +96,4 @@ struct GenerationSpeed {
         String(format: "%d new tokens in %.2f s: %.1f tokens/s (prompt %d tokens)", newTokens, seconds,
                seconds > 0 ? Double(newTokens) / seconds : 0, promptTokens)
     }
-}
-
-/// Turns sampled ids into text as they arrive; byte-level BPE ids are held
-/// back until they complete a UTF-8 character.
-struct StreamingText {
-    private let tokenizer: any Tokenizer
-    private var bpe: BPEStreamDecoder?
-
-    init(_ tokenizer: any Tokenizer) {
-        self.tokenizer = tokenizer
-        bpe = (tokenizer as? ByteLevelBPETokenizer).map { BPEStreamDecoder($0) }
-    }
-
-    /// Text completed by `id`.
-    mutating func push(_ id: Int32) -> String {
-        if bpe != nil { return bpe!.push(id) }
-        return tokenizer.decode([id])
-    }
-
-    /// Text still held back.
-    mutating func finish() -> String { bpe?.finish() ?? "" }
 }

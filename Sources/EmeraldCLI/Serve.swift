@@ -30,7 +30,10 @@ struct Serve: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
         guard !host.isEmpty else { throw ValidationError("--host must not be empty") }
-        guard (1...1024).contains(maxBatch) else { throw ValidationError("--max-batch must be in 1...1024, got \(maxBatch)") }
+        // Batches up to this size decode each sequence bit-identically to decoding it alone.
+        guard (1...Tensor.rowInvariantRows).contains(maxBatch) else {
+            throw ValidationError("--max-batch must be in 1...\(Tensor.rowInvariantRows), got \(maxBatch)")
+        }
         guard (0...100_000).contains(maxQueue) else { throw ValidationError("--max-queue must be in 0...100000, got \(maxQueue)") }
         guard requestTimeout > 0 && requestTimeout <= 3600 else {
             throw ValidationError("--request-timeout must be in (0, 3600] seconds, got \(requestTimeout)")
@@ -56,7 +59,7 @@ struct Serve: ParsableCommand {
             let context = ctx ?? window ?? 1024
             let template = Result { try ckpt.directory.map { try ChatTemplate.load(folder: $0) } ?? .plain }
             if case .failure(let e) = template { note("warning: \(e); /v1/chat/completions will answer 400") }
-            let decoder = BatchDecoder(model: ckpt.model, maxBatch: maxBatch, maxQueue: maxQueue, context: context)
+            let decoder = try BatchDecoder(model: ckpt.model, maxBatch: maxBatch, maxQueue: maxQueue, context: context)
             let model = ServedModel(id: modelID, tokenizer: tokenizer, template: template, decoder: decoder)
             var settings = ServerConfiguration()
             settings.host = host; settings.port = port; settings.apiKey = apiKey; settings.readTimeout = requestTimeout

@@ -2,27 +2,23 @@ import EmeraldCore
 import Foundation
 import Synchronization
 
-// Stand-in written on the `serve` branch against the engine spec of issue 22, so the server can
-// be built and tested before main's BatchDecoder lands; main's version replaces this file when
-// merged. It keeps the spec's API and semantics, but decodes its active sequences one after
-// another (each with its own KV cache) instead of in one batched forward.
-
-/// One sequence to generate.
+/// One generation job for `BatchDecoder`.
 public struct GenerationRequest: Sendable {
-    /// The prompt's ids (at least one).
+    /// The ids to continue (at least one).
     public var prompt: [Int32]
-    /// Most ids to generate.
+    /// New tokens to draw at most.
     public var maxNewTokens: Int
-    /// How each id is drawn; temperature 0 is greedy.
+    /// Temperature (0: greedy), top-k, top-p.
     public var sampling: SamplingOptions
-    /// Seed of this sequence's random generator.
+    /// Seeds this request's own generator: the same request draws the same tokens whatever
+    /// else is decoded beside it (as `emerald sample --seed`).
     public var seed: UInt64
-    /// Generation ends (reason `.stop`) when one of these is drawn; that id is not emitted.
+    /// Ids that end generation (reason `.stop`) when drawn; such an id is not emitted.
     public var stopTokens: Set<Int32>
-    /// nil: no log-probabilities; 0: the chosen id's; n (≤ 20): and the n most likely ids'.
+    /// nil: no log-probabilities; 0: the chosen token's; n (≤ 20): and the n most likely.
     public var topLogprobs: Int?
 
-    /// A request; see the properties.
+    /// A request; see each property.
     public init(prompt: [Int32], maxNewTokens: Int, sampling: SamplingOptions = .init(), seed: UInt64 = 0,
                 stopTokens: Set<Int32> = [], topLogprobs: Int? = nil) {
         self.prompt = prompt; self.maxNewTokens = maxNewTokens; self.sampling = sampling; self.seed = seed
@@ -30,234 +26,349 @@ public struct GenerationRequest: Sendable {
     }
 }
 
-/// An id and its log-probability under the model (temperature 1).
-public struct TokenLogprob: Sendable {
-    /// Token id.
+/// A token id with its log-probability under the model (before temperature and truncation).
+public struct TokenLogprob: Sendable, Equatable {
+    /// The id.
     public var id: Int32
-    /// Natural log of its probability.
+    /// log p(id | context).
     public var logprob: Float
-    /// Bundles the two.
-    public init(id: Int32, logprob: Float) { self.id = id; self.logprob = logprob }
 }
 
-/// One generated id, with its log-probabilities when the request asked for them.
+/// One drawn token.
 public struct GeneratedToken: Sendable {
-    /// The id drawn.
+    /// The id.
     public var id: Int32
-    /// Its log-probability (nil when not asked for).
+    /// Its log-probability, when the request asked for them.
     public var logprob: Float?
-    /// The most likely ids, most likely first (empty when not asked for).
+    /// The most likely ids at this position, most likely first (`topLogprobs` of them).
     public var top: [TokenLogprob]
 }
 
-/// Why a sequence ended.
+/// Why a generation ended.
 public enum FinishReason: String, Sendable {
-    /// A stop id was drawn.
+    /// A stop token was drawn (or the caller stopped it at a stop string).
     case stop
-    /// `maxNewTokens` (or the context) was reached.
+    /// `maxNewTokens` were drawn, or the context is full.
     case length
-    /// The ticket was cancelled.
+    /// The ticket was cancelled (e.g. its client went away).
     case cancelled
 }
 
-/// What a ticket's stream carries: ids, then one `finished` or `failed`.
+/// What a ticket's stream delivers: tokens, then one `finished` or `failed`.
 public enum GenerationEvent: Sendable {
-    /// The next generated id.
+    /// The next token.
     case token(GeneratedToken)
-    /// The sequence ended.
+    /// The end.
     case finished(FinishReason)
-    /// The model failed (non-finite logits); the sequence ended.
+    /// The job could not go on (the message says why).
     case failed(String)
 }
 
-/// Why `submit` refused a request.
-public enum BatchDecoderError: Error, CustomStringConvertible {
-    /// As many requests as `maxQueue` are already waiting.
+/// Why `BatchDecoder.submit` refused a request.
+public enum BatchDecoderError: Error, CustomStringConvertible, Equatable {
+    /// `limit` requests already wait.
     case queueFull(limit: Int)
-    /// The prompt does not leave room for a new token in the context.
+    /// The prompt leaves no room to generate in the context.
     case promptTooLong(tokens: Int, context: Int)
-    /// A setting no sequence can use.
+    /// The request is malformed (the message names the field).
     case invalidRequest(String)
-    /// `shutdown()` was called.
+    /// The decoder was shut down.
     case shutDown
 
-    /// One line saying what was wrong.
     public var description: String {
         switch self {
-        case .queueFull(let limit): return "the queue is full (\(limit) requests waiting); try again later"
-        case .promptTooLong(let tokens, let context): return "the prompt is \(tokens) tokens; the context holds \(context)"
-        case .invalidRequest(let why): return why
-        case .shutDown: return "the decoder is shut down"
+        case .queueFull(let limit): return "the queue is full (\(limit) requests waiting); try again shortly"
+        case .promptTooLong(let tokens, let context):
+            return "the prompt is \(tokens) tokens but the context holds \(context) (prompt and completion together)"
+        case .invalidRequest(let message): return message
+        case .shutDown: return "the server is shutting down"
         }
     }
 }
 
-/// A submitted request: its events, and a way to stop it early.
+/// A submitted request: its events, and a way to stop it.
 public final class GenerationTicket: Sendable {
-    /// Generated ids as they are drawn, then the reason the sequence ended.
+    /// Tokens as they are drawn, then one `finished` or `failed`; the stream then ends.
     public let events: AsyncStream<GenerationEvent>
-    private let cancelled = Atomic<Bool>(false)
+    fileprivate let cancelled = Atomic<Bool>(false)
 
-    init(events: AsyncStream<GenerationEvent>) { self.events = events }
+    fileprivate init(events: AsyncStream<GenerationEvent>) { self.events = events }
 
-    /// Stops the sequence (it ends with `.cancelled`) and frees its slot.
+    /// Stops the job at the decoder's next step (its slot is freed; it finishes `.cancelled`).
     public func cancel() { cancelled.store(true, ordering: .relaxed) }
-
-    var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
 }
 
-/// What the decoder has done so far.
+/// Counters for monitoring (`/metrics`).
 public struct BatchDecoderStatistics: Sendable {
-    /// Sequences being decoded, and waiting.
+    /// Sequences being decoded, and requests waiting for a slot.
     public var active = 0, queued = 0
-    /// Requests accepted, prompt ids read, ids generated, decode steps run, sequences in the last step.
-    public var requests = 0, promptTokens = 0, generatedTokens = 0, steps = 0, lastBatchSize = 0
-    /// Generated ids per second over the last few seconds.
+    /// Requests accepted, prompt tokens read, tokens generated, decode steps run.
+    public var requests = 0, promptTokens = 0, generatedTokens = 0, steps = 0
+    /// Sequences in the last decode step.
+    public var lastBatchSize = 0
+    /// Tokens generated per second over the last 10 seconds.
     public var tokensPerSecond = 0.0
 }
 
-/// Decodes up to `maxBatch` sequences at a time on one thread; more wait in a queue of
-/// `maxQueue`. Sequences join and leave between steps (continuous batching).
+/// Continuous batching: requests join and leave a running batch between steps. Each decode
+/// step is one forward over every active sequence (its own KV cache), so the weights are read
+/// once for all of them; a waiting request's prompt is read between decode steps. With
+/// row-invariant products (`Tensor.rowInvariantRows`), each sequence gets the tokens it gets
+/// decoded alone (`Generator.generate` with the same seed).
+///
+/// The model runs on one thread of the decoder's own; `submit` and `cancel` may be called from
+/// any thread.
 public final class BatchDecoder: @unchecked Sendable {
-    /// Positions a sequence may use (prompt and generated ids).
+    /// Positions per sequence (prompt and completion).
     public let context: Int
+    /// Sequences decoded together at most, and requests that may wait.
+    public let maxBatch: Int, maxQueue: Int
+
     private let model: any LanguageModel
-    private let maxBatch: Int, maxQueue: Int
     private let condition = NSCondition()
     // Guarded by `condition`.
-    private var waiting: [Sequence] = []
+    private var waiting: [Job] = []
+    private var stopping = false
     private var stats = BatchDecoderStatistics()
     private var recent: [(time: Double, tokens: Int)] = []
-    private var stopped = false
+    // The decode thread's own.
+    private var active: [Job] = []
+    private var spareCaches: [KVCache] = []
 
-    /// A decoder over `model` (which it alone uses from now on).
-    public init(model: any LanguageModel, maxBatch: Int, maxQueue: Int, context: Int) {
-        self.model = model; self.maxBatch = max(1, maxBatch); self.maxQueue = max(0, maxQueue); self.context = context
+    /// Serves `model` (put in evaluation mode) with up to `maxBatch` sequences of `context`
+    /// positions at once (at most the model's context, and `Tensor.rowInvariantRows`).
+    public init(model: any LanguageModel, maxBatch: Int, maxQueue: Int, context: Int) throws {
+        guard maxBatch >= 1 && maxBatch <= Tensor.rowInvariantRows else {
+            throw EmeraldError.invalidArgument("`max_batch` must be in 1...\(Tensor.rowInvariantRows), got \(maxBatch)")
+        }
+        guard maxQueue >= 0 else { throw EmeraldError.invalidArgument("`max_queue` must be ≥ 0, got \(maxQueue)") }
+        let limit = model.contextLength ?? Int.max
+        guard context >= 2 && context <= limit else {
+            throw EmeraldError.invalidArgument("`context` must be in 2...\(limit == Int.max ? "∞" : String(limit)), got \(context)")
+        }
+        self.model = model; self.maxBatch = maxBatch; self.maxQueue = maxQueue; self.context = context
         model.eval()
-        let thread = Thread { self.loop() }  // holds the decoder until shutdown()
-        thread.name = "emerald-decoder"
+        let thread = Thread { [unowned self] in self.run() }
+        thread.name = "emerald-decode"
+        thread.stackSize = 8 << 20
         thread.start()
     }
 
-    /// Queues a request; its ticket streams the ids.
-    /// - Throws: `BatchDecoderError`.
+    /// Queues `request`; its tokens arrive on the ticket's stream.
+    /// - Throws: `BatchDecoderError` when the queue is full, the prompt leaves no room, or a
+    ///   field is out of range.
     public func submit(_ request: GenerationRequest) throws -> GenerationTicket {
         guard !request.prompt.isEmpty else { throw BatchDecoderError.invalidRequest("the prompt is empty") }
-        guard request.maxNewTokens >= 1 else { throw BatchDecoderError.invalidRequest("maxNewTokens must be at least 1") }
-        guard request.prompt.count < context else { throw BatchDecoderError.promptTooLong(tokens: request.prompt.count, context: context) }
-        let vocab = model.config.vocabularySize
-        guard request.prompt.allSatisfy({ $0 >= 0 && Int($0) < vocab }) else {
-            throw BatchDecoderError.invalidRequest("a prompt id is outside the vocabulary (0..<\(vocab))")
+        guard request.maxNewTokens >= 1 else {
+            throw BatchDecoderError.invalidRequest("`max_tokens` must be at least 1, got \(request.maxNewTokens)")
         }
-        if let n = request.topLogprobs, !(0...20).contains(n) { throw BatchDecoderError.invalidRequest("topLogprobs must be in 0...20") }
+        guard request.prompt.count < context else {
+            throw BatchDecoderError.promptTooLong(tokens: request.prompt.count, context: context)
+        }
+        if let n = request.topLogprobs, !(0...20).contains(n) {
+            throw BatchDecoderError.invalidRequest("`logprobs` must be in 0...20, got \(n)")
+        }
         do { try request.sampling.validate() } catch { throw BatchDecoderError.invalidRequest("\(error)") }
         let (stream, continuation) = AsyncStream<GenerationEvent>.makeStream()
         let ticket = GenerationTicket(events: stream)
-        continuation.onTermination = { _ in ticket.cancel() }  // the consumer went away
-        condition.lock(); defer { condition.unlock() }
-        guard !stopped else { throw BatchDecoderError.shutDown }
-        // Free batch slots take requests beyond the queue's limit: they wait only for the next step.
-        guard waiting.count < maxQueue + max(0, maxBatch - stats.active) else {
+        continuation.onTermination = { [weak ticket] _ in ticket?.cancel() }
+        let job = Job(request, ticket: ticket, continuation: continuation)
+        condition.lock()
+        defer { condition.unlock() }
+        guard !stopping else { throw BatchDecoderError.shutDown }
+        guard waiting.count < maxQueue || (waiting.isEmpty && stats.active < maxBatch) else {
             throw BatchDecoderError.queueFull(limit: maxQueue)
         }
-        waiting.append(Sequence(request: request, ticket: ticket, continuation: continuation, cache: model.makeCache()))
+        waiting.append(job)
         stats.requests += 1
         stats.queued = waiting.count
         condition.signal()
         return ticket
     }
 
-    /// Counters so far.
+    /// A snapshot of the counters.
     public var statistics: BatchDecoderStatistics {
-        condition.lock(); defer { condition.unlock() }
+        condition.lock()
+        defer { condition.unlock() }
         var s = stats
-        let now = Date().timeIntervalSinceReferenceDate
+        let now = Self.now()
         let window = recent.filter { now - $0.time <= 10 }
-        if let first = window.first { s.tokensPerSecond = Double(window.reduce(0) { $0 + $1.tokens }) / max(1, now - first.time) }
+        if let first = window.first {
+            s.tokensPerSecond = Double(window.reduce(0) { $0 + $1.tokens }) / Swift.max(1, now - first.time)
+        }
         return s
     }
 
-    /// Ends every sequence (`.cancelled`) and refuses new ones.
+    /// Ends every job (`failed`) and the decode thread after its current step.
     public func shutdown() {
-        condition.lock(); stopped = true; condition.signal(); condition.unlock()
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
     }
 
-    private final class Sequence {
-        let request: GenerationRequest
-        let ticket: GenerationTicket
-        let continuation: AsyncStream<GenerationEvent>.Continuation
-        let cache: KVCache?
-        var ids: [Int32], pending: [Int32], generated = 0
-        var rng: RandomGenerator
-        init(request: GenerationRequest, ticket: GenerationTicket, continuation: AsyncStream<GenerationEvent>.Continuation, cache: KVCache?) {
-            self.request = request; self.ticket = ticket; self.continuation = continuation; self.cache = cache
-            ids = request.prompt; pending = request.prompt; rng = RandomGenerator(seed: request.seed)
-        }
-        func end(_ event: GenerationEvent) { continuation.yield(event); continuation.finish() }
-    }
+    // MARK: The decode thread
 
-    private func loop() {
-        var active: [Sequence] = []
+    private func run() {
         while true {
             condition.lock()
-            while waiting.isEmpty && active.isEmpty && !stopped { condition.wait() }
-            if stopped {
-                let all = active + waiting
+            while waiting.isEmpty && active.isEmpty && !stopping { condition.wait() }
+            if stopping {
+                let all = waiting + active
                 waiting = []
                 condition.unlock()
-                for s in all { s.end(.finished(.cancelled)) }
+                active = []
+                for job in all { job.finish(.failed(BatchDecoderError.shutDown.description)) }
                 return
             }
-            while active.count < maxBatch && !waiting.isEmpty { active.append(waiting.removeFirst()) }
-            stats.queued = waiting.count; stats.active = active.count
+            // One new sequence per step: its prompt is read between two decode steps.
+            let admitted = active.count < maxBatch && !waiting.isEmpty ? waiting.removeFirst() : nil
+            stats.queued = waiting.count
             condition.unlock()
-            var produced = 0, prompt = 0
-            active.removeAll { s in
-                if s.generated == 0 { prompt += s.request.prompt.count }
-                if !s.ticket.isCancelled { produced += 1 }
-                let ended = s.ticket.isCancelled ? .finished(.cancelled) : step(s)
-                guard let ended else { return false }
-                // The slot is free before the client hears the end: a request it sends next finds room.
-                condition.lock(); stats.active -= 1; condition.unlock()
-                s.end(ended)
+
+            active.removeAll { job in
+                guard job.ticket.cancelled.load(ordering: .relaxed) else { return false }
+                release(job, .finished(.cancelled))
                 return true
             }
+            var produced = 0
+            if let job = admitted {
+                if job.ticket.cancelled.load(ordering: .relaxed) {
+                    job.finish(.finished(.cancelled))
+                } else {
+                    produced += prefill(job)
+                }
+            }
+            produced += decodeStep()
             condition.lock()
-            stats.steps += 1; stats.lastBatchSize = produced; stats.generatedTokens += produced; stats.promptTokens += prompt
-            let now = Date().timeIntervalSinceReferenceDate
-            recent.append((now, produced)); recent.removeAll { now - $0.time > 10 }
+            stats.active = active.count
+            stats.generatedTokens += produced
+            let now = Self.now()
+            recent.append((now, produced))
+            recent.removeAll { now - $0.time > 10 }
             condition.unlock()
         }
     }
 
-    /// Draws one id for `s`; the sequence's last event when it ended.
-    private func step(_ s: Sequence) -> GenerationEvent? {
-        let logits: Tensor = withNoGrad {
-            if let cache = s.cache { return model(s.pending, cache: cache, lastOnly: true) }
-            let window = Array(s.ids.suffix(model.contextLength ?? s.ids.count))
-            return model(window, batch: 1, time: window.count, cache: nil, lastOnly: true, rng: &s.rng)
+    /// Reads `job`'s prompt into a cache and draws its first token; returns 1 if one was drawn.
+    private func prefill(_ job: Job) -> Int {
+        condition.lock()
+        stats.promptTokens += job.ids.count
+        condition.unlock()
+        job.cache = spareCaches.popLast() ?? model.makeCache(capacity: context)
+        job.cache?.reset()
+        let logits = withNoGrad {
+            if let cache = job.cache { return model(job.ids, caches: [cache], counts: [job.ids.count]) }
+            return uncached(job)
         }
-        guard logits.isFinite else { return .failed("the model's logits hold NaN or infinity") }
-        let id = Int32(logits.sample(s.request.sampling.rule, rng: &s.rng))
-        if s.request.stopTokens.contains(id) { return .finished(.stop) }
-        var token = GeneratedToken(id: id, logprob: nil, top: [])
-        if let n = s.request.topLogprobs { token = Self.logprobs(logits.scalars, chosen: id, top: n) }
-        s.continuation.yield(.token(token))
-        s.generated += 1; s.ids.append(id); s.pending = [id]
-        if s.generated >= s.request.maxNewTokens || s.ids.count >= context { return .finished(.length) }
-        return nil
+        active.append(job)
+        return deliver(logits, to: [job])
     }
 
-    /// Log-softmax of `logits` at `chosen`, and the `top` most likely ids.
-    static func logprobs(_ logits: [Float], chosen: Int32, top: Int) -> GeneratedToken {
-        let m = logits.max() ?? 0
-        let lse = Double(m) + log(logits.reduce(0.0) { $0 + exp(Double($1 - m)) })
-        let lp = { (i: Int) in Float(Double(logits[i]) - lse) }
-        var best: [TokenLogprob] = []
-        if top > 0 {
-            best = logits.indices.sorted { logits[$0] > logits[$1] || logits[$0] == logits[$1] && $0 < $1 }
-                .prefix(top).map { TokenLogprob(id: Int32($0), logprob: lp($0)) }
+    /// One forward over every active sequence's last token; returns the tokens drawn.
+    private func decodeStep() -> Int {
+        let jobs = active.filter { $0.drawn > 0 }
+        guard !jobs.isEmpty else { return 0 }
+        let cached = jobs.filter { $0.cache != nil }, plain = jobs.filter { $0.cache == nil }
+        var produced = 0
+        if !cached.isEmpty {
+            let logits = withNoGrad {
+                model(cached.map { $0.ids.last! }, caches: cached.map { $0.cache! }, counts: Array(repeating: 1, count: cached.count))
+            }
+            produced += deliver(logits, to: cached)
         }
-        return GeneratedToken(id: chosen, logprob: lp(Int(chosen)), top: best)
+        for job in plain { produced += deliver(withNoGrad { uncached(job) }, to: [job]) }
+        condition.lock()
+        stats.steps += 1
+        stats.lastBatchSize = jobs.count
+        condition.unlock()
+        return produced
+    }
+
+    /// A model without a cache reads the whole (cropped) sequence each step.
+    private func uncached(_ job: Job) -> Tensor {
+        let ids = Array(job.ids.suffix(context))
+        var rng = RandomGenerator(seed: 0)
+        return model(ids, batch: 1, time: ids.count, cache: nil, lastOnly: true, rng: &rng)
+    }
+
+    /// Draws one token per row of `logits` for `jobs` (in order), emits it, and retires jobs
+    /// that are done; returns the tokens emitted.
+    private func deliver(_ logits: Tensor, to jobs: [Job]) -> Int {
+        let finite = logits.finiteRows
+        var generators = jobs.map(\.rng)
+        let ids = logits.sampleRows(jobs.map(\.request.sampling.rule), generators: &generators)
+        var emitted = 0
+        for (s, job) in jobs.enumerated() {
+            job.rng = generators[s]
+            guard finite[s] else {
+                retire(job, .failed("the model's logits hold NaN or infinity (its weights do, or float32 overflowed): no token can be drawn"))
+                continue
+            }
+            let id = Int32(ids[s])
+            job.drawn += 1
+            if job.request.stopTokens.contains(id) { retire(job, .finished(.stop)); continue }
+            var token = GeneratedToken(id: id, logprob: nil, top: [])
+            if let n = job.request.topLogprobs { Self.logprobs(of: logits.slice(axis: 0, s..<(s + 1)).scalars, id: id, top: n, into: &token) }
+            job.ids.append(id)
+            job.continuation.yield(.token(token))
+            emitted += 1
+            if job.drawn >= job.request.maxNewTokens || job.ids.count >= context { retire(job, .finished(.length)) }
+        }
+        return emitted
+    }
+
+    /// log-softmax of `row` at `id`, and its `top` largest entries.
+    static func logprobs(of row: [Float], id: Int32, top: Int, into token: inout GeneratedToken) {
+        let m = row.max() ?? 0
+        var sum: Double = 0
+        for x in row { sum += Double(expf(x - m)) }
+        let lse = m + Float(log(sum))
+        token.logprob = row[Int(id)] - lse
+        guard top > 0 else { return }
+        var best: [(Int, Float)] = []
+        for (i, x) in row.enumerated() where best.count < top || x > best[best.count - 1].1 {
+            let at = best.firstIndex { x > $0.1 } ?? best.count
+            best.insert((i, x), at: at)
+            if best.count > top { best.removeLast() }
+        }
+        token.top = best.map { TokenLogprob(id: Int32($0.0), logprob: $0.1 - lse) }
+    }
+
+    /// Ends `job` with `event` and takes it out of the batch.
+    private func retire(_ job: Job, _ event: GenerationEvent) {
+        active.removeAll { $0 === job }
+        release(job, event)
+    }
+
+    private func release(_ job: Job, _ event: GenerationEvent) {
+        if let cache = job.cache, spareCaches.count < maxBatch { spareCaches.append(cache) }
+        job.cache = nil
+        job.finish(event)
+    }
+
+    private static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+}
+
+/// A request being served (the decode thread's).
+private final class Job {
+    let request: GenerationRequest
+    let ticket: GenerationTicket
+    let continuation: AsyncStream<GenerationEvent>.Continuation
+    /// Prompt and tokens so far.
+    var ids: [Int32]
+    var drawn = 0
+    var rng: RandomGenerator
+    var cache: KVCache?
+
+    init(_ request: GenerationRequest, ticket: GenerationTicket, continuation: AsyncStream<GenerationEvent>.Continuation) {
+        self.request = request; self.ticket = ticket; self.continuation = continuation
+        ids = request.prompt
+        rng = RandomGenerator(seed: request.seed)
+    }
+
+    func finish(_ event: GenerationEvent) {
+        continuation.yield(event)
+        continuation.finish()
     }
 }

@@ -71,5 +71,5 @@ public final class BigramLanguageModel: Module, LanguageModel {
     }
 
     /// None: the table reads only the last id.
-    public func makeCache() -> KVCache? { nil }
+    public func makeCache(capacity: Int?) -> KVCache? { nil }
 }

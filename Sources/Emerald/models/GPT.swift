@@ -28,19 +28,40 @@ public final class GPT: Module, LanguageModel {
     /// cached positions, which they extend.
     public func callAsFunction(_ ids: [Int32], batch: Int, time: Int, cache: KVCache?, lastOnly: Bool,
                                rng: inout RandomGenerator) -> Tensor {
-        let start = cache?.length ?? 0
-        precondition(start + time <= cfg.blockSize, "sequence of \(start + time) exceeds the context of \(cfg.blockSize)")
-        var x = transformer(ids, batch: batch, time: time, start: start, cache: cache, rng: &rng)  // (B, T, C)
+        if let cache {
+            precondition(batch == 1, "a KV cache holds one sequence, not \(batch)")
+            return head(transformer(ids, caches: [cache], counts: [time], rng: &rng), lastOf: lastOnly ? [time] : nil)
+        }
+        precondition(time <= cfg.blockSize, "sequence of \(time) exceeds the context of \(cfg.blockSize)")
+        var x = transformer(ids, batch: batch, time: time, rng: &rng)  // (B, T, C)
         if lastOnly && time > 1 { x = x.slice(axis: 1, (time - 1)..<time) }
-        let rows = lastOnly ? batch : batch * time
-        let flat = x.reshaped([rows, cfg.nEmbd])
-        return lm_head?(flat) ?? transformer.wte.asLinear(flat)
+        return head(x.reshaped([lastOnly ? batch : batch * time, cfg.nEmbd]), lastOf: nil)
     }
 
-    /// An empty cache for every block's attention, as long as the context.
-    public func makeCache() -> KVCache? {
-        KVCache(layers: cfg.nLayer, kvHeads: cfg.nHead, headSize: cfg.nEmbd / cfg.nHead, capacity: cfg.blockSize,
-                on: transformer.wte.weight.backend)
+    /// Several sequences in one forward: the weights are read once for all of them.
+    public func callAsFunction(_ ids: [Int32], caches: [KVCache], counts: [Int]) -> Tensor {
+        var rng = RandomGenerator(seed: 0)
+        return head(transformer(ids, caches: caches, counts: counts, rng: &rng), lastOf: counts)
+    }
+
+    /// Logits for rows (N, C) of hidden states, or for the last row of each run of `lastOf`.
+    private func head(_ x: Tensor, lastOf counts: [Int]?) -> Tensor {
+        var x = x
+        if let counts, counts.contains(where: { $0 != 1 }) {
+            var ends: [Int32] = [], row = 0
+            for n in counts { row += n; ends.append(Int32(row - 1)) }
+            x = x.indexSelect(ends, shape: [ends.count])
+        }
+        return lm_head?(x) ?? transformer.wte.asLinear(x)
+    }
+
+    /// An empty cache for every block's attention, `capacity` positions (at most, and by
+    /// default, the context).
+    public func makeCache(capacity: Int?) -> KVCache? {
+        let capacity = capacity ?? cfg.blockSize
+        precondition(capacity > 0 && capacity <= cfg.blockSize, "a cache of \(capacity) positions for a context of \(cfg.blockSize)")
+        return KVCache(layers: cfg.nLayer, kvHeads: cfg.nHead, headSize: cfg.nEmbd / cfg.nHead, capacity: capacity,
+                       on: transformer.wte.weight.backend)
     }
 
     /// Gives every Linear a weight copy in `precision` for generation, and the token
@@ -72,13 +93,30 @@ public final class GPT: Module, LanguageModel {
             drop = Dropout(c.dropout)
         }
 
-        /// Hidden states (B, T, C) after `ln_f`, for positions `start ..< start + T`.
-        public func callAsFunction(_ ids: [Int32], batch: Int, time: Int, start: Int = 0, cache: KVCache? = nil,
-                                   rng: inout RandomGenerator) -> Tensor {
+        /// Hidden states (B, T, C) after `ln_f`, for positions 0 ..< T.
+        public func callAsFunction(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor {
             let tok = wte(ids, shape: [batch, time])
-            let pos = wpe.weight.slice(axis: 0, start..<(start + time))
+            let pos = wpe.weight.slice(axis: 0, 0..<time)
             var x = drop(tok + pos, rng: &rng)
-            for (i, block) in h.enumerated() { x = block(x, cache: cache?.layers[i], rng: &rng) }
+            for block in h { x = block(x, rng: &rng) }
+            return ln_f(x)
+        }
+
+        /// Hidden states (N, C) after `ln_f` for sequences that extend their caches: sequence s
+        /// owns the next `counts[s]` of the N ids, at the positions after `caches[s]`'s.
+        public func callAsFunction(_ ids: [Int32], caches: [KVCache], counts: [Int], rng: inout RandomGenerator) -> Tensor {
+            precondition(caches.count == counts.count && counts.reduce(0, +) == ids.count, "\(ids.count) ids for counts \(counts)")
+            var positions: [Int32] = []
+            positions.reserveCapacity(ids.count)
+            for (cache, n) in zip(caches, counts) {
+                precondition(cache.length + n <= wpe.weight.shape[0],
+                             "sequence of \(cache.length + n) exceeds the context of \(wpe.weight.shape[0])")
+                for p in cache.length..<(cache.length + n) { positions.append(Int32(p)) }
+            }
+            var x = drop(wte(ids, shape: [ids.count]) + wpe(positions, shape: [ids.count]), rng: &rng)
+            for (i, block) in h.enumerated() {
+                x = block(x, caches: caches.map { $0.layers[i] }, counts: counts, rng: &rng)
+            }
             return ln_f(x)
         }
     }
@@ -103,14 +141,16 @@ public final class GPT: Module, LanguageModel {
             norm = c.norm
         }
 
-        /// (B, T, C) → (B, T, C).
-        public func callAsFunction(_ x: Tensor, cache: LayerKVCache? = nil, rng: inout RandomGenerator) -> Tensor {
+        /// (B, T, C) → (B, T, C); with caches, (N, C) rows of several sequences (see
+        /// `Transformer.callAsFunction(_:caches:counts:rng:)`).
+        public func callAsFunction(_ x: Tensor, caches: [LayerKVCache] = [], counts: [Int] = [],
+                                   rng: inout RandomGenerator) -> Tensor {
             switch norm {
             case .pre:
-                let y = x + attn(ln_1(x), cache: cache, rng: &rng)
+                let y = x + attn(ln_1(x), caches: caches, counts: counts, rng: &rng)
                 return y + mlp(ln_2(y), rng: &rng)
             case .post:
-                let y = ln_1(x + attn(x, cache: cache, rng: &rng))
+                let y = ln_1(x + attn(x, caches: caches, counts: counts, rng: &rng))
                 return ln_2(y + mlp(y, rng: &rng))
             }
         }
@@ -135,14 +175,18 @@ public final class GPT: Module, LanguageModel {
             resid_dropout = Dropout(c.dropout)
         }
 
-        /// (B, T, C) → (B, T, C); with a cache, the new positions attend to the cached ones too.
-        public func callAsFunction(_ x: Tensor, cache: LayerKVCache? = nil, rng: inout RandomGenerator) -> Tensor {
+        /// (B, T, C) → (B, T, C); with caches, each sequence's rows of (N, C) attend to its
+        /// cached positions too.
+        public func callAsFunction(_ x: Tensor, caches: [LayerKVCache] = [], counts: [Int] = [],
+                                   rng: inout RandomGenerator) -> Tensor {
             let p = isTraining ? dropout : 0
             let qkv = c_attn(x), c = qkv.shape.last! / 3
             // GPT-2 packs queries, keys and values in one projection: attention reads the
             // three column ranges in place.
-            let y = attention(q: qkv.columns(0..<c), k: qkv.columns(c..<(2 * c)), v: qkv.columns((2 * c)..<(3 * c)),
-                              cache: cache, dropout: p, seed: p > 0 ? rng.next() : 0)
+            let (q, k, v) = (qkv.columns(0..<c), qkv.columns(c..<(2 * c)), qkv.columns((2 * c)..<(3 * c)))
+            let y = caches.isEmpty
+                ? attention(q: q, k: k, v: v, cache: nil, dropout: p, seed: p > 0 ? rng.next() : 0)
+                : attention(q: q, k: k, v: v, caches: caches, counts: counts)
             return resid_dropout(c_proj(y), rng: &rng)
         }
     }

@@ -10,11 +10,30 @@ public protocol LanguageModel: Module {
     /// the positions already cached, and are added to it.
     func callAsFunction(_ ids: [Int32], batch: Int, time: Int, cache: KVCache?, lastOnly: Bool,
                         rng: inout RandomGenerator) -> Tensor
-    /// An empty cache for this model's attention layers; nil for models that keep none.
-    func makeCache() -> KVCache?
+    /// An empty cache for this model's attention layers holding up to `capacity` positions
+    /// (nil: the whole context); nil for models that keep none.
+    func makeCache(capacity: Int?) -> KVCache?
+    /// Several sequences in one forward (evaluation mode, no gradient): sequence s's
+    /// `counts[s]` new ids (consecutive in `ids`) follow `caches[s]`'s positions and extend it.
+    /// Returns (S, V): the logits at each sequence's last new position, equal to what the
+    /// one-sequence forward gives it alone.
+    func callAsFunction(_ ids: [Int32], caches: [KVCache], counts: [Int]) -> Tensor
 }
 
 extension LanguageModel {
+    /// An empty cache as long as the model's context; nil for models that keep none.
+    public func makeCache() -> KVCache? { makeCache(capacity: nil) }
+
+    /// One sequence at a time, for models without a batched forward of their own.
+    public func callAsFunction(_ ids: [Int32], caches: [KVCache], counts: [Int]) -> Tensor {
+        var row = 0
+        let parts = zip(caches, counts).map { cache, n in
+            defer { row += n }
+            return self(Array(ids[row..<(row + n)]), cache: cache, lastOnly: true)
+        }
+        return parts.count == 1 ? parts[0] : .concat(parts, axis: 0)
+    }
+
     /// Logits `(B·T, V)` for ids `(B, T)`, no cache.
     public func logits(_ ids: [Int32], batch: Int, time: Int, rng: inout RandomGenerator) -> Tensor {
         self(ids, batch: batch, time: time, cache: nil, lastOnly: false, rng: &rng)

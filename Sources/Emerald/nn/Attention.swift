@@ -39,6 +39,28 @@ public struct Attention: Sendable {
         let y = cache.attend(q: q, k: k, v: v, heads: heads)
         return y.reshaped(Array(q.tensor.shape.dropLast()) + [y.shape[1]])
     }
+
+    /// Several sequences decoded together (no gradient): q (rows, heads·hs), k and v (rows,
+    /// kvHeads·hs), where sequence s owns the next `counts[s]` rows, at the positions after
+    /// `caches[s]`'s, which they extend and attend to. → (rows, heads·hs), each sequence's rows
+    /// as `callAsFunction(q:k:v:cache:)` gives them alone.
+    public func callAsFunction(q: Columns, k: Columns, v: Columns, caches: [LayerKVCache], counts: [Int]) -> Tensor {
+        var (q, k) = (q, k)
+        if let rope {
+            // Each sequence's rows from its own position.
+            var row = 0
+            var qs: [Tensor] = [], ks: [Tensor] = []
+            for (cache, n) in zip(caches, counts) {
+                let rows = row..<(row + n)
+                qs.append(rope(q.materialized.slice(axis: 0, rows), heads: heads, start: cache.length))
+                ks.append(rope(k.materialized.slice(axis: 0, rows), heads: kvHeads, start: cache.length))
+                row += n
+            }
+            q = (qs.count == 1 ? qs[0] : .concat(qs, axis: 0)).allColumns
+            k = (ks.count == 1 ? ks[0] : .concat(ks, axis: 0)).allColumns
+        }
+        return LayerKVCache.attend(caches, counts: counts, q: q, k: k, v: v, heads: heads)
+    }
 }
 
 /// Rotary position embedding: frequencies ω_i = θ^(−2i/hs) per channel pair of a head,

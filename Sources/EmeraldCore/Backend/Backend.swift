@@ -190,8 +190,8 @@ extension Backend {
     @inline(__always)
     func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-               bias: UnsafePointer<Float>? = nil) {
+               bias: UnsafePointer<Float>? = nil, rowInvariant: Bool = false) {
         gemm(GEMMProblem(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                         beta: beta, c: c, ldc: ldc, bias: bias))
+                         beta: beta, c: c, ldc: ldc, bias: bias, rowInvariant: rowInvariant))
     }
 }

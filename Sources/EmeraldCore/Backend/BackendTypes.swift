@@ -15,12 +15,18 @@ public struct GEMMProblem {
     public var transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
     public var a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int
     public var beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?
+    /// Each row of C must come from its row of A by the same arithmetic whatever `m` is, so a
+    /// sequence decoded in a batch gets the very logits it gets alone (x·Wᵀ only: A not
+    /// transposed, B transposed).
+    public var rowInvariant: Bool
     /// All arguments.
     public init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                 b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-                bias: UnsafePointer<Float>? = nil) {
+                bias: UnsafePointer<Float>? = nil, rowInvariant: Bool = false) {
+        precondition(!rowInvariant || (!transA && transB), "a row-invariant product is x·Wᵀ")
         self.transA = transA; self.transB = transB; self.m = m; self.n = n; self.k = k; self.alpha = alpha
         self.a = a; self.lda = lda; self.b = b; self.ldb = ldb; self.beta = beta; self.c = c; self.ldc = ldc; self.bias = bias
+        self.rowInvariant = rowInvariant
     }
 }
 

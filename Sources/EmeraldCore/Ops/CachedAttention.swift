@@ -29,27 +29,48 @@ public final class LayerKVCache {
     /// then returns the causal attention of the n queries (…, n, heads·hs) at positions
     /// length ..< length+n over every cached position up to their own: (n, heads·hs).
     public func attend(q: Columns, k: Columns, v: Columns, heads: Int) -> Tensor {
-        let hs = headSize, n = q.tensor.count / q.rowStride, start = length
+        LayerKVCache.attend([self], counts: [q.tensor.count / q.rowStride], q: q, k: k, v: v, heads: heads)
+    }
+
+    /// Several sequences at once: sequence s owns `counts[s]` consecutive rows of q, k and v
+    /// (in order), which extend `caches[s]` and attend to it alone. Returns (Σ counts, heads·hs);
+    /// each sequence's rows are what `attend` gives it alone.
+    public static func attend(_ caches: [LayerKVCache], counts: [Int], q: Columns, k: Columns, v: Columns,
+                              heads: Int) -> Tensor {
+        precondition(caches.count == counts.count && !caches.isEmpty, "cached attention: one count per cache")
+        let first = caches[0], hs = first.headSize, kvHeads = first.kvHeads, rows = q.tensor.count / q.rowStride
+        precondition(counts.reduce(0, +) == rows && counts.allSatisfy { $0 > 0 }, "cached attention: counts \(counts) for \(rows) rows")
         precondition(q.range.count == heads * hs && heads % kvHeads == 0, "cached attention: \(q.range.count) query channels for \(heads) heads of \(hs)")
         precondition(k.range.count == kvHeads * hs && v.range.count == kvHeads * hs, "cached attention: keys/values need \(kvHeads)×\(hs) channels")
-        precondition(k.tensor.count / k.rowStride == n && v.tensor.count / v.rowStride == n, "cached attention: q, k and v differ in positions")
-        precondition(n > 0 && start + n <= capacity, "cache of \(capacity) cannot take \(start + n) positions")
-        let headStride = capacity * hs
+        precondition(k.tensor.count / k.rowStride == rows && v.tensor.count / v.rowStride == rows, "cached attention: q, k and v differ in positions")
+        let out = Tensor(uninitialized: [rows, heads * hs], on: first.keys.backend)
+        var row = 0
+        for (cache, n) in zip(caches, counts) {
+            precondition(cache.kvHeads == kvHeads && cache.headSize == hs, "cached attention: caches of one layer differ in shape")
+            precondition(cache.length + n <= cache.capacity, "cache of \(cache.capacity) cannot take \(cache.length + n) positions")
+            cache.store(k: k, v: v, rows: row..<(row + n))
+            let backend = cache.keys.backend
+            backend.cachedAttention(q: q.tensor.data + q.range.lowerBound + row * q.rowStride, qStride: q.rowStride,
+                                    k: cache.keys.data, v: cache.values.data, rowStride: hs, headStride: cache.capacity * hs,
+                                    start: cache.length, n: n, heads: heads, kvHeads: kvHeads, headSize: hs,
+                                    out: out.data + row * heads * hs)
+            cache.length += n
+            row += n
+        }
+        return out
+    }
+
+    /// Copies rows `rows` of `k` and `v` into the positions after `length` (length unchanged).
+    private func store(k: Columns, v: Columns, rows: Range<Int>) {
+        let hs = headSize, headStride = capacity * hs
         let kc = keys.data, vc = values.data
         let kp = k.tensor.data + k.range.lowerBound, vp = v.tensor.data + v.range.lowerBound
-        let backend = keys.backend
-        for i in 0..<n {
+        for (i, r) in rows.enumerated() {
             for h in 0..<kvHeads {
-                let row = h * headStride + (start + i) * hs
-                backend.copy(kp + i * k.rowStride + h * hs, to: kc + row, count: hs)
-                backend.copy(vp + i * v.rowStride + h * hs, to: vc + row, count: hs)
+                let at = h * headStride + (length + i) * hs
+                keys.backend.copy(kp + r * k.rowStride + h * hs, to: kc + at, count: hs)
+                keys.backend.copy(vp + r * v.rowStride + h * hs, to: vc + at, count: hs)
             }
         }
-        let out = Tensor(uninitialized: [n, heads * hs], on: keys.backend)
-        keys.backend.cachedAttention(q: q.tensor.data + q.range.lowerBound, qStride: q.rowStride, k: kc, v: vc, rowStride: hs,
-                                     headStride: headStride, start: start, n: n, heads: heads, kvHeads: kvHeads, headSize: hs,
-                                     out: out.data)
-        length = start + n
-        return out
     }
 }

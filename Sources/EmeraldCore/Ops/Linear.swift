@@ -1,12 +1,19 @@
 extension Tensor {
+    /// The most rows a product without gradient computes row by row (see `linear`): the
+    /// largest decode batch whose tokens equal each sequence's alone.
+    public static let rowInvariantRows = 64
+
     /// Fused affine map on the last axis (llm.c's matmul_forward/backward):
     /// out (N, OC) = inp (N, C) · Wᵀ + b with W (OC, C), N = all leading dims.
     /// The bias is added by the GEMM's micro-kernel as it stores C, so the
     /// output is written once; gradients made fresh here are written, not zeroed
     /// then accumulated.
     ///
-    /// `decodeCopy`, a compressed copy of `weight` (bfloat16 or 8-bit) its layer keeps for
-    /// generating, is read instead for products of at most 4 rows that record no gradient.
+    /// Products of at most `Tensor.rowInvariantRows` rows that record no gradient (generation:
+    /// a prompt, one token, or one token of each sequence in a batch) compute each row alone,
+    /// with the same arithmetic whatever the number of rows: a sequence decoded in a batch
+    /// gets the logits it gets alone. They read `decodeCopy`, a compressed copy of `weight`
+    /// (bfloat16 or 8-bit) its layer keeps for generating, when there is one.
     public func linear(weight: Tensor, bias: Tensor?, decodeCopy: (any DecodeWeights)? = nil) -> Tensor {
         let c = shape.last ?? 1
         precondition(weight.rank == 2 && weight.shape[1] == c, "linear: weight \(weight.shape) does not take \(c) features")
@@ -15,10 +22,15 @@ extension Tensor {
         let n = count / Swift.max(c, 1)
         let backend = self.backend
         let out = Tensor(uninitialized: Array(shape.dropLast()) + [oc], on: backend)
-        if n <= 4, let copy = decodeCopy,
+        if n <= Tensor.rowInvariantRows,
            !(Autograd.isEnabled && (requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)) {
-            precondition(copy.rows == oc && copy.cols == c, "linear: decode copy \(copy.rows)×\(copy.cols) of a \(weight.shape) weight")
-            copy.linear(data, rows: n, bias: bias.map { UnsafePointer($0.data) }, into: out.data)
+            if let copy = decodeCopy {
+                precondition(copy.rows == oc && copy.cols == c, "linear: decode copy \(copy.rows)×\(copy.cols) of a \(weight.shape) weight")
+                copy.linear(data, rows: n, bias: bias.map { UnsafePointer($0.data) }, into: out.data)
+            } else {
+                backend.sgemm(transA: false, transB: true, m: n, n: oc, k: c, a: data, lda: c, b: weight.data, ldb: c,
+                              c: out.data, ldc: oc, bias: bias.map { UnsafePointer($0.data) }, rowInvariant: true)
+            }
             return out
         }
         backend.sgemm(transA: false, transB: true, m: n, n: oc, k: c, a: data, lda: c,

@@ -22,7 +22,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func gemm(_ p: GEMMProblem) {
         GEMM.sgemm(transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, alpha: p.alpha, a: p.a, lda: p.lda,
-                   b: p.b, ldb: p.ldb, beta: p.beta, c: p.c, ldc: p.ldc, bias: p.bias)
+                   b: p.b, ldb: p.ldb, beta: p.beta, c: p.c, ldc: p.ldc, bias: p.bias, rowInvariant: p.rowInvariant)
     }
 
     public func attentionForward(_ g: AttentionGeometry, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,

@@ -9,7 +9,8 @@ public protocol DecodeWeights: AnyObject {
     var cols: Int { get }
     /// Bytes one product reads (the whole copy).
     var byteCount: Int { get }
-    /// out[i, j] = Σ_p x[i, p]·W[j, p] (+ bias[j]) for i < m (m ≤ 4): x·Wᵀ, as `Tensor.linear`.
+    /// out[i, j] = Σ_p x[i, p]·W[j, p] (+ bias[j]) for i < m: x·Wᵀ, as `Tensor.linear`. Each
+    /// row's result is the same whatever m is (batched decoding = one sequence alone).
     func linear(_ x: UnsafePointer<Float>, rows m: Int, bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>)
 }
 
@@ -19,14 +20,16 @@ public protocol DecodeWeights: AnyObject {
 @inline(__always)
 func decodeLinear(n: Int, k: Int, rows m: Int, bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>,
                   dot4: (Int, Int, Int) -> SIMD4<Float>, dot: (Int, Int) -> Float) {
+    // Each group of four weight rows (in L1) against every row of x before the next group.
     GEMMDriver.forEachColumnChunk(n: n, k: k, threads: ThreadPool.shared.availableThreads) { cols in
-        for i in 0..<m {
-            let oi = out + i * n
-            GEMMDriver.fourRowGroups(cols, four: { j, ld in
-                let s = dot4(i, j, ld)
+        GEMMDriver.fourRowGroups(cols, four: { j, ld in
+            for i in 0..<m {
+                let s = dot4(i, j, ld), oi = out + i * n
                 for q in 0..<4 { oi[j + q * ld] = s[q] + (bias?[j + q * ld] ?? 0) }
-            }, one: { j in oi[j] = dot(i, j) + (bias?[j] ?? 0) })
-        }
+            }
+        }, one: { j in
+            for i in 0..<m { out[i * n + j] = dot(i, j) + (bias?[j] ?? 0) }
+        })
     }
 }
 

@@ -12,12 +12,12 @@ public enum GEMM {
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0,
                              c: UnsafeMutablePointer<Float>, ldc: Int,
-                             bias: UnsafePointer<Float>? = nil, tuning: GEMMTuning = .current) {
+                             bias: UnsafePointer<Float>? = nil, rowInvariant: Bool = false, tuning: GEMMTuning = .current) {
         // Packed, register-blocked, threaded kernel: see GEMMKernel.swift. A bias (n floats)
         // is added in the micro-kernel's store, so a linear layer writes its output once.
         let args = GEMMArgs(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias,
-                            tuning: tuning)
+                            rowInvariant: rowInvariant, tuning: tuning)
         guard GEMMProfile.isEnabled else { GEMMDriver.sgemm(args); return }
         let start = DispatchTime.now().uptimeNanoseconds
         GEMMDriver.sgemm(args)

@@ -164,30 +164,26 @@ extension GEMMDriver {
         while j < n { c[j] *= beta; j += 1 }
     }
 
-    /// x·y₀ … x·y₃ for four rows y_q = y + q·ldy of n floats.
+    /// x·y₀ … x·y₃ for four rows y_q = y + q·ldy of n floats: one accumulator per row of y,
+    /// 8 floats a step, as each row of `dots3x4` (so a row's product is the same in a batch
+    /// of rows as alone). Decode is memory-bound: four FMA chains outrun memory.
     @inline(__always) static func dot4(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ ldy: Int, _ n: Int) -> SIMD4<Float> {
         let rx = UnsafeRawPointer(x)
         let r0 = UnsafeRawPointer(y), r1 = UnsafeRawPointer(y + ldy), r2 = UnsafeRawPointer(y + 2 * ldy), r3 = UnsafeRawPointer(y + 3 * ldy)
-        var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8(), b0 = V8(), b1 = V8(), b2 = V8(), b3 = V8()
-        var p = 0
-        while p + 16 <= n {
-            let o = p * 4
-            let x0 = rx.loadUnaligned(fromByteOffset: o, as: V8.self), x1 = rx.loadUnaligned(fromByteOffset: o + 32, as: V8.self)
-            a0 = a0.addingProduct(x0, r0.loadUnaligned(fromByteOffset: o, as: V8.self))
-            a1 = a1.addingProduct(x0, r1.loadUnaligned(fromByteOffset: o, as: V8.self))
-            a2 = a2.addingProduct(x0, r2.loadUnaligned(fromByteOffset: o, as: V8.self))
-            a3 = a3.addingProduct(x0, r3.loadUnaligned(fromByteOffset: o, as: V8.self))
-            b0 = b0.addingProduct(x1, r0.loadUnaligned(fromByteOffset: o + 32, as: V8.self))
-            b1 = b1.addingProduct(x1, r1.loadUnaligned(fromByteOffset: o + 32, as: V8.self))
-            b2 = b2.addingProduct(x1, r2.loadUnaligned(fromByteOffset: o + 32, as: V8.self))
-            b3 = b3.addingProduct(x1, r3.loadUnaligned(fromByteOffset: o + 32, as: V8.self))
-            p += 16
+        var a0 = V8(), a1 = V8(), a2 = V8(), a3 = V8()
+        var o = 0
+        let end = n / 8 * 32
+        while o < end {
+            let u = rx.loadUnaligned(fromByteOffset: o, as: V8.self)
+            a0 = a0.addingProduct(u, r0.loadUnaligned(fromByteOffset: o, as: V8.self))
+            a1 = a1.addingProduct(u, r1.loadUnaligned(fromByteOffset: o, as: V8.self))
+            a2 = a2.addingProduct(u, r2.loadUnaligned(fromByteOffset: o, as: V8.self))
+            a3 = a3.addingProduct(u, r3.loadUnaligned(fromByteOffset: o, as: V8.self))
+            o += 32
         }
-        var s = horizontalSums(a0 + b0, a1 + b1, a2 + b2, a3 + b3)
-        while p < n {
-            let xp = x[p]
-            s += SIMD4(xp * y[p], xp * y[ldy + p], xp * y[2 * ldy + p], xp * y[3 * ldy + p])
-            p += 1
+        var s = horizontalSums(a0, a1, a2, a3)
+        for p in (n / 8 * 8)..<n {
+            s += x[p] * SIMD4(y[p], y[ldy + p], y[2 * ldy + p], y[3 * ldy + p])
         }
         return s
     }

@@ -8,6 +8,10 @@
 /// time: 12 accumulators, 7 loads per 12 multiply-adds, the four W rows (12 KiB at GPT-2's
 /// width) kept in L1 while the rows of x go by from L2. W is read once, straight from memory.
 /// (Two rows of x by four, 8 accumulators, ran at ≈ 47% of the FMA peak against ≈ 60–75%.)
+///
+/// A row's sums do not depend on the other rows: `dots3x4` and `dot4` accumulate each
+/// (row of x, row of W) pair alike, so row-invariant products (batched decoding) use this
+/// path for any number of rows.
 extension GEMMDriver {
     /// Whether `sgemm` sends a product to `fewRows`: x·Wᵀ with A not transposed, more rows
     /// than the skinny path takes, at most `GEMMTuning.fewRowsMax`, and a weight-sized B.
@@ -28,33 +32,32 @@ extension GEMMDriver {
     @inline(__always)
     static func fewRowsBlock(_ g: GEMMArgs, cols: Range<Int>) {
         let m = g.m, k = g.k
-        @inline(__always) func store(_ i: Int, _ j: Int, _ s: SIMD4<Float>) {
+        // Columns j, j + ld, j + 2·ld, j + 3·ld of row i.
+        @inline(__always) func store(_ i: Int, _ j: Int, _ ld: Int, _ s: SIMD4<Float>) {
             let ci = g.c + i * g.ldc + j
             var v = s * g.alpha
-            if let bias = g.bias { v += SIMD4(bias[j], bias[j + 1], bias[j + 2], bias[j + 3]) }
-            if g.beta != 0 { v += g.beta * SIMD4(ci[0], ci[1], ci[2], ci[3]) }
-            ci[0] = v[0]; ci[1] = v[1]; ci[2] = v[2]; ci[3] = v[3]
+            if let bias = g.bias { v += SIMD4(bias[j], bias[j + ld], bias[j + 2 * ld], bias[j + 3 * ld]) }
+            if g.beta != 0 { v += g.beta * SIMD4(ci[0], ci[ld], ci[2 * ld], ci[3 * ld]) }
+            ci[0] = v[0]; ci[ld] = v[1]; ci[2 * ld] = v[2]; ci[3 * ld] = v[3]
         }
-        var j = cols.lowerBound
-        while j + 4 <= cols.upperBound {
-            let w = g.b + j * g.ldb
+        // Four rows of W at a time in the one-row path's order (`fourRowGroups`), each against
+        // the rows of x three at a time: a row's sums are the same whatever m is.
+        fourRowGroups(cols, four: { j, ld in
+            let w = g.b + j * g.ldb, ldw = ld * g.ldb
             var i = 0
             while i + 3 <= m {
-                let (s0, s1, s2) = dots3x4(g.a + i * g.lda, g.lda, w, g.ldb, k)
-                store(i, j, s0); store(i + 1, j, s1); store(i + 2, j, s2)
+                let (s0, s1, s2) = dots3x4(g.a + i * g.lda, g.lda, w, ldw, k)
+                store(i, j, ld, s0); store(i + 1, j, ld, s1); store(i + 2, j, ld, s2)
                 i += 3
             }
-            while i < m { store(i, j, dot4(g.a + i * g.lda, w, g.ldb, k)); i += 1 }
-            j += 4
-        }
-        while j < cols.upperBound {
+            while i < m { store(i, j, ld, dot4(g.a + i * g.lda, w, ldw, k)); i += 1 }
+        }, one: { j in
             for i in 0..<m {
                 let ci = g.c + i * g.ldc + j
                 let s = g.alpha * dot(g.a + i * g.lda, g.b + j * g.ldb, k) + (g.bias?[j] ?? 0)
                 ci[0] = g.beta == 0 ? s : s + g.beta * ci[0]
             }
-            j += 1
-        }
+        })
     }
 
     /// x_r·w_q for three rows x_r = x + r·ldx and four rows w_q = w + q·ldw, n floats each:

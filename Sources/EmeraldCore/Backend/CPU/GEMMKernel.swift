@@ -33,6 +33,8 @@ struct GEMMArgs {
     var c: UnsafeMutablePointer<Float>, ldc: Int
     /// Added to every row of C (n floats), or nil.
     var bias: UnsafePointer<Float>? = nil
+    /// Rows computed independently of m (see `GEMMProblem.rowInvariant`): the few-rows path.
+    var rowInvariant = false
     /// The rules that pick the path and the blocks.
     var tuning = GEMMTuning.current
 }
@@ -414,6 +416,11 @@ enum GEMMDriver {
         var g = g
         let m = g.m, n = g.n, k = g.k
         if m <= 0 || n <= 0 { return }
+        if g.rowInvariant {
+            // Batched decoding: every row by the few-rows path's dot products, whatever m is.
+            fewRows(g, threads: ThreadPool.shared.availableThreads)
+            return
+        }
         let work = m * n * k
         // Tiny products go unpacked, except narrow ones with many rows: the direct path's
         // row kernel keeps only n/8 accumulator chains for n ≤ 32 (latency-bound), where the
