@@ -199,6 +199,7 @@ def main() -> None:
     p.add_argument("screenshot", help="where to save the PNG")
     add_server_arguments(p)
     p.add_argument("--message", default="Tell me about the Emerald City.")
+    p.add_argument("--max-tokens", type=int, default=200, help="typed into the page's max tokens control (capped to fit the context)")
     p.add_argument("--width", type=int, default=1000)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--serve-args", default="", help="extra `emerald serve` flags, space-separated")
@@ -227,12 +228,12 @@ def drive(b: Browser, server: Server, args) -> str:
     while b.js("document.readyState") != "complete":
         check(time.time() < deadline, "the page did not finish loading in 30 s")
         time.sleep(0.1)
-    time.sleep(0.5)  # the page's own start-up (e.g. fetching /v1/models)
     b.js(FINDER)
     title = b.js("document.title")
-    text = b.js("document.body.innerText")
-    check(server.name in text or server.name in (title or ""),
-          f"the page does not show the model name {server.name!r}: {text[:200]!r}")
+    deadline = time.time() + 15  # the page may fetch the model's name after loading
+    while server.name not in (text := b.js("document.body.innerText")) and server.name not in (title or ""):
+        check(time.time() < deadline, f"the page does not show the model name {server.name!r}: {text[:200]!r}")
+        time.sleep(0.1)
     ctx = b.js("document.body.innerText.match(/\\bctx\\b|context/i) !== null")
     check(ctx, f"the page does not show the model's context: {text[:200]!r}")
     missing = [name for name, found in [
@@ -241,10 +242,21 @@ def drive(b: Browser, server: Server, args) -> str:
         ("new chat button", b.js("__em.button('new|clear|reset') !== null")),
         ("temperature control", b.js("__em.control('temp') !== null")),
         ("top-p control", b.js("__em.control('top.?p|nucleus') !== null")),
-        ("max tokens control", b.js("__em.control('max|tokens|length') !== null")),
+        ("max tokens control", b.js("__em.control('max.?tokens|max.?length|max_tokens|maxtokens') !== null")),
         ("message box", b.js("__em.input() !== null")),
     ] if not found]
     check(not missing, f"the page lacks: {', '.join(missing)}")
+
+    # Settings behind a button: open them, so they can be used (and are in the screenshot).
+    if not b.js("__em.visible(__em.control('temp'))") and b.js("__em.button('setting|option|control') !== null"):
+        b.click(*b.js("__em.box(__em.button('setting|option|control'))"))
+        check(b.js("__em.visible(__em.control('temp'))"), "the settings button does not show the temperature control")
+    # Max tokens within the context, typed into its control like a person would.
+    max_tokens = max(8, min(args.max_tokens, server.ctx - 2 * len(args.message) - 16))
+    if b.js("__em.visible(__em.control('max.?tokens|max.?length|max_tokens|maxtokens'))"):
+        b.click(*b.js("(() => { const c = __em.control('max.?tokens|max.?length|max_tokens|maxtokens'); c.value = ''; return __em.box(c); })()"))
+        b.call("Input.insertText", text=str(max_tokens))
+        b.js("__em.control('max.?tokens|max.?length|max_tokens|maxtokens').dispatchEvent(new Event('change', {bubbles: true})); true")
 
     # Type the message as keystrokes into the message box.
     x, y = b.js("__em.box(__em.input())")
@@ -258,6 +270,10 @@ def drive(b: Browser, server: Server, args) -> str:
             new MutationObserver(() => __lens.push([performance.now() - __t0, document.body.innerText.length]))
               .observe(document.body, {subtree: true, childList: true, characterData: true, attributes: false}); true""")
     before = b.js("document.body.innerText.length")
+    # A slow link (4 KB/s down), so that a small fast model's reply still arrives over a few
+    # seconds and a page that renders it as it streams shows it growing.
+    b.call("Network.enable")
+    b.call("Network.emulateNetworkConditions", offline=False, latency=0, downloadThroughput=4000, uploadThroughput=-1)
     x, y = b.js("__em.box(__em.button('send'))")
     b.click(x, y)
 
@@ -279,10 +295,9 @@ def drive(b: Browser, server: Server, args) -> str:
     lens = b.js("__lens")
     growth = sorted({n for _, n in lens if n > before + len(args.message)})
     check(len(reply.strip()) > 0, "no assistant text appeared")
-    check(len(growth) >= 3, f"the reply did not stream: the page's text changed to {len(growth)} larger length(s) only")
+    check(len(growth) >= 3, f"the reply did not stream: the page's text took {len(growth)} length(s) only")
     check(b.js("__em.input().value") in ("", args.message), "the message box holds something unexpected")
-    check("error" not in reply.lower()[:200] or "error" in args.message.lower(),
-          f"the page shows an error: {reply.strip()[:160]!r}")
+    check("Error:" not in reply, f"the page shows an error: {reply.strip()[:160]!r}")
 
     shot = b.call("Page.captureScreenshot", format="png")
     data = base64.b64decode(shot["data"])
@@ -290,9 +305,31 @@ def drive(b: Browser, server: Server, args) -> str:
     with open(args.screenshot, "wb") as f:
         f.write(data)
     first = next((t for t, n in lens if n > before + len(args.message)), 0)
-    return (f"model {server.name!r} shown, controls found, reply streamed in {len(growth)} steps over "
-            f"{(lens[-1][0] - first) / 1000:.2f} s ({len(reply.strip())} characters); "
-            f"screenshot {args.screenshot} ({len(data) // 1024} KB)")
+    summary = (f"model {server.name!r} shown, controls found, reply streamed in {len(growth)} steps over "
+               f"{(lens[-1][0] - first) / 1000:.2f} s ({len(reply.strip())} characters); "
+               f"screenshot {args.screenshot} ({len(data) // 1024} KB)")
+
+    # New chat clears the conversation.
+    b.click(*b.js("__em.box(__em.button('new|clear|reset'))"))
+    time.sleep(0.3)
+    check(args.message not in b.js("document.body.innerText"), "New chat did not clear the conversation")
+    # Stop: a reply stopped mid-stream grows no more.
+    b.call("Network.emulateNetworkConditions", offline=False, latency=0, downloadThroughput=1000, uploadThroughput=-1)
+    second = "And the Tin Woodman?"
+    b.click(*b.js("__em.box(__em.input())"))
+    b.call("Input.insertText", text=second)
+    base = b.js("document.body.innerText.length")
+    b.click(*b.js("__em.box(__em.button('send'))"))
+    deadline = time.time() + 60
+    while b.js("document.body.innerText.length") <= base + len(second):
+        check(time.time() < deadline, "the second reply did not start within 60 s")
+        time.sleep(0.05)
+    b.click(*b.js("__em.box(__em.button('stop'))"))
+    time.sleep(0.5)
+    stopped = b.js("document.body.innerText.length")
+    time.sleep(1.5)
+    check(b.js("document.body.innerText.length") == stopped, "the reply kept growing after Stop was clicked")
+    return summary + "; New chat cleared the conversation; Stop stopped a reply mid-stream"
 
 
 if __name__ == "__main__":

@@ -154,6 +154,20 @@ class Server:
             check(time.time() < deadline, f"GET /health did not answer 200 within {timeout:.0f} s")
             time.sleep(0.1)
 
+    def metrics(self) -> dict[str, float]:
+        """GET /metrics as {name or name{labels}: value}."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass
+        return out
+
     def rss_kib(self) -> int:
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:

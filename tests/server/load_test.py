@@ -120,7 +120,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="emerald-load-") as work:
         model = model_flags(args, work)
         with Server(args.emerald, model, ["--max-batch", "16", "--max-queue", "64"]) as server:
+            m0 = server.metrics()
             stats, samples, seconds = asyncio.run(load(server, args.duration, args.clients))
+            m1 = server.metrics()
             check(server.alive(), f"the server died under load: {server.tail()}")
             if stats.errors:
                 distinct = sorted(set(stats.errors))
@@ -137,6 +139,10 @@ def main() -> None:
     peak = max(kib for _, kib in samples)
     print(f"load test: {args.clients} streaming clients for {seconds:.0f} s on {server.name}")
     print(f"  requests {stats.requests} ({stats.requests / seconds:.1f}/s), tokens {stats.tokens} ({stats.tokens / seconds:.1f}/s), errors 0")
+    steps = m1.get("emerald_decode_steps_total", 0) - m0.get("emerald_decode_steps_total", 0)
+    generated = m1.get("emerald_generated_tokens_total", 0) - m0.get("emerald_generated_tokens_total", 0)
+    if steps > 0:
+        print(f"  server: {generated:.0f} tokens generated in {steps:.0f} decode steps ({generated / steps:.1f} sequences per step)")
     print(f"  time to first token: p50 {percentile(stats.ttft, 50) * 1000:.0f} ms, p99 {percentile(stats.ttft, 99) * 1000:.0f} ms")
     print(f"  server RSS: {samples[0][1] / 1024:.1f} MiB at start, first quarter after warm-up {first / 1024:.1f} MiB, "
           f"last quarter {last / 1024:.1f} MiB ({growth * 100:+.1f}%), peak {peak / 1024:.1f} MiB ({len(samples)} samples)")

@@ -170,17 +170,27 @@ def determinism(client, server: Server, args) -> str:
             together[i] = e
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(STREAMS)]
+    m0 = server.metrics()
     t0 = time.time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     concurrent_s = time.time() - t0
+    m1 = server.metrics()
     for i, out in enumerate(together):
         if isinstance(out, BaseException):
             raise Failure(f"concurrent request {i} failed: {type(out).__name__}: {out}")
         check(out == one_by_one[i], f"prompt {i}: {STREAMS} at once gave {out!r}, one at a time {one_by_one[i]!r}")
 
+    # Decoded together: far fewer decode steps than tokens (the server's own counters).
+    batching = ""
+    steps, tokens = "emerald_decode_steps_total", "emerald_generated_tokens_total"
+    if steps in m0 and steps in m1 and tokens in m1:
+        s, t = m1[steps] - m0[steps], m1[tokens] - m0[tokens]
+        check(t == STREAMS * NEW_TOKENS, f"the server counted {t:.0f} generated tokens for {STREAMS} × {NEW_TOKENS}")
+        check(s <= t / 4, f"{STREAMS} concurrent requests took {s:.0f} decode steps for {t:.0f} tokens: not batched")
+        batching = f", {t / max(s, 1):.1f} sequences per decode step on average"
     against = "(no char-level checkpoint: not compared with emerald sample)"
     if vocab is not None:
         index = {ch: i for i, ch in enumerate(vocab)}
@@ -194,7 +204,7 @@ def determinism(client, server: Server, args) -> str:
             check(sampled == one_by_one[i], f"prompt {i}: the server gave {one_by_one[i]!r}, emerald sample {sampled!r}")
         against = "and as emerald sample --temperature 0 (token ids)"
     return (f"determinism: {STREAMS} prompts × {NEW_TOKENS} tokens at temperature 0 — the same {STREAMS} at once "
-            f"({concurrent_s:.2f} s) as one at a time ({sequential_s:.2f} s) {against}")
+            f"({concurrent_s:.2f} s{batching}) as one at a time ({sequential_s:.2f} s) {against}")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ def cases(model: str, ctx: int) -> list[Case]:
     for label, body in [("empty body", b""), ("{", b"{"), ("truncated object", b'{"model": "m", "prompt": "hi"'),
                         ("array", b"[]"), ("null", b"null"), ("string", b'"hello"'), ("number", b"42"),
                         ("trailing brace", b'{"prompt": "hi", "max_tokens": 5}}'), ("trailing comma", b'{"prompt": "hi",}'),
+                        ("trailing comma in an array", b'{"prompt": [1, 2,], "max_tokens": 2}'),
                         ("single quotes", b"{'prompt': 'hi'}"), ("NaN", b'{"prompt": "hi", "temperature": NaN}'),
                         ("Infinity", b'{"prompt": "hi", "max_tokens": Infinity}'), ("bare word", b"prompt=hi"),
                         ("nested garbage", b'{"prompt": ["hi", {]}'), ("unterminated string", b'{"prompt": "hi')]:
@@ -147,15 +148,26 @@ def cases(model: str, ctx: int) -> list[Case]:
 
 
 async def send(writer: asyncio.StreamWriter, reader: asyncio.StreamReader, data: bytes) -> bool:
-    """Writes `data` in 64 KiB pieces, stopping early (False) when the server answered, closed or stalled."""
+    """Writes `data` in 64 KiB pieces, stopping early (False) when the server answered, closed or
+    stalled for 30 s. An answer is watched for while a write waits: a server that refuses a body
+    without reading it (413) is heard before it hangs up."""
+    def answered() -> bool:
+        return reader.at_eof() or len(reader._buffer) > 0  # noqa: SLF001 — asyncio has no public peek
     try:
         for i in range(0, max(len(data), 1), 65536):
             writer.write(data[i:i + 65536])
-            await asyncio.wait_for(writer.drain(), 30)
-            if reader.at_eof() or len(reader._buffer):  # an answer (or a close) came back already
+            drain = asyncio.ensure_future(writer.drain())
+            deadline = time.time() + 30
+            while not drain.done():
+                await asyncio.wait([drain], timeout=0.02)
+                if not drain.done() and (answered() or time.time() > deadline):
+                    drain.cancel()
+                    return False
+            drain.result()
+            if answered():
                 return False
         return True
-    except (ConnectionError, OSError, asyncio.TimeoutError):
+    except (ConnectionError, OSError, asyncio.TimeoutError, asyncio.CancelledError):
         return False
 
 
@@ -254,8 +266,10 @@ async def flood(server: Server, total: int, concurrency: int) -> tuple[collectio
 
     await asyncio.gather(*(one(i, c) for i, c in enumerate(order)))
     if failures:
-        distinct = sorted(set(failures))
-        raise Failure(f"{len(failures)} of {total} requests failed ({len(distinct)} distinct): " + " | ".join(distinct[:6]))
+        distinct = {}  # one message per case
+        for f in failures:
+            distinct.setdefault(f.split(": answered", 1)[0].split(": the ", 1)[0].split(": no answer", 1)[0], f)
+        raise Failure(f"{len(failures)} of {total} requests failed ({len(distinct)} distinct): " + " | ".join(list(distinct.values())[:6]))
     return counts, by_kind
 
 
@@ -270,6 +284,16 @@ async def healthy_after(server: Server, before: dict, payload: dict) -> None:
             if time.time() > deadline:
                 raise Failure(f"no normal completion after the flood: {e}")
             await asyncio.sleep(0.5)
+    # No sequence left behind by the clients that hung up.
+    deadline = time.time() + 30
+    while True:
+        m = server.metrics()
+        busy = m.get("emerald_active_sequences", 0) + m.get("emerald_queue_depth", 0)
+        if busy == 0:
+            break
+        check(time.time() < deadline, f"30 s after the flood the server still has {m.get('emerald_active_sequences')} "
+                                      f"active and {m.get('emerald_queue_depth')} queued sequences")
+        await asyncio.sleep(0.5)
     check(r["choices"][0]["text"] == before["choices"][0]["text"],
           f"after the flood the completion changed: {r['choices'][0]['text']!r} vs {before['choices'][0]['text']!r}")
     # Every batch slot is free again: 16 at once all succeed, the same as before.
