@@ -1,7 +1,7 @@
 import Foundation
 
-/// A JSON value. Requests are read into it (so a wrong type is reported by name, not lost in
-/// a Codable error), and responses are written from it with keys in the order given.
+/// A JSON value. Requests are read into it by a strict parser (so a wrong type is reported by
+/// name), and responses are written from it with keys in the order given.
 public enum JSON: Sendable, Equatable {
     /// `null`.
     case null
@@ -25,9 +25,11 @@ public enum JSON: Sendable, Equatable {
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw APIError.invalid("the request body is not valid UTF-8")
         }
-        do { return try JSONDecoder().decode(JSON.self, from: Data(bytes)) } catch {
-            throw APIError.invalid("the request body is not valid JSON")
+        var parser = JSONParser(bytes)
+        guard let value = parser.document() else {
+            throw APIError.invalid("the request body is not valid JSON (at byte \(parser.position))")
         }
+        return value
     }
 
     /// The value of `key` in an object (nil when absent or when this is not an object).
@@ -100,35 +102,8 @@ public enum JSON: Sendable, Equatable {
     }
 }
 
-extension JSON: Decodable {
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    /// Reads any JSON value.
-    public init(from decoder: any Decoder) throws {
-        if var list = try? decoder.unkeyedContainer() {
-            var items: [JSON] = []
-            while !list.isAtEnd { items.append(try list.decode(JSON.self)) }
-            self = .array(items)
-        } else if let object = try? decoder.container(keyedBy: AnyKey.self) {
-            // JSONDecoder does not keep key order; requests do not need it.
-            self = .object(try object.allKeys.map { ($0.stringValue, try object.decode(JSON.self, forKey: $0)) })
-        } else {
-            let single = try decoder.singleValueContainer()
-            if single.decodeNil() { self = .null }
-            else if let b = try? single.decode(Bool.self) { self = .bool(b) }
-            else if let x = try? single.decode(Double.self) { self = .number(x) }
-            else { self = .string(try single.decode(String.self)) }
-        }
-    }
-}
-
 extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral, ExpressibleByFloatLiteral {
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByFloatLiteral {
     /// A string value.
     public init(stringLiteral s: String) { self = .string(s) }
     /// A number value.
@@ -141,8 +116,6 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Express
     public init(arrayLiteral items: JSON...) { self = .array(items) }
     /// An object value, keys in the order written.
     public init(dictionaryLiteral pairs: (String, JSON)...) { self = .object(pairs) }
-    /// `null`.
-    public init(nilLiteral: ()) { self = .null }
 
     /// A number from an integer.
     static func int(_ n: Int) -> JSON { .number(Double(n)) }

@@ -3,10 +3,21 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
+/// A request's context: Hummingbird's, plus the connection, whose closing cancels generation.
+struct ServerContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
+
 /// Answers every request: routing by path and method (404, 405), the API key (401), body limits
 /// (413), then the endpoint. Every error is answered in OpenAI's JSON shape.
 struct Routes: HTTPResponder {
-    typealias Context = BasicRequestContext
+    typealias Context = ServerContext
     let model: ServedModel
     let configuration: ServerConfiguration
     let metrics: Metrics
@@ -20,7 +31,7 @@ struct Routes: HTTPResponder {
         let path = request.uri.path.count > 1 && request.uri.path.hasSuffix("/") ? String(request.uri.path.dropLast()) : request.uri.path
         let response: Response
         do {
-            response = try await route(path, request)
+            response = try await route(path, request, context.channel)
         } catch let e as APIError {
             response = e.response
         } catch is NIOTooManyBytesError {
@@ -36,7 +47,7 @@ struct Routes: HTTPResponder {
         APIError(.contentTooLarge, "the request body is larger than \(configuration.maxBodyBytes) bytes", code: "request_too_large")
     }
 
-    private func route(_ path: String, _ request: Request) async throws -> Response {
+    private func route(_ path: String, _ request: Request, _ channel: any Channel) async throws -> Response {
         let modelPath = path.hasPrefix("/v1/models/") ? "/v1/models/" : path
         guard let method = Self.methods[modelPath] ?? (modelPath == "/v1/models/" ? .get : nil) else {
             throw APIError(.notFound, "no such endpoint: \(request.method) \(path)", code: "unknown_url")
@@ -59,8 +70,8 @@ struct Routes: HTTPResponder {
                 throw APIError(.notFound, "the model `\(path.dropFirst("/v1/models/".count))` does not exist", param: "model", code: "model_not_found")
             }
             return json(modelJSON)
-        case "/v1/completions": return try await generate(GenerationParameters.completion(body(request), model: model), chat: false)
-        default: return try await generate(GenerationParameters.chat(body(request), model: model), chat: true)
+        case "/v1/completions": return try await generate(GenerationParameters.completion(body(request), model: model), chat: false, channel)
+        default: return try await generate(GenerationParameters.chat(body(request), model: model), chat: true, channel)
         }
     }
 
@@ -97,8 +108,11 @@ struct Routes: HTTPResponder {
     }
 
     /// Runs a completion or chat request: one JSON response, or server-sent events.
-    private func generate(_ p: GenerationParameters, chat: Bool) async throws -> Response {
+    private func generate(_ p: GenerationParameters, chat: Bool, _ channel: any Channel) async throws -> Response {
         let ticket = try Generation.submit(p, to: model)  // before any status is sent: 503 and 400 stay statuses
+        // A client that leaves frees its slot at once, streaming or not (a stream would also
+        // notice at its next failed write).
+        channel.closeFuture.whenComplete { [weak ticket] _ in ticket?.cancel() }
         let shape = ResponseShape(chat: chat, model: model.id, promptLength: p.promptLength, logprobs: p.request.topLogprobs != nil)
         let promptTokens = p.request.prompt.count
         let model = self.model

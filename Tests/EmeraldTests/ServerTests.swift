@@ -288,6 +288,15 @@ final class ServerTests: XCTestCase {
         let http = try server()
         try assertError(try http.request("POST", "/v1/completions", body: Array(#"{"prompt": "#.utf8)), 400, "not valid JSON")
         try assertError(try http.request("POST", "/v1/completions", body: Array(#"[1, 2]"#.utf8)), 400, "must be a JSON object")
+        // Strict JSON: what Foundation's lenient decoder would let through, and nesting deep enough to exhaust a stack.
+        for bad in [#"{"prompt": "Oz",}"#, #"{"prompt": "Oz", "stop": ["a",]}"#, #"{"prompt": "Oz"} x"#, #"{"prompt": NaN}"#,
+                    #"{"prompt": "\ud800"}"#, #"{"prompt": 'Oz'}"#, #"{"prompt": "a", "max_tokens": 01}"#, "{\"prompt\": \"a\u{1}\"}",
+                    String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)] {
+            try assertError(try http.request("POST", "/v1/completions", body: Array(bad.utf8)), 400, "not valid JSON")
+        }
+        let escaped = try http.request("POST", "/v1/completions", body: Array(#"{"prompt": "\u0044orothy\n", "max_tokens": 1e0}"#.utf8))
+        XCTAssertEqual(escaped.status, 200, escaped.text)
+        XCTAssertEqual(try usage(try escaped.json())["prompt_tokens"], 8)
         try assertError(try http.request("POST", "/v1/completions", body: Array(#"{"prompt": ""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8)),
                         400, "not valid UTF-8")
         let cases: [([String: Any], String, String)] = [
