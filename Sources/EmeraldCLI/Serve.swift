@@ -52,7 +52,10 @@ struct Serve: ParsableCommand {
             let ckpt = try source.load()
             ckpt.model.setDecodePrecision(dtype)
             let tokenizer = try ckpt.requireTokenizer("serve needs one to read prompts and write text")
-            let window = ckpt.model.contextLength.flatMap { $0 > 1 ? $0 : nil }
+            // The batch decoder keeps a context per sequence; a bigram's is its one last token.
+            try require(ckpt.model.contextLength.map { $0 > 1 } ?? true,
+                        "serve needs a model with a context of at least 2 tokens (a GPT); this one reads only its last token")
+            let window = ckpt.model.contextLength
             if let ctx, let window {
                 try require(ctx <= window, "--ctx \(ctx) is longer than the model's context (position table) of \(window)")
             }

@@ -426,5 +426,10 @@ final class ServerTests: XCTestCase {
         }
         let r = try EmeraldExecutable.run(["serve", "--checkpoint", try Self.model(), "--ctx", "2048", "--port", "0"], in: dir)
         EmeraldExecutable.assertCleanFailure(r, "serve --ctx 2048", "longer than the model's context")
+        let bigram = try EmeraldExecutable.run(["train", "--model", "bigram", "--data", TestSupport.bookPath, "--steps", "2",
+                                                "--eval-iters", "1", "--out", "bigram", "--progress", "none"], in: dir)
+        XCTAssertEqual(bigram.status, 0, bigram.stderr)
+        EmeraldExecutable.assertCleanFailure(try EmeraldExecutable.run(["serve", "--checkpoint", "bigram", "--port", "0"], in: dir),
+                                             "serve a bigram", "serve needs a model with a context")
     }
 }
