@@ -193,12 +193,15 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Repetitions (median reported).") var repeats: Int = 3
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Option(help: "Weights read per decoded token: fp32, bf16 (bfloat16 copies) or int8 (q8_0 copies).") var dtype: DecodePrecision = .fp32
+    @Option(help: "Sequences decoded together by the server's continuous batching (BatchDecoder), each with its own prompt: reports their aggregate tokens/s.")
+    var streams: Int?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         try EmeraldCommand.guarded {
             try applyThreads(threads)
             let cfg = try shape.config()
+            if let streams { return try batched(cfg, streams: streams) }
             try require(promptTokens > 0 && newTokens > 0 && promptTokens + newTokens <= cfg.blockSize,
                         "--prompt-tokens + --new-tokens must be positive and fit the context of \(cfg.blockSize)")
             let sampling = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
@@ -244,4 +247,66 @@ struct BenchGenerate: ParsableCommand {
             }
         }
     }
+
+    /// `--streams N`: N requests submitted at once to a `BatchDecoder`; the aggregate rate of
+    /// the decode steps (every sequence's tokens after its first, over the time from the last
+    /// prompt read to the last token) and each stream's time to first token.
+    private func batched(_ cfg: GPTConfig, streams: Int) throws {
+        try require(streams >= 1 && streams <= Tensor.rowInvariantRows, "--streams must be in 1...\(Tensor.rowInvariantRows)")
+        try require(promptTokens > 0 && newTokens > 1 && promptTokens + newTokens <= cfg.blockSize,
+                    "--prompt-tokens + --new-tokens must fit the context of \(cfg.blockSize), with --new-tokens ≥ 2")
+        let sampling = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
+        try sampling.validate()
+        try MemoryEstimate.requireFits(MemoryEstimate.generationBytes(.gpt(cfg)), "this benchmark's model")
+        var rng = RandomGenerator(seed: 1)
+        let model = GPT(cfg, rng: &rng)
+        model.setDecodePrecision(dtype)
+        let decoder = try BatchDecoder(model: model, maxBatch: streams, maxQueue: streams, context: promptTokens + newTokens)
+        defer { decoder.shutdown() }
+        var rates: [Double] = [], firsts: [Double] = []
+        for round in 0..<(repeats + 1) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let times = Times(streams)
+            let done = DispatchSemaphore(value: 0)
+            for s in 0..<streams {
+                let prompt = (0..<promptTokens).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
+                let ticket = try decoder.submit(GenerationRequest(prompt: prompt, maxNewTokens: newTokens, sampling: sampling,
+                                                                  seed: UInt64(s)))
+                Task {
+                    for await event in ticket.events { if case .token = event { times.token(s) } }
+                    done.signal()
+                }
+            }
+            for _ in 0..<streams { done.wait() }
+            guard round > 0 else { continue }  // warm-up
+            let (first, last) = times.bounds
+            // Decode steps start once the last prompt is in: every token after that is batched.
+            let lastFirst = first.max()!, end = last.max()!
+            let decoded = times.countsAfter(lastFirst)
+            rates.append(Double(decoded) / (Double(end - lastFirst) / 1e9))
+            firsts.append(Double(first.map { $0 - start }.reduce(0, +)) / Double(streams) / 1e6)
+        }
+        let r = median(rates), t = median(firsts)
+        let result: [String: Any] = ["streams": streams, "decode_tokens_per_s": (r * 10).rounded() / 10,
+                                     "per_stream_tokens_per_s": (r / Double(streams) * 10).rounded() / 10,
+                                     "mean_time_to_first_token_ms": (t * 10).rounded() / 10, "dtype": dtype.rawValue,
+                                     "prompt_tokens": promptTokens, "new_tokens": newTokens, "parameters": model.parameterCount,
+                                     "threads": ThreadPool.shared.threadCount, "peak_rss_mb": (peakRSSMegabytes() * 10).rounded() / 10]
+        if json { try printJSON(result) } else {
+            print(String(format: "%d streams: decode %.1f tokens/s in all (%.1f per stream, median of %d), mean time to first token %.1f ms",
+                         streams, r, r / Double(streams), repeats, t))
+        }
+    }
+}
+
+/// When each stream's tokens arrived (nanoseconds), from the tasks that read them.
+private final class Times: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stamps: [[UInt64]]
+    init(_ streams: Int) { stamps = Array(repeating: [], count: streams) }
+    func token(_ s: Int) { let t = DispatchTime.now().uptimeNanoseconds; lock.withLock { stamps[s].append(t) } }
+    /// Each stream's first and last token time.
+    var bounds: (first: [UInt64], last: [UInt64]) { lock.withLock { (stamps.map { $0.first! }, stamps.map { $0.last! }) } }
+    /// Tokens that arrived after `t`.
+    func countsAfter(_ t: UInt64) -> Int { lock.withLock { stamps.reduce(0) { $0 + $1.filter { $0 > t }.count } } }
 }
