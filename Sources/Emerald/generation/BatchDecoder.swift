@@ -221,16 +221,15 @@ public final class BatchDecoder: @unchecked Sendable {
                 for job in all { job.finish(.failed(BatchDecoderError.shutDown.description)) }
                 return
             }
+            // Cancelled sequences leave first, so their slots take waiting requests now.
+            let cancelled = active.filter { $0.ticket.cancelled.load(ordering: .relaxed) }
+            active.removeAll { job in cancelled.contains { $0 === job } }
+            stats.active = active.count
             // One new sequence per step: its prompt is read between two decode steps.
             let admitted = active.count < maxBatch && !waiting.isEmpty ? waiting.removeFirst() : nil
             stats.queued = waiting.count
             condition.unlock()
-
-            active.removeAll { job in
-                guard job.ticket.cancelled.load(ordering: .relaxed) else { return false }
-                release(job, .finished(.cancelled))
-                return true
-            }
+            for job in cancelled { release(job, .finished(.cancelled)) }
             var produced = 0
             if let job = admitted {
                 if job.ticket.cancelled.load(ordering: .relaxed) {
