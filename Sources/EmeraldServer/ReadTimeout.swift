@@ -14,6 +14,11 @@ final class RequestReadTimeout: ChannelDuplexHandler, RemovableChannelHandler {
     private var deadline: Scheduled<Void>?
     /// The current request was answered before its body ended (a 413): its end restarts nothing.
     private var answered = false
+    /// A request's head came and its end has not.
+    private var reading = false
+    /// Answered early: the rest of that request's body is read and dropped, then the
+    /// connection closes (a client that writes its whole body before reading sees the answer).
+    private var draining = false
 
     init(timeout: TimeAmount) { self.timeout = timeout }
 
@@ -31,9 +36,15 @@ final class RequestReadTimeout: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if draining {
+            if case .end = unwrapInboundIn(data) { context.close(promise: nil) } else { context.read() }
+            return
+        }
         switch unwrapInboundIn(data) {
-        case .head: answered = false
-        case .end where !answered: disarm()  // the request is in: its response may take its time
+        case .head: answered = false; reading = true
+        case .end:
+            reading = false
+            if !answered { disarm() }  // the request is in: its response may take its time
         default: break
         }
         context.fireChannelRead(data)
@@ -42,7 +53,15 @@ final class RequestReadTimeout: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             answered = true
-            arm(context)  // the next request must arrive in time
+            arm(context)  // the next request must arrive in time (or an early answer's body end)
+            if reading {
+                // Answered before its body ended (a 413): drop the rest of the body, bounded by
+                // the timeout, then close; the client still writing it then reads the answer.
+                draining = true
+                context.writeAndFlush(data, promise: promise)
+                context.read()
+                return
+            }
         }
         context.write(data, promise: promise)
     }

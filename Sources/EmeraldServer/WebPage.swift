@@ -55,7 +55,7 @@ enum WebPage {
 <script>
 const $ = id => document.getElementById(id);
 const log = $("log"), input = $("input");
-let messages = [], controller = null;
+let messages = [], controller = null, first = 0;  // first: the oldest message still sent
 
 // Settings live in localStorage so a reload keeps them (the key too: it is this browser's).
 for (const id of ["temperature", "topP", "maxTokens", "apiKey"]) {
@@ -88,6 +88,7 @@ async function loadModel() {
     const m = body.data[0];
     $("model").textContent = m.id + " · context " + m.context_length + " tokens";
     $("maxTokens").max = m.context_length;
+    $("maxTokens").value = Math.min(Number($("maxTokens").value), Math.floor(m.context_length / 2));
   } catch (e) {
     $("model").textContent = "model unknown (" + e.message + ")";
   }
@@ -107,18 +108,32 @@ async function send(text) {
   busy(true);
   let reply = "";
   try {
-    const r = await fetch("/v1/chat/completions", {
-      method: "POST", headers: headers(), signal: controller.signal,
-      body: JSON.stringify({
-        messages, stream: true,
-        temperature: Number($("temperature").value), top_p: Number($("topP").value),
-        max_tokens: Number($("maxTokens").value),
-      }),
-    });
-    if (!r.ok) {
+    // A conversation longer than the context drops its oldest messages; a reply longer than
+    // the room left gets as many tokens as fit (the server's default).
+    let maxTokens = Number($("maxTokens").value), r, dropped = first;
+    for (;;) {
+      r = await fetch("/v1/chat/completions", {
+        method: "POST", headers: headers(), signal: controller.signal,
+        body: JSON.stringify({
+          messages: messages.slice(first), stream: true,
+          temperature: Number($("temperature").value), top_p: Number($("topP").value),
+          max_tokens: maxTokens,
+        }),
+      });
+      if (r.ok) break;
       const body = await r.json().catch(() => ({}));
-      throw new Error(body.error ? body.error.message : r.status + " " + r.statusText);
+      const err = body.error || {};
+      if (err.code === "context_length_exceeded" && err.param === "max_tokens" && maxTokens !== undefined) {
+        maxTokens = undefined;
+        continue;
+      }
+      if (err.code === "context_length_exceeded" && messages.length - first > 1) {
+        first += 1;
+        continue;
+      }
+      throw new Error(err.message || r.status + " " + r.statusText);
     }
+    if (first > dropped) out.insertAdjacentHTML("beforebegin", '<div class="note">(the ' + first + ' oldest messages no longer fit the context)</div>');
     // Server-sent events: "data: {json}" blocks separated by a blank line, ending with [DONE].
     const reader = r.body.getReader(), decoder = new TextDecoder();
     let buffer = "";
@@ -176,6 +191,7 @@ $("stop").onclick = () => controller && controller.abort();
 $("newChat").onclick = () => {
   if (controller) controller.abort();
   messages = [];
+  first = 0;
   log.innerHTML = "";
   input.focus();
 };

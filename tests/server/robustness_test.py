@@ -302,6 +302,22 @@ async def healthy_after(server: Server, before: dict, payload: dict) -> None:
         check(x["choices"][0]["text"] == before["choices"][0]["text"], "16 concurrent completions after the flood differ")
 
 
+def oversized_then_close(server: Server) -> None:
+    """A client that writes a 16 MiB body with `Connection: close` before reading (as urllib
+    does) hears the 413 as soon as it has written it, not after the read timeout."""
+    import socket
+    body = b"x" * (16 << 20)
+    t0 = time.time()
+    with socket.create_connection((server.host, server.port), timeout=20) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    check(answer.startswith(b"HTTP/1.1 413"), f"a 16 MiB body with Connection: close got {answer[:60]!r}")
+    check(time.time() - t0 < 10, f"the 413 for a 16 MiB body took {time.time() - t0:.1f} s")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_server_arguments(p)
@@ -320,13 +336,14 @@ def main() -> None:
             seconds = time.time() - t0
             check(server.alive(), f"the server died during the flood: {server.tail()}")
             asyncio.run(healthy_after(server, before, payload))
+            oversized_then_close(server)
             rss1 = server.rss_kib()
     print(f"robustness test passed: {args.requests} malformed requests in {seconds:.1f} s, "
           f"{len(cases('m', 128))} distinct kinds; server RSS {rss0 // 1024} → {rss1 // 1024} MiB")
     print("  by outcome: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     for kind, c in sorted(by_kind.items()):
         print(f"  {kind:7s} " + ", ".join(f"{k}: {v}" for k, v in sorted(c.items())))
-    print("  afterwards: the same completion as before, and 16 at once")
+    print("  afterwards: the same completion as before, and 16 at once; a 16 MiB body with Connection: close hears 413 at once")
 
 
 if __name__ == "__main__":
