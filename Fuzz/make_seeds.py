@@ -46,6 +46,8 @@ put("SafeTensors", "empty", safetensors({}))
 
 fx = os.path.join(ROOT, "Tests", "EmeraldTests", "Fixtures")
 put("TokenizerJSON", "bpe", read(os.path.join(fx, "bpe_trained_oz.json")))
+for name in ["llama3", "tinyllama"]:  # Llama-style: byte-level with Split, SentencePiece with byte fallback
+    put("TokenizerJSON", name, read(os.path.join(fx, "llama_tokenizers", name + ".json")))
 put("TokenizerJSON", "char", json.dumps({"type": "char", "vocab": [10, 32, 33, 72, 101, 108, 111, 114, 119]}))
 put("TokenizerJSON", "wordlevel", json.dumps({"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": {
     "type": "Split", "pattern": {"Regex": ""}, "behavior": "Isolated", "invert": False}, "post_processor": None,

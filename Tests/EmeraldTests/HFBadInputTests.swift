@@ -169,7 +169,11 @@ final class HFBadInputTests: XCTestCase {
                                     "single": [["SpecialToken": ["id": "<|endoftext|>", "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
                                     "special_tokens": ["<|endoftext|>": ["id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]]]]
         }
-        expectError(dir, "post-processor TemplateProcessing is not supported")
+        // A template that adds a BOS is read now (HuggingFaceBPETokenizer); an unknown processor is not.
+        let bos = try XCTUnwrap(try Checkpoint.load(from: dir).tokenizer as? HuggingFaceBPETokenizer)
+        XCTAssertEqual(bos.prefixIds, [0])
+        try editJSON(dir + "/tokenizer.json") { $0["post_processor"] = ["type": "Mystery"] }
+        expectError(dir, "post_processor Mystery is not supported")
     }
 
     /// Random mutations of a real GPT-2 file's header and truncations: an error or a load, never a crash.

@@ -69,6 +69,8 @@ extension Tokenizer {
         switch (self, other) {
         case let (x as CharTokenizer, y as CharTokenizer): return x == y
         case let (x as ByteLevelBPETokenizer, y as ByteLevelBPETokenizer): return x.tokenizerJSONData() == y.tokenizerJSONData()
+        case let (x as HuggingFaceBPETokenizer, y as HuggingFaceBPETokenizer):
+            return NSDictionary(dictionary: (try? x.serialized()) ?? [:]).isEqual(to: (try? y.serialized()) ?? [:])
         default: return false
         }
     }

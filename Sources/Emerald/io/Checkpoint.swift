@@ -84,6 +84,8 @@ public struct Checkpoint {
             if let bpe = tokenizer as? ByteLevelBPETokenizer {
                 // Hand-serialised: sorted-keys JSONSerialization takes seconds on a 50k vocabulary.
                 try AtomicFile.write(bpe.tokenizerJSONData(), to: tmp + "/tokenizer.json")
+            } else if let hf = tokenizer as? HuggingFaceBPETokenizer {
+                try AtomicFile.write(try hf.tokenizerJSONData(), to: tmp + "/tokenizer.json")
             } else if let tokenizer {
                 try AtomicFile.writeJSON(try tokenizer.serialized(), to: tmp + "/tokenizer.json")
             }
@@ -163,7 +165,7 @@ public struct Checkpoint {
         if fm.fileExists(atPath: dir + "/tokenizer.json") {
             let t = try loadTokenizer(json: AtomicFile.readJSON(dir + "/tokenizer.json"), path: dir + "/tokenizer.json")
             // BPE vocabularies may be padded in the model (GPT-2 exports with 50,304 rows); chars never are.
-            let fits = t is ByteLevelBPETokenizer ? t.vocabularySize <= config.vocabularySize : t.vocabularySize == config.vocabularySize
+            let fits = t is ByteLevelBPETokenizer || t is HuggingFaceBPETokenizer ? t.vocabularySize <= config.vocabularySize : t.vocabularySize == config.vocabularySize
             guard fits else {
                 throw EmeraldError.corruptCheckpoint(path: dir, reason: "tokenizer has \(t.vocabularySize) tokens but the model expects \(config.vocabularySize)")
             }

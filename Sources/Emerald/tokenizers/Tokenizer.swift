@@ -1,6 +1,7 @@
 import Foundation
 
-/// Text ⇄ token ids: `CharTokenizer` (the guide's) or `ByteLevelBPETokenizer` (GPT-2's).
+/// Text ⇄ token ids: `CharTokenizer` (the guide's), `ByteLevelBPETokenizer` (GPT-2's) or
+/// `HuggingFaceBPETokenizer` (Llama 2/3, Qwen2, SmolLM2 tokenizer.json files).
 public protocol Tokenizer: Sendable {
     /// Number of distinct ids.
     var vocabularySize: Int { get }
@@ -13,11 +14,14 @@ public protocol Tokenizer: Sendable {
 }
 
 /// Loads a tokenizer from its `tokenizer.json` form: Emerald's `{"type": "char", …}`,
-/// or a Hugging Face tokenizer.json (it has a `"model"` section) for byte-level BPE.
+/// or a Hugging Face tokenizer.json (it has a `"model"` section): GPT-2's form (a lone `ByteLevel`
+/// pre-tokenizer, no normalizer) gives a `ByteLevelBPETokenizer`, other BPE forms (Llama 3, Qwen2,
+/// SmolLM2, Llama 2 / TinyLlama) a `HuggingFaceBPETokenizer`.
 public func loadTokenizer(json: [String: Any], path: String) throws -> any Tokenizer {
     if let model = json["model"] as? [String: Any], !(json["type"] is String) {
         if model["type"] as? String == "WordLevel" { return try CharTokenizer(huggingFaceJSON: json, path: path) }
-        return try ByteLevelBPETokenizer(tokenizerJSON: json, path: path)
+        if ByteLevelBPETokenizer.isGPT2Style(json) { return try ByteLevelBPETokenizer(tokenizerJSON: json, path: path) }
+        return try HuggingFaceBPETokenizer(tokenizerJSON: json, path: path)
     }
     switch json["type"] as? String {
     case "char": return try CharTokenizer(json: json, path: path)
@@ -43,6 +47,12 @@ public func loadTokenizer(spec: String) throws -> any Tokenizer {
     if path.hasSuffix(".json"), (try? requireRegularFile(path, limit: AtomicFile.maxJSONBytes)) != nil, let data = fm.contents(atPath: path),
        let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], json["type"] is String {
         return try loadTokenizer(json: json, path: path)  // Emerald's char tokenizer
+    }
+    if path.hasSuffix(".json"), (try? requireRegularFile(path, limit: AtomicFile.maxJSONBytes)) != nil, let data = fm.contents(atPath: path),
+       let json = try? JSONSerialization.jsonObject(with: HuggingFaceBPETokenizer.escapingByteOrderMarks(data)) as? [String: Any],
+       json["model"] is [String: Any],
+       !ByteLevelBPETokenizer.isGPT2Style(json) {
+        return try loadTokenizer(json: json, path: path)  // Llama-style tokenizer.json
     }
     return try ByteLevelBPETokenizer.load(path: path)
 }

@@ -115,6 +115,22 @@ extension ByteLevelBPETokenizer {
         try self.init(vocabulary: vocab, merges: merges, specialTokens: specials, path: path)
     }
 
+    /// Whether a tokenizer.json with a BPE model is in the form this type reads (GPT-2's: a lone
+    /// ByteLevel pre-tokenizer, no normalizer, no byte fallback, no template tokens); other
+    /// forms go to `HuggingFaceBPETokenizer`.
+    static func isGPT2Style(_ json: [String: Any]) -> Bool {
+        guard let model = json["model"] as? [String: Any], (model["type"] as? String ?? "BPE") == "BPE",
+              let pre = json["pre_tokenizer"] as? [String: Any], pre["type"] as? String == "ByteLevel" else { return false }
+        if pre["add_prefix_space"] as? Bool == true || pre["use_regex"] as? Bool == false { return false }
+        if !(json["normalizer"] == nil || json["normalizer"] is NSNull) { return false }
+        if model["byte_fallback"] as? Bool == true || model["ignore_merges"] as? Bool == true { return false }
+        if let p = json["post_processor"] as? [String: Any], p["type"] as? String != "ByteLevel", !isIdentityTemplate(p) { return false }
+        for t in json["added_tokens"] as? [[String: Any]] ?? [] {
+            for flag in ["single_word", "lstrip", "rstrip"] where t[flag] as? Bool == true { return false }
+        }
+        return true
+    }
+
     /// transformers 5 saves GPT-2 tokenizers with `TemplateProcessing` "single": [$A], no special
     /// tokens — a no-op for encoding, so it is accepted; templates that add tokens are not.
     static func isIdentityTemplate(_ v: Any?) -> Bool {
@@ -151,7 +167,12 @@ extension ByteLevelBPETokenizer {
         }
         let json = try readJSONObject(path)
         // (GPT-2's vocabulary has a token "model", so test the value's type.)
-        if json["model"] is [String: Any] { return try ByteLevelBPETokenizer(tokenizerJSON: json, path: path) }
+        if json["model"] is [String: Any] {
+            guard isGPT2Style(json) else {
+                throw EmeraldError.invalidTokenizer(path: path, reason: "not GPT-2's byte-level form (load it with loadTokenizer, which reads Llama-style tokenizer.json files)")
+            }
+            return try ByteLevelBPETokenizer(tokenizerJSON: json, path: path)
+        }
         for m in ["vocab.bpe", "merges.txt"] where fm.fileExists(atPath: dir + "/" + m) {
             return try load(vocabulary: json, vocabularyPath: path, mergesPath: dir + "/" + m)
         }
