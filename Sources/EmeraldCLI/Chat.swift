@@ -18,7 +18,10 @@ struct Chat: ParsableCommand {
             with a history (↑/↓). Ctrl-C stops the answer being written; Ctrl-C at an empty prompt or \
             Ctrl-D quits. The conversation so far — prompts and answers — is the model's context, up to \
             its window (the oldest tokens drop out first); a line holding only /reset starts afresh. \
-            Prompts are read as training text is: a leading BOM dropped, CRLF as LF.
+            Prompts are read as training text is: a leading BOM dropped, CRLF as LF. A model whose folder \
+            has a chat template (tokenizer_config.json: ChatML, Llama 2, Llama 3) gets the conversation \
+            rendered by it, and each answer ends at the template's end-of-turn token; the oldest turns \
+            drop out when the conversation outgrows the context (--raw continues the text instead).
             """)
 
     @OptionGroup var source: ModelSource
@@ -31,6 +34,8 @@ struct Chat: ParsableCommand {
     @Option(help: "Weights read per generated token: fp32, bf16 (bfloat16 copies: half the memory traffic) or int8 (q8_0 copies: 1.125 bytes per weight).")
     var dtype: DecodePrecision = .fp32
     @Flag(help: "Each prompt alone, without the conversation before it.") var noContext = false
+    @Flag(help: "Continue the text as typed even when the model ships a chat template (tokenizer_config.json).")
+    var raw = false
     @Flag(name: .shortAndLong, help: "After each answer, print its speed (tokens per second) on stderr.") var verbose = false
 
     func run() throws {
@@ -43,6 +48,11 @@ struct Chat: ParsableCommand {
             ckpt.model.setDecodePrecision(precision)
             let tokenizer = try ckpt.requireTokenizer("chat needs one to read prompts")
             let window = ckpt.model.contextLength.flatMap { $0 > 1 ? $0 : nil } ?? 1024
+            // A model with a chat template (tokenizer_config.json) gets its turns rendered by it
+            // and answers until its end-of-turn token; others continue the text, as in the guide.
+            let template = raw ? nil : try ckpt.directory.map { try ChatTemplate.load(folder: $0) }.flatMap { $0.kind == .plain ? nil : $0 }
+            let stops = template?.stopTokens(for: tokenizer) ?? []
+            var messages: [ChatMessage] = []
             signal(SIGINT) { _ in
                 if answering.load(ordering: .relaxed) == 1 { stopAnswer.store(1, ordering: .relaxed); return }
                 _ = write(1, "\n", 1)
@@ -60,14 +70,24 @@ struct Chat: ParsableCommand {
                 guard case .text(let raw) = read else { if read == .endOfInput && !input.interactive { out.write(Data("\n".utf8)) }; return }
                 let line = TextCorpus.normalize(raw)
                 if line.isEmpty { continue }
-                if line == "/reset" { context = []; note("(context cleared)"); continue }
-                let ids: [Int32]
-                do { ids = try tokenizer.encode(context.isEmpty || noContext ? line : "\n" + line) } catch let e as EmeraldError {
-                    note("error: \(e.description)")
-                    continue
+                if line == "/reset" { context = []; messages = []; note("(context cleared)"); continue }
+                if let template {
+                    if noContext { messages = [] }
+                    messages.append(ChatMessage(role: "user", content: line))
+                    do { context = try rendered(messages: &messages, template, tokenizer, room: window - min(maxNewTokens, window / 2)) } catch let e as EmeraldError {
+                        note("error: \(e.description)")
+                        messages.removeLast()
+                        continue
+                    }
+                } else {
+                    let ids: [Int32]
+                    do { ids = try tokenizer.encode(context.isEmpty || noContext ? line : "\n" + line) } catch let e as EmeraldError {
+                        note("error: \(e.description)")
+                        continue
+                    }
+                    if noContext { context = [] }
+                    context = Array((context + ids).suffix(window))
                 }
-                if noContext { context = [] }
-                context = Array((context + ids).suffix(window))
                 var text = ""
                 var stream = TextStream(tokenizer)
                 var speed = GenerationSpeed()
@@ -86,9 +106,32 @@ struct Chat: ParsableCommand {
                 }
                 answering.store(0, ordering: .relaxed)
                 out.write(Data((stream.finish() + (stopAnswer.load(ordering: .relaxed) == 1 ? " [stopped]\n" : "\n")).utf8))
-                context = Array((context + answer).suffix(window))
+                if template != nil {
+                    messages.append(ChatMessage(role: "assistant", content: text))
+                } else {
+                    context = Array((context + answer).suffix(window))
+                }
                 if verbose { note(speed.summary) }
             }
+        }
+    }
+
+    /// The conversation rendered by `template` as ids, its oldest turns dropped (a system
+    /// message kept) until it fits `room` tokens.
+    private func rendered(messages: inout [ChatMessage], _ template: ChatTemplate, _ tokenizer: any Tokenizer,
+                          room: Int) throws -> [Int32] {
+        while true {
+            let ids = try tokenizer.encodeReadingSpecialTokens(try template.render(messages: messages))
+            let first = messages.first?.role == "system" ? 1 : 0
+            if ids.count <= room || messages.count - first <= 1 {
+                guard ids.count <= room else {
+                    throw EmeraldError.invalidArgument("the prompt is \(ids.count) tokens; the model's context leaves room for \(room)")
+                }
+                return ids
+            }
+            // Drop the oldest user turn and its answer, so roles still alternate.
+            messages.remove(at: first)
+            if messages.count > first && messages[first].role == "assistant" { messages.remove(at: first) }
         }
     }
 }

@@ -59,7 +59,7 @@ struct GenerationParameters {
             prompt = try model.encode(text, specials: false)
             length = text.unicodeScalars.count
             // An empty prompt starts a document, as GPT-2 was trained to.
-            if prompt.isEmpty, let bpe = model.tokenizer as? ByteLevelBPETokenizer, let eot = bpe.specialTokens["<|endoftext|>"] { prompt = [eot] }
+            if prompt.isEmpty, let eot = model.specialToken("<|endoftext|>") { prompt = [eot] }
         case .array(let items)?:
             let vocab = model.tokenizer.vocabularySize
             prompt = try items.map {

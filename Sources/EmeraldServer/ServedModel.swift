@@ -27,15 +27,11 @@ public final class ServedModel: Sendable {
         case .failure(let e): self.template = nil; templateProblem = "\(e)"
         }
         let t = self.template
-        stopTokens = Set(["<|endoftext|>", t?.endOfTurn, t?.eos].compactMap { $0.flatMap { Self.special($0, in: tokenizer) } })
+        stopTokens = (t ?? .plain).stopTokens(for: tokenizer)
     }
 
     /// The id of a special token of the tokenizer (`<|endoftext|>`), if it has it.
-    func specialToken(_ text: String) -> Int32? { Self.special(text, in: tokenizer) }
-
-    private static func special(_ text: String, in tokenizer: any Tokenizer) -> Int32? {
-        (tokenizer as? ByteLevelBPETokenizer)?.specialTokens[text]
-    }
+    func specialToken(_ text: String) -> Int32? { tokenizer.specialTokenID(text) }
 
     /// Positions a request may use: prompt plus generated tokens.
     public var context: Int { decoder.context }
@@ -43,10 +39,7 @@ public final class ServedModel: Sendable {
     /// Ids for request text; special tokens are read as such only in rendered chat templates.
     func encode(_ text: String, specials: Bool) throws -> [Int32] {
         do {
-            if specials, let bpe = tokenizer as? ByteLevelBPETokenizer {
-                return bpe.encode(text, allowedSpecial: bpe.allSpecialTokens)
-            }
-            return try tokenizer.encode(text)
+            return try specials ? tokenizer.encodeReadingSpecialTokens(text) : tokenizer.encode(text)
         } catch let e as EmeraldError {
             throw APIError.invalid("the model's tokenizer cannot read the text: \(e.description)")
         }
@@ -54,7 +47,7 @@ public final class ServedModel: Sendable {
 
     /// The bytes a token stands for (its text's UTF-8 for tokenizers that are not byte-level).
     func bytes(_ id: Int32) -> [UInt8] {
-        if let bpe = tokenizer as? ByteLevelBPETokenizer { return bpe.decodeBytes([id]) }
+        if let bytes = tokenizer as? any ByteStreamingTokenizer { return bytes.streamBytes(id) }
         return Array(tokenizer.decode([id]).utf8)
     }
 }

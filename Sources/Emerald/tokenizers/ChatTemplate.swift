@@ -172,3 +172,33 @@ public struct ChatTemplate: Sendable, Equatable {
         return nil
     }
 }
+
+extension Tokenizer {
+    /// The id of special token `text` (`<|endoftext|>`, `<|im_end|>`, `</s>`, `<|eot_id|>`), if
+    /// this tokenizer has it as one token.
+    public func specialTokenID(_ text: String) -> Int32? {
+        if let bpe = self as? ByteLevelBPETokenizer { return bpe.specialTokens[text] }
+        if let hf = self as? HuggingFaceBPETokenizer { return hf.addedTokens[text] }
+        return nil
+    }
+
+    /// Ids of `text` with its special tokens read as such, as for a rendered chat template
+    /// (Hugging Face tokenizers match their added tokens in any text; GPT-2's only when asked).
+    public func encodeReadingSpecialTokens(_ text: String) throws -> [Int32] {
+        if let bpe = self as? ByteLevelBPETokenizer { return bpe.encode(text, allowedSpecial: bpe.allSpecialTokens) }
+        return try encode(text)
+    }
+}
+
+extension ChatTemplate {
+    /// Ids that end an answer: the end-of-turn and end-of-sequence tokens `tokenizer` has, and
+    /// GPT-2's `<|endoftext|>`.
+    public func stopTokens(for tokenizer: any Tokenizer) -> Set<Int32> {
+        Set(["<|endoftext|>", endOfTurn, eos].compactMap { tokenizer.specialTokenID($0) })
+    }
+
+    /// The end of turn as a stop string, when it is text rather than a token (`.plain`'s "\nUser:").
+    public func stopString(for tokenizer: any Tokenizer) -> String? {
+        tokenizer.specialTokenID(endOfTurn) == nil ? endOfTurn : nil
+    }
+}
