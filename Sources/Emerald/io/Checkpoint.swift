@@ -131,7 +131,7 @@ public struct Checkpoint {
     }
 
     /// Loads a checkpoint directory — Emerald's own, a training `--out` folder (its `best/`),
-    /// or a Hugging Face GPT-2 folder — validating every piece against the config.
+    /// or a Hugging Face folder of a registered family — validating every piece against the config.
     public static func load(from path: String) throws -> Checkpoint {
         let fm = FileManager.default
         let path = trimmingTrailingSlashes(path)
@@ -149,7 +149,7 @@ public struct Checkpoint {
         guard let json = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
             throw EmeraldError.corruptCheckpoint(path: dir + "/config.json", reason: "not a JSON object")
         }
-        if HuggingFace.isHuggingFaceConfig(json) {
+        if HuggingFace.isHuggingFaceConfig(json, folder: dir) {
             return try HuggingFace.load(directory: dir, configData: configData, modelType: json["model_type"] as? String)
         }
         let config = try ModelConfig(jsonData: configData, path: dir + "/config.json")
