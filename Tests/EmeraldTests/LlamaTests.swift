@@ -181,6 +181,19 @@ final class LlamaTests: XCTestCase {
         }
         expectError(dir, "rope_scaling type \"yarn\" is not supported")
 
+        dir = try copy("tiny-llama-tied")
+        try editJSON(dir + "/config.json") { j in
+            j["rope_parameters"] = ["full_attention": ["rope_type": "default", "rope_theta": 10000.0]]
+        }
+        expectError(dir, "per-layer-type RoPE is not supported")
+
+        dir = try copy("tiny-llama-tied")
+        try editJSON(dir + "/config.json") { j in
+            j["rope_parameters"] = nil
+            j["rope_scaling"] = ["type": "linear", "factor": 2.0]
+        }
+        expectError(dir, "rope_scaling type \"linear\" is not supported")
+
         dir = try copy("tiny-llama")
         try editJSON(dir + "/config.json") { $0["num_key_value_heads"] = 3 }
         expectError(dir, "num_key_value_heads 3 does not divide num_attention_heads 4")

@@ -164,9 +164,11 @@ extension LlamaConfig: ModelConfiguration {
         // RoPE: transformers 4's rope_theta + rope_scaling, or transformers 5's rope_parameters.
         var rope: RopeJSON?
         if c.contains(.rope_parameters), (try? c.decodeNil(forKey: .rope_parameters)) == false {
-            do { rope = try c.decode(RopeJSON.self, forKey: .rope_parameters) } catch {
+            let r = try? c.decode(RopeJSON.self, forKey: .rope_parameters)
+            guard let r, r.rope_type != nil || r.type != nil || r.rope_theta != nil else {
                 throw ConfigDecoding.Problem(reason: "rope_parameters must be one object of rope_type and rope_theta (per-layer-type RoPE is not supported)")
             }
+            rope = r
         }
         ropeTheta = try rope?.rope_theta ?? c.optional(Float.self, .rope_theta, 10_000)
         if rope == nil, c.contains(.rope_scaling), (try? c.decodeNil(forKey: .rope_scaling)) == false {
