@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import Foundation
 import PackageDescription
 
@@ -22,6 +22,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The HTTP server of `emerald serve` (EmeraldServer only). No traits: swift-configuration
+        // support is not needed, and leaving it out shortens the build.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0", traits: []),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.14.0"),
     ],
     targets: [
         // Engine: tensors, autograd, kernels, thread pool. Knows nothing above it.
@@ -39,9 +46,15 @@ let package = Package(
         .target(name: "Emerald", dependencies: ["EmeraldCore", "CEmeraldAssets", "CEmeraldMPI", "CLZMA", "CZlib"], swiftSettings: fast),
         // Terminal input for interactive commands: a line editor and raw mode (no model code).
         .target(name: "EmeraldTerminal"),
+        // `emerald serve`: an OpenAI-compatible HTTP server over the library (Hummingbird 2).
+        .target(name: "EmeraldServer", dependencies: [
+            "Emerald", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"), .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(
             name: "EmeraldCLI",
-            dependencies: ["Emerald", "EmeraldTerminal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Emerald", "EmeraldServer", "EmeraldTerminal", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast),
         // Shared by the test targets: a test backend and the backend conformance checks.
         .target(name: "EmeraldTestSupport", dependencies: ["EmeraldCore"], path: "Tests/Support", swiftSettings: fast),

@@ -8,7 +8,7 @@ struct EmeraldCommand: ParsableCommand {
         commandName: "emerald",
         abstract: "GPT-style language models from scratch: tokenize, train, sample.",
         version: emeraldVersion,
-        subcommands: [Train.self, Finetune.self, Prepare.self, Sample.self, Chat.self, Score.self, Eval.self, Convert.self, Bench.self,
+        subcommands: [Train.self, Finetune.self, Prepare.self, Sample.self, Chat.self, Serve.self, Score.self, Eval.self, Convert.self, Bench.self,
                       Tokenize.self, TokenizerCommand.self])
 
     /// Parses and runs like ArgumentParser's `main()`, but a bad command line ends, like every

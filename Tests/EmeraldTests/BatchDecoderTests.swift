@@ -73,23 +73,31 @@ final class BatchDecoderTests: XCTestCase {
         }
     }
 
-    /// A cancelled request frees its slot: the one waiting behind it then runs.
+    /// A cancelled request frees its slot: the one waiting behind it then runs. The model
+    /// takes one forward per permit, so the test decides when steps happen.
     func testCancelFreesTheSlotAndAFullQueueRefuses() async throws {
         let cfg = configs[0]
-        let decoder = try BatchDecoder(model: model(cfg), maxBatch: 1, maxQueue: 1, context: cfg.blockSize)
-        defer { decoder.shutdown() }
+        let gated = GatedModel(model(cfg))
+        let decoder = try BatchDecoder(model: gated, maxBatch: 1, maxQueue: 1, context: cfg.blockSize)
+        defer { decoder.shutdown(); for _ in 0..<100 { gated.gate.signal() } }
         let long = try decoder.submit(GenerationRequest(prompt: [1, 2], maxNewTokens: 40))
-        // Wait until it runs, so the next one waits in the queue.
+        gated.gate.signal()  // its prompt: the first token
         var iterator = long.events.makeAsyncIterator()
         guard case .token = await iterator.next() else { return XCTFail("no first token") }
+        // It holds the only slot: the next request waits, the one after finds the queue full.
         let queued = try decoder.submit(GenerationRequest(prompt: [3], maxNewTokens: 3))
         XCTAssertThrowsError(try decoder.submit(GenerationRequest(prompt: [4], maxNewTokens: 3))) { error in
             XCTAssertEqual(error as? BatchDecoderError, .queueFull(limit: 1))
         }
         long.cancel()
-        var last: GenerationEvent?
-        while let event = await iterator.next() { last = event }
+        for _ in 0..<5 { gated.gate.signal() }  // at most one step of `long`, then `queued`'s prompt and two steps
+        var last: GenerationEvent?, tokens = 1
+        while let event = await iterator.next() {
+            if case .token = event { tokens += 1 }
+            last = event
+        }
         guard case .finished(.cancelled) = last else { return XCTFail("cancelled request ended with \(String(describing: last))") }
+        XCTAssertLessThanOrEqual(tokens, 2, "cancelled within a step")
         let result = try await collect(queued)
         XCTAssertEqual(result.ids.count, 3)
         XCTAssertEqual(result.reason, .length)
@@ -143,4 +151,23 @@ final class BatchDecoderTests: XCTestCase {
         }
         return (tokens.map(\.id), tokens, reason)
     }
+}
+
+/// A model that runs one forward per `gate` permit.
+private final class GatedModel: Module, LanguageModel, @unchecked Sendable {
+    let inner: GPT
+    let gate = DispatchSemaphore(value: 0)
+    init(_ inner: GPT) { self.inner = inner }
+    var config: ModelConfig { inner.config }
+    var contextLength: Int? { inner.contextLength }
+    func callAsFunction(_ ids: [Int32], batch: Int, time: Int, cache: KVCache?, lastOnly: Bool,
+                        rng: inout RandomGenerator) -> Tensor {
+        gate.wait()
+        return inner(ids, batch: batch, time: time, cache: cache, lastOnly: lastOnly, rng: &rng)
+    }
+    func callAsFunction(_ ids: [Int32], caches: [KVCache], counts: [Int]) -> Tensor {
+        gate.wait()
+        return inner(ids, caches: caches, counts: counts)
+    }
+    func makeCache(capacity: Int?) -> KVCache? { inner.makeCache(capacity: capacity) }
 }

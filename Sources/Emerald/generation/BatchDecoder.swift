@@ -221,16 +221,15 @@ public final class BatchDecoder: @unchecked Sendable {
                 for job in all { job.finish(.failed(BatchDecoderError.shutDown.description)) }
                 return
             }
+            // Cancelled sequences leave first, so their slots take waiting requests now.
+            let cancelled = active.filter { $0.ticket.cancelled.load(ordering: .relaxed) }
+            active.removeAll { job in cancelled.contains { $0 === job } }
+            stats.active = active.count
             // One new sequence per step: its prompt is read between two decode steps.
             let admitted = active.count < maxBatch && !waiting.isEmpty ? waiting.removeFirst() : nil
             stats.queued = waiting.count
             condition.unlock()
-
-            active.removeAll { job in
-                guard job.ticket.cancelled.load(ordering: .relaxed) else { return false }
-                release(job, .finished(.cancelled))
-                return true
-            }
+            for job in cancelled { release(job, .finished(.cancelled)) }
             var produced = 0
             if let job = admitted {
                 if job.ticket.cancelled.load(ordering: .relaxed) {
@@ -242,7 +241,6 @@ public final class BatchDecoder: @unchecked Sendable {
             produced += decodeStep()
             condition.lock()
             stats.active = active.count
-            stats.generatedTokens += produced
             let now = Self.now()
             recent.append((now, produced))
             recent.removeAll { now - $0.time > 10 }
@@ -311,6 +309,8 @@ public final class BatchDecoder: @unchecked Sendable {
             var token = GeneratedToken(id: id, logprob: nil, top: [])
             if let n = job.request.topLogprobs { Self.logprobs(of: logits.slice(axis: 0, s..<(s + 1)).scalars, id: id, top: n, into: &token) }
             job.ids.append(id)
+            // Counted before the client can see it, so counters read after a response include it.
+            condition.lock(); stats.generatedTokens += 1; condition.unlock()
             job.continuation.yield(.token(token))
             emitted += 1
             if job.drawn >= job.request.maxNewTokens || job.ids.count >= context { retire(job, .finished(.length)) }
@@ -338,6 +338,8 @@ public final class BatchDecoder: @unchecked Sendable {
     /// Ends `job` with `event` and takes it out of the batch.
     private func retire(_ job: Job, _ event: GenerationEvent) {
         active.removeAll { $0 === job }
+        // The slot is free before the client hears the end: a request it sends next finds it.
+        condition.lock(); stats.active = active.count; condition.unlock()
         release(job, event)
     }
 

@@ -56,6 +56,9 @@ public struct Checkpoint {
     public var state: TrainState?
     /// Optimizer moments (m, v per parameter, in parameter order), when saved.
     public var moments: (m: [Tensor], v: [Tensor], step: Int)?
+    /// The folder `load(from:)` read (a run's `best/` when given the run); nil when built in memory.
+    /// Files beside the weights, such as a Hugging Face `tokenizer_config.json`, are found here.
+    public var directory: String?
 
     /// Bundles the pieces.
     public init(model: any LanguageModel, tokenizer: (any Tokenizer)?, state: TrainState? = nil,
@@ -150,7 +153,9 @@ public struct Checkpoint {
             throw EmeraldError.corruptCheckpoint(path: dir + "/config.json", reason: "not a JSON object")
         }
         if HuggingFace.isHuggingFaceConfig(json, folder: dir) {
-            return try HuggingFace.load(directory: dir, configData: configData, modelType: json["model_type"] as? String)
+            var ckpt = try HuggingFace.load(directory: dir, configData: configData, modelType: json["model_type"] as? String)
+            ckpt.directory = dir
+            return ckpt
         }
         let config = try ModelConfig(jsonData: configData, path: dir + "/config.json")
         // No tokenizer.json: a model imported from a Hugging Face folder without one (ids only).
@@ -181,6 +186,7 @@ public struct Checkpoint {
             try weights.copy(name, into: p)
         }
         var ckpt = Checkpoint(model: model, tokenizer: tokenizer)
+        ckpt.directory = dir
         if fm.fileExists(atPath: dir + "/train_state.json") {
             guard let d = fm.contents(atPath: dir + "/train_state.json"),
                   let s = try? JSONDecoder().decode(TrainState.self, from: d),
