@@ -4,7 +4,8 @@ import Foundation
 
 /// Model shape for benchmarks: a preset, or explicit sizes.
 struct BenchShapeOptions: ParsableArguments {
-    @Option(help: "Preset: oz, baby, gpt2, gpt2-medium.") var preset: String?
+    @Option(help: "Preset: oz, baby, gpt2, gpt2-medium; with --arch llama: oz, smollm2-135m.") var preset: String?
+    @Option(help: "Transformer architecture (bench generate): gpt or llama (default: gpt).") var arch: Architecture?
     @Option(help: "Transformer blocks.") var nLayer: Int?
     @Option(help: "Attention heads.") var nHead: Int?
     @Option(help: "Width.") var nEmbd: Int?
@@ -12,6 +13,7 @@ struct BenchShapeOptions: ParsableArguments {
     @Option(help: "Context length.") var blockSize: Int?
 
     func config() throws -> GPTConfig {
+        try require(arch != .llama, "--arch llama is measured by `bench generate` only")
         let name = preset ?? "oz"
         var c = try GPTConfig.preset(name, vocabSize: vocabSize ?? (name.hasPrefix("gpt2") ? 50257 : 65))
         if let nLayer { c.nLayer = nLayer }
@@ -21,6 +23,20 @@ struct BenchShapeOptions: ParsableArguments {
         c.dropout = 0
         try c.validate()
         return c
+    }
+
+    /// The GPT of `config()`, or with `--arch llama` a Llama preset (default oz) with the sizes given.
+    func modelConfig() throws -> ModelConfig {
+        guard arch == .llama else { return .gpt(try config()) }
+        var c = try LlamaConfig.preset(preset ?? "oz", vocabSize: vocabSize)
+        if let nLayer { c.numHiddenLayers = nLayer }
+        if let nHead { c.numAttentionHeads = nHead; c.numKeyValueHeads = nHead }
+        if let nEmbd { c.hiddenSize = nEmbd; c.intermediateSize = (8 * nEmbd / 3 + 7) / 8 * 8 }
+        if nEmbd != nil || nHead != nil { c.headDim = c.hiddenSize / Swift.max(c.numAttentionHeads, 1) }
+        if let blockSize { c.maxPositionEmbeddings = blockSize }
+        c.attentionDropout = 0; c.residualDropout = 0
+        try c.validate()
+        return .llama(c)
     }
 }
 
@@ -200,22 +216,23 @@ struct BenchGenerate: ParsableCommand {
     func run() throws {
         try EmeraldCommand.guarded {
             try applyThreads(threads)
-            let cfg = try shape.config()
+            let cfg = try shape.modelConfig()
+            let context = cfg.family.contextLength ?? Int.max, vocabulary = cfg.vocabularySize
             if let streams { return try batched(cfg, streams: streams) }
-            try require(promptTokens > 0 && newTokens > 0 && promptTokens + newTokens <= cfg.blockSize,
-                        "--prompt-tokens + --new-tokens must be positive and fit the context of \(cfg.blockSize)")
+            try require(promptTokens > 0 && newTokens > 0 && promptTokens + newTokens <= context,
+                        "--prompt-tokens + --new-tokens must be positive and fit the context of \(context)")
             let sampling = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
             try sampling.validate()
             var rng = RandomGenerator(seed: 1)
             let precision = dtype
-            try MemoryEstimate.requireFits(MemoryEstimate.generationBytes(.gpt(cfg)), "this benchmark's model")
-            let model = GPT(cfg, rng: &rng)
+            try MemoryEstimate.requireFits(MemoryEstimate.generationBytes(cfg), "this benchmark's model")
+            let model = cfg.family.makeModel(rng: &rng)
             model.eval()
             model.setDecodePrecision(precision)
-            let prompt = (0..<promptTokens).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
+            let prompt = (0..<promptTokens).map { _ in Int32(rng.nextInt(below: vocabulary)) }
             var prefill: [Double] = [], decode: [Double] = []
             for _ in 0..<(repeats + 1) {
-                let cache = model.makeCache()!
+                let cache = model.makeCache(capacity: promptTokens + newTokens)!
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 var logits = withNoGrad { model(prompt, cache: cache, lastOnly: true) }
                 let t1 = DispatchTime.now().uptimeNanoseconds
@@ -251,15 +268,16 @@ struct BenchGenerate: ParsableCommand {
     /// `--streams N`: N requests submitted at once to a `BatchDecoder`; the aggregate rate of
     /// the decode steps (every sequence's tokens after its first, over the time from the last
     /// prompt read to the last token) and each stream's time to first token.
-    private func batched(_ cfg: GPTConfig, streams: Int) throws {
+    private func batched(_ cfg: ModelConfig, streams: Int) throws {
+        let context = cfg.family.contextLength ?? Int.max
         try require(streams >= 1 && streams <= Tensor.rowInvariantRows, "--streams must be in 1...\(Tensor.rowInvariantRows)")
-        try require(promptTokens > 0 && newTokens > 1 && promptTokens + newTokens <= cfg.blockSize,
-                    "--prompt-tokens + --new-tokens must fit the context of \(cfg.blockSize), with --new-tokens ≥ 2")
+        try require(promptTokens > 0 && newTokens > 1 && promptTokens + newTokens <= context,
+                    "--prompt-tokens + --new-tokens must fit the context of \(context), with --new-tokens ≥ 2")
         let sampling = SamplingOptions(temperature: temperature, topK: topK, topP: topP)
         try sampling.validate()
-        try MemoryEstimate.requireFits(MemoryEstimate.generationBytes(.gpt(cfg)), "this benchmark's model")
+        try MemoryEstimate.requireFits(MemoryEstimate.generationBytes(cfg), "this benchmark's model")
         var rng = RandomGenerator(seed: 1)
-        let model = GPT(cfg, rng: &rng)
+        let model = cfg.family.makeModel(rng: &rng)
         model.setDecodePrecision(dtype)
         let decoder = try BatchDecoder(model: model, maxBatch: streams, maxQueue: streams, context: promptTokens + newTokens)
         defer { decoder.shutdown() }
@@ -269,7 +287,7 @@ struct BenchGenerate: ParsableCommand {
             let times = Times(streams)
             let done = DispatchSemaphore(value: 0)
             for s in 0..<streams {
-                let prompt = (0..<promptTokens).map { _ in Int32(rng.nextInt(below: cfg.vocabSize)) }
+                let prompt = (0..<promptTokens).map { _ in Int32(rng.nextInt(below: cfg.vocabularySize)) }
                 let ticket = try decoder.submit(GenerationRequest(prompt: prompt, maxNewTokens: newTokens, sampling: sampling,
                                                                   seed: UInt64(s)))
                 Task {

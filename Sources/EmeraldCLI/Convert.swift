@@ -4,16 +4,17 @@ import Foundation
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert between Emerald checkpoints and Hugging Face GPT-2 folders.",
+        abstract: "Convert between Emerald checkpoints and Hugging Face folders (GPT-2, Llama, Qwen2, Mistral).",
         discussion: """
             emerald convert CKPT --to-hf OUT   writes config.json, model.safetensors (float32), \
-            generation_config.json and tokenizer files that transformers' GPT2LMHeadModel / \
+            generation_config.json and tokenizer files that transformers' GPT2LMHeadModel (a Llama: \
+            LlamaForCausalLM or Qwen2ForCausalLM) / \
             AutoTokenizer load. Char-level tokenizers become a tokenizers WordLevel tokenizer.json \
             (one token per Unicode scalar). Post-LN models cannot be expressed as GPT-2 and are refused.
             emerald convert HFDIR --out CKPT   writes an Emerald checkpoint folder.
             """)
 
-    @Argument(help: "Source: an Emerald checkpoint, a Hugging Face GPT-2 folder, or a hub id.") var source: String
+    @Argument(help: "Source: an Emerald checkpoint, a Hugging Face GPT-2 or Llama-family folder, or a hub id.") var source: String
     @Option(help: "Write a Hugging Face folder here.") var toHf: String?
     @Option(help: "Write an Emerald checkpoint here.") var out: String?
 

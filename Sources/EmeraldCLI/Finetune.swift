@@ -4,7 +4,7 @@ import Foundation
 
 struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Continue training a pretrained model (Emerald checkpoint or Hugging Face GPT-2) on new text.",
+        abstract: "Continue training a pretrained model (Emerald checkpoint, Hugging Face GPT-2 or Llama-family) on new text.",
         discussion: """
             The text is encoded with the model's own tokenizer (a prepared --data folder must have been \
             prepared with that tokenizer). The run is `emerald train`'s loop — schedule, clipping, \
@@ -15,7 +15,7 @@ struct Finetune: ParsableCommand {
             shape from random weights with everything else equal: the from-scratch baseline.
             """)
 
-    @Option(name: .customLong("from"), help: "Pretrained model: Emerald checkpoint, Hugging Face GPT-2 folder, or hub id.")
+    @Option(name: .customLong("from"), help: "Pretrained model: Emerald checkpoint, Hugging Face GPT-2 or Llama-family folder, or hub id.")
     var source: String?
     @Option(help: "UTF-8 text file, or a folder written by `emerald prepare` with the model's tokenizer (default: the shipped Oz book; with --resume, the run's own).")
     var data: String?
@@ -58,14 +58,12 @@ struct Finetune: ParsableCommand {
             let corpus = try TrainingData.forFinetuning(data, tokenizer: tokenizer)
 
             var model = ckpt.model
-            if resume == nil, var g = model.config.as(GPTConfig.self), dropout != nil || settings.reinitialize {
-                if let dropout { g.dropout = dropout }
-                try g.validate()
-                let fresh = ModelConfig.gpt(g).makeModel(seed: opt.seed ?? 1337)
+            if resume == nil, dropout != nil || settings.reinitialize, let shape = try reshaped(model.config) {
+                let fresh = shape.makeModel(seed: opt.seed ?? 1337)
                 if !settings.reinitialize { try copyWeights(from: model, to: fresh) }
                 model = fresh
             } else if dropout != nil && resume == nil {
-                throw EmeraldError.invalidArgument("--dropout applies to GPT models only")
+                throw EmeraldError.invalidArgument("--dropout applies to GPT and Llama models only")
             }
             var cfg = Recipe.finetune
             cfg.blockSize = Swift.min(model.contextLength ?? cfg.blockSize, cfg.blockSize)
@@ -96,6 +94,21 @@ struct Finetune: ParsableCommand {
                                  trainer.bestValLoss ?? last.val_loss))
             output.result("wrote \(outDir)/metrics.jsonl, loss.svg, best/ and checkpoint/ (convert --to-hf exports them)")
         }
+    }
+
+    /// The model's configuration with `--dropout` applied (GPT and Llama; nil for others).
+    func reshaped(_ config: ModelConfig) throws -> ModelConfig? {
+        if var g = config.as(GPTConfig.self) {
+            if let dropout { g.dropout = dropout }
+            try g.validate()
+            return .gpt(g)
+        }
+        if var l = config.as(LlamaConfig.self) {
+            if let dropout { l.attentionDropout = dropout; l.residualDropout = dropout }
+            try l.validate()
+            return .llama(l)
+        }
+        return nil
     }
 
     /// Copies every parameter by name (same shapes: only dropout differs).
@@ -134,14 +147,19 @@ struct FinetuneSettings: Codable {
     /// Parameter names kept fixed.
     func frozenNames(_ model: any LanguageModel) throws -> Set<String> {
         guard freezeEmbeddings || freezeLayers != 0 else { return [] }
-        guard let g = model.config.as(GPTConfig.self) else {
-            throw EmeraldError.invalidArgument("--freeze-embeddings and --freeze-layers apply to GPT models only")
+        let layers: Int, embeddings: Set<String>, block: String
+        if let g = model.config.as(GPTConfig.self) {
+            (layers, embeddings, block) = (g.nLayer, ["transformer.wte.weight", "transformer.wpe.weight"], "transformer.h.")
+        } else if let l = model.config.as(LlamaConfig.self) {
+            (layers, embeddings, block) = (l.numHiddenLayers, ["model.embed_tokens.weight"], "model.layers.")
+        } else {
+            throw EmeraldError.invalidArgument("--freeze-embeddings and --freeze-layers apply to GPT and Llama models only")
         }
-        try require(freezeLayers >= 0 && freezeLayers <= g.nLayer, "--freeze-layers must be in 0...\(g.nLayer), got \(freezeLayers)")
+        try require(freezeLayers >= 0 && freezeLayers <= layers, "--freeze-layers must be in 0...\(layers), got \(freezeLayers)")
         var names = Set<String>()
         for (name, _) in model.namedParameters() {
-            if freezeEmbeddings && (name == "transformer.wte.weight" || name == "transformer.wpe.weight") { names.insert(name) }
-            for i in 0..<freezeLayers where name.hasPrefix("transformer.h.\(i).") { names.insert(name) }
+            if freezeEmbeddings && embeddings.contains(name) { names.insert(name) }
+            for i in 0..<freezeLayers where name.hasPrefix(block + "\(i).") { names.insert(name) }
         }
         return names
     }

@@ -4,7 +4,7 @@ import Foundation
 
 /// `--model DIR|HUB-ID` or `--checkpoint DIR`: where a command's model comes from.
 struct ModelSource: ParsableArguments {
-    @Option(help: "Model folder (Emerald checkpoint or Hugging Face GPT-2), or a hub id such as gpt2 (cached; downloaded when online).")
+    @Option(help: "Model folder (Emerald checkpoint, Hugging Face GPT-2 or Llama-family), or a hub id such as gpt2 (cached; downloaded when online).")
     var model: String?
     @Option(help: "Checkpoint folder (a training --out folder, or one of its best/ or checkpoint/).") var checkpoint: String?
 

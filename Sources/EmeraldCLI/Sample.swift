@@ -3,7 +3,7 @@ import Emerald
 import Foundation
 
 struct Sample: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Generate text from a checkpoint or a Hugging Face GPT-2 model.")
+    static let configuration = CommandConfiguration(abstract: "Generate text from a checkpoint or a Hugging Face model (GPT-2, Llama family).")
 
     @OptionGroup var source: ModelSource
     @Option(help: "Text to continue (default: a newline). A leading BOM is dropped and CRLF read as LF, as in training text.")

@@ -40,7 +40,7 @@ struct Score: ParsableCommand {
             if precision != .fp32 {
                 // One token at a time, as generation reads the weights.
                 guard let cache = model.makeCache() else {
-                    throw EmeraldError.invalidArgument("--dtype \(dtype) scores models that decode with a KV cache (GPT), not \(model.config.modelType)")
+                    throw EmeraldError.invalidArgument("--dtype \(dtype) scores models that decode with a KV cache (GPT, Llama), not \(model.config.modelType)")
                 }
                 model.setDecodePrecision(precision)
                 var rows: [Float] = []

@@ -7,6 +7,14 @@ enum ModelKind: String, ExpressibleByArgument, CaseIterable {
     case gpt, bigram
 }
 
+/// `--arch` of `train`: the transformer of `--model gpt`.
+enum Architecture: String, ExpressibleByArgument, CaseIterable {
+    /// GPT-2 blocks: LayerNorm, GELU MLP, a learned position table.
+    case gpt
+    /// Llama blocks: RMSNorm, SwiGLU MLP, rotary positions, grouped-query attention.
+    case llama
+}
+
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a language model on a text file (default: a GPT with the oz preset on the shipped Oz book).",
@@ -18,6 +26,8 @@ struct Train: ParsableCommand {
             """)
 
     @Option(help: "Model kind.") var model: ModelKind?
+    @Option(help: "Transformer architecture of --model gpt: gpt (GPT-2 blocks) or llama (RMSNorm, SwiGLU, rotary positions) (default: gpt).")
+    var arch: Architecture?
     @Option(help: "UTF-8 text file, or a folder written by `emerald prepare`, to train on (default: the shipped book, assets/wizard_of_oz.txt).")
     var data: String?
     @Option(help: "Output folder for train.json, metrics.jsonl, loss.svg and checkpoints (default: runs/MODEL).") var out: String?
@@ -42,6 +52,9 @@ struct Train: ParsableCommand {
             let kind = try resolvedKind(stored)
             let isGPT = kind == .gpt
             if !isGPT { try require(shape.isEmpty, "GPT shape options (--preset, --n-layer, …) do not apply to --model bigram") }
+            let architecture = try resolvedArchitecture(stored, kind: kind)
+            // What the run trains, as train.json names it: gpt, llama or bigram.
+            let family = isGPT ? architecture.rawValue : kind.rawValue
 
             let dataPath = try resolvedData(stored)
             let resumed = try resume.map { try Checkpoint.load(from: $0 + "/checkpoint") }
@@ -50,9 +63,13 @@ struct Train: ParsableCommand {
             let modelConfig: ModelConfig
             if let r = resumed {
                 modelConfig = r.model.config
-                try require(modelConfig.modelType == kind.rawValue, "\(resume!) holds a \(modelConfig.modelType) model, not \(kind.rawValue)")
+                try require(modelConfig.modelType == family, "\(resume!) holds a \(modelConfig.modelType) model, not \(family)")
                 if let g = modelConfig.as(GPTConfig.self) { try shape.requireAgreement(with: g) }
+                if let l = modelConfig.as(LlamaConfig.self) { try shape.requireAgreement(with: l) }
+            } else if isGPT && architecture == .llama {
+                modelConfig = .llama(try shape.llamaConfig(vocabSize: corpus.vocabularySize))
             } else if isGPT {
+                try shape.requireNoLlamaOnlyOptions()
                 modelConfig = .gpt(try shape.config(vocabSize: corpus.vocabularySize))
             } else {
                 modelConfig = .bigram(BigramConfig(vocabSize: corpus.vocabularySize))
@@ -76,7 +93,7 @@ struct Train: ParsableCommand {
             // Build the trainer (which checks the data against the block size) before any
             // output, so a bad option fails with exactly one line on stderr.
             let trainer = try Trainer(model: m, tokenizer: corpus.tokenizer, train: corpus.train, val: corpus.val, config: cfg)
-            let outDir = resume ?? out ?? "runs/\(kind.rawValue)"
+            let outDir = resume ?? out ?? "runs/\(family)"
             let folder = try RunFolder.attach(trainer, group: group, out: outDir, resuming: resume != nil, overwrite: overwrite)
             defer { folder?.lock.release() }
             trainer.plotScale = display.lossScale
@@ -86,7 +103,7 @@ struct Train: ParsableCommand {
                             "--steps \(cfg.steps) is not beyond the run's step \(trainer.step); pass a larger --steps to train on")
             }
             // Settings as run: shards resolved, so a resume splits batches the same way.
-            var settings = TrainRun(model: kind.rawValue, data: dataPath.map(TrainRun.absolute), train: cfg)
+            var settings = TrainRun(model: family, data: dataPath.map(TrainRun.absolute), train: cfg)
             settings.train.shards = trainer.shards
             if let folder { try settings.write(to: folder.directory) }
 
@@ -107,14 +124,23 @@ struct Train: ParsableCommand {
         }
     }
 
-    /// `--model`, checked against the resumed run's.
+    /// `--model`, checked against the resumed run's (a llama run is a `--model gpt` run).
     func resolvedKind(_ stored: TrainRun?) throws -> ModelKind {
         guard let stored else { return model ?? .gpt }
-        guard let k = ModelKind(rawValue: stored.model) else {
+        guard let k = stored.model == "llama" ? .gpt : ModelKind(rawValue: stored.model) else {
             throw EmeraldError.corruptCheckpoint(path: resume! + "/train.json", reason: "unknown model \(stored.model)")
         }
         try require(model == nil || model == k, "--model \(model!.rawValue) contradicts the run in \(resume!), a \(k.rawValue) run; drop --model")
         return k
+    }
+
+    /// `--arch`, checked against the resumed run's; only `--model gpt` has one.
+    func resolvedArchitecture(_ stored: TrainRun?, kind: ModelKind) throws -> Architecture {
+        try require(arch == nil || kind == .gpt, "--arch applies to --model gpt, not --model \(kind.rawValue)")
+        guard let stored else { return arch ?? .gpt }
+        let run: Architecture = stored.model == "llama" ? .llama : .gpt
+        try require(arch == nil || arch == run, "--arch \(arch!.rawValue) contradicts the run in \(resume!), a \(run.rawValue) run; drop --arch")
+        return run
     }
 
     /// The corpus path (nil: the shipped book), checked against the resumed run's.
@@ -132,7 +158,7 @@ struct Train: ParsableCommand {
 
 /// GPT shape flags: a preset plus per-field overrides.
 struct GPTShapeOptions: ParsableArguments {
-    @Option(help: "Preset: oz (default; 4 layers × 4 heads × 128, block 128), baby (6 × 6 × 384, block 256), gpt2, gpt2-medium.")
+    @Option(help: "Preset: oz (default; 4 layers × 4 heads × 128, block 128), baby (6 × 6 × 384, block 256), gpt2, gpt2-medium; with --arch llama: oz (the same shape in Llama blocks), smollm2-135m.")
     var preset: String?
     @Option(help: "Transformer blocks.") var nLayer: Int?
     @Option(help: "Attention heads.") var nHead: Int?
@@ -143,10 +169,16 @@ struct GPTShapeOptions: ParsableArguments {
     @Option(help: "LayerNorm placement (default pre).") var norm: NormPlacement?
     @Flag(inversion: .prefixedNo, help: "Biases in Linear and LayerNorm layers (default: on).") var bias: Bool?
     @Flag(inversion: .prefixedNo, help: "Tie the LM head to the token embedding (default: on).") var tieWeights: Bool?
+    @Option(help: "Key/value heads of --arch llama (grouped-query attention; default: --n-head).") var nKvHead: Int?
 
     var isEmpty: Bool {
         preset == nil && nLayer == nil && nHead == nil && nEmbd == nil && dropout == nil && activation == nil
-            && norm == nil && bias == nil && tieWeights == nil
+            && norm == nil && bias == nil && tieWeights == nil && nKvHead == nil
+    }
+
+    /// `--n-kv-head` is refused for GPT blocks.
+    func requireNoLlamaOnlyOptions() throws {
+        try require(nKvHead == nil, "--n-kv-head applies to --arch llama (GPT blocks have as many key/value heads as heads)")
     }
 
     func config(vocabSize: Int) throws -> GPTConfig {

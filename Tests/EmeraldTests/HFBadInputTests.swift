@@ -98,8 +98,8 @@ final class HFBadInputTests: XCTestCase {
         expectError(dir, "needs [50257, 32]")
 
         dir = try copy()
-        try editJSON(dir + "/config.json") { $0["model_type"] = "llama" }
-        expectError(dir, "model_type \"llama\" is not supported")
+        try editJSON(dir + "/config.json") { $0["model_type"] = "falcon" }
+        expectError(dir, "model_type \"falcon\" is not supported")
 
         dir = try copy()
         try editJSON(dir + "/config.json") { $0["activation_function"] = "gelu" }

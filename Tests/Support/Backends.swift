@@ -53,6 +53,10 @@ public final class HostTwinBackend: Backend, @unchecked Sendable {
     public func scatterAddColumns(_ g: UnsafePointer<Float>, n: Int, index: [Int32], into dx: UnsafeMutablePointer<Float>) { record("scatterAddColumns"); cpu.scatterAddColumns(g, n: n, index: index, into: dx) }
     public func layerNormForward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, stats: UnsafeMutablePointer<Float>, rows: Int, c: Int, eps: Float) { record("layerNormForward"); cpu.layerNormForward(x, weight: weight, bias: bias, into: y, stats: stats, rows: rows, c: c, eps: eps) }
     public func layerNormBackward(_ x: UnsafePointer<Float>, g: UnsafePointer<Float>, weight: UnsafePointer<Float>, stats: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>, rows: Int, c: Int) { record("layerNormBackward"); cpu.layerNormBackward(x, g: g, weight: weight, stats: stats, dx: dx, dw: dw, db: db, rows: rows, c: c) }
+    public func rmsNormForward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, rows: Int, c: Int, eps: Float) { record("rmsNormForward"); cpu.rmsNormForward(x, weight: weight, into: y, rstd: rstd, rows: rows, c: c, eps: eps) }
+    public func rmsNormBackward(_ x: UnsafePointer<Float>, g: UnsafePointer<Float>, weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>, rows: Int, c: Int) { record("rmsNormBackward"); cpu.rmsNormBackward(x, g: g, weight: weight, rstd: rstd, dx: dx, dw: dw, rows: rows, c: c) }
+    public func swigluForward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) { record("swigluForward"); cpu.swigluForward(gate: gate, up: up, into: y, count: count) }
+    public func swigluBackward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, g: UnsafePointer<Float>, dGate: UnsafeMutablePointer<Float>?, dUp: UnsafeMutablePointer<Float>?, count: Int) { record("swigluBackward"); cpu.swigluBackward(gate: gate, up: up, g: g, dGate: dGate, dUp: dUp, count: count) }
     public func softmax(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, n: Int) { record("softmax"); cpu.softmax(x, into: y, rows: rows, n: n) }
     public func softmaxBackward(y: UnsafePointer<Float>, g: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, rows: Int, n: Int) { record("softmaxBackward"); cpu.softmaxBackward(y: y, g: g, into: dx, rows: rows, n: n) }
     public func logSoftmax(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, n: Int) { record("logSoftmax"); cpu.logSoftmax(x, into: y, rows: rows, n: n) }
@@ -109,6 +113,17 @@ public enum BackendConformance {
         }
         let aWant = attention([q, k, v]), aGot = attention([q, k, v].map { $0.to(backend.device) })
         for (i, name) in ["attention", "dq", "dk", "dv"].enumerated() { close(aGot[i], aWant[i], name) }
+        // RMSNorm and SwiGLU, forward and backward (33 features: two 16-wide steps and a tail).
+        let xn = host([5, 33]), wn = host([33]), rn = host([5, 33]), up = host([5, 33])
+        func normAndGate(_ ts: [Tensor]) -> [[Float]] {
+            for t in ts { t.requiresGrad = true; t.grad = nil }
+            let n = ts[0].rmsNorm(weight: ts[1], eps: 1e-5)
+            let y = Tensor.swiglu(gate: n, up: ts[2])
+            (y * rn.to(ts[0].device)).sum().backward()
+            return [n.scalars, y.scalars] + ts.map { $0.grad!.scalars }
+        }
+        let nWant = normAndGate([xn, wn, up]), nGot = normAndGate([xn, wn, up].map { $0.to(backend.device) })
+        for (i, name) in ["rmsNorm", "swiglu", "rmsNorm dx", "rmsNorm dw", "swiglu dUp"].enumerated() { close(nGot[i], nWant[i], name) }
         // Cached attention over the same positions.
         let cache = LayerKVCache(kvHeads: 2, headSize: 2, capacity: 9, on: backend)
         let q0 = q.slice(axis: 0, 0..<1).to(backend.device), k0 = k.slice(axis: 0, 0..<1).to(backend.device)

@@ -136,7 +136,7 @@ public struct Checkpoint {
     }
 
     /// Loads a checkpoint directory — Emerald's own, a training `--out` folder (its `best/`),
-    /// or a Hugging Face GPT-2 folder — validating every piece against the config.
+    /// or a Hugging Face folder of a registered family — validating every piece against the config.
     public static func load(from path: String) throws -> Checkpoint {
         let fm = FileManager.default
         let path = trimmingTrailingSlashes(path)
@@ -154,7 +154,7 @@ public struct Checkpoint {
         guard let json = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
             throw EmeraldError.corruptCheckpoint(path: dir + "/config.json", reason: "not a JSON object")
         }
-        if HuggingFace.isHuggingFaceConfig(json) {
+        if HuggingFace.isHuggingFaceConfig(json, folder: dir) {
             var ckpt = try HuggingFace.load(directory: dir, configData: configData, modelType: json["model_type"] as? String)
             ckpt.directory = dir
             return ckpt

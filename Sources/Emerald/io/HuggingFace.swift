@@ -8,6 +8,9 @@ public enum HuggingFace {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var families: [String: any HuggingFaceFamily.Type] = [
         GPT2Family.huggingFaceModelType: GPT2Family.self,
+        LlamaFamily.huggingFaceModelType: LlamaFamily.self,
+        Qwen2Family.huggingFaceModelType: Qwen2Family.self,
+        MistralFamily.huggingFaceModelType: MistralFamily.self,
     ]
 
     /// Makes folders whose config.json has `family`'s `model_type` loadable.
@@ -18,10 +21,16 @@ public enum HuggingFace {
     /// The registered `model_type`s, sorted.
     public static var familyNames: [String] { lock.withLock { families.keys.sorted() } }
 
-    /// True for a `transformers` config: it has a `model_type` that is not one of Emerald's own.
-    static func isHuggingFaceConfig(_ json: [String: Any]) -> Bool {
+    /// True for a `transformers` folder: its config.json has a `model_type` that is not one of
+    /// Emerald's own, or one both share ("llama") in a folder that is not an Emerald checkpoint
+    /// (those carry the `.emerald` marker of kind "checkpoint").
+    static func isHuggingFaceConfig(_ json: [String: Any], folder: String) -> Bool {
         guard let t = json["model_type"] as? String else { return false }
-        return ModelRegistry.family(t) == nil
+        if ModelRegistry.family(t) == nil { return true }
+        guard lock.withLock({ families[t] }) != nil else { return false }
+        let marker = FileManager.default.contents(atPath: folder + "/" + OutputFolder.markerName)
+        let kind = marker.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["kind"] as? String
+        return kind != "checkpoint"
     }
 
     // MARK: - Loading
@@ -120,7 +129,7 @@ public enum HuggingFace {
     /// is replaced only when it is an earlier export of Emerald's (or empty).
     public static func export(_ ckpt: Checkpoint, to out: String) throws -> [String] {
         guard let model = ckpt.model as? any HuggingFaceExportable else {
-            throw EmeraldError.invalidArgument("only GPT checkpoints export to Hugging Face (this one holds a \(ckpt.model.config.modelType) model)")
+            throw EmeraldError.invalidArgument("only GPT and Llama-family checkpoints export to Hugging Face (this one holds a \(ckpt.model.config.modelType) model)")
         }
         let eot = (ckpt.tokenizer as? ByteLevelBPETokenizer)?.endOfTextID.map(Int.init)
         let config = try model.huggingFaceConfigData(endOfTextID: eot)

@@ -112,6 +112,7 @@ public enum ModelRegistry {
     nonisolated(unsafe) private static var families: [String: any ModelConfiguration.Type] = [
         GPTConfig.modelType: GPTConfig.self,
         BigramConfig.modelType: BigramConfig.self,
+        LlamaConfig.modelType: LlamaConfig.self,
     ]
 
     /// Makes `family` loadable by its `model_type`.

@@ -77,6 +77,25 @@ public final class LayerNorm: Module {
     }
 }
 
+/// Root-mean-square normalisation over the last axis with a learned scale (Llama's RMSNorm).
+public final class RMSNorm: Module {
+    /// Scale, initialised to ones.
+    public let weight: Tensor
+    /// Added to the mean square.
+    public let eps: Float
+
+    /// An RMSNorm over `dim` features.
+    public init(_ dim: Int, eps: Float = 1e-6) {
+        weight = .ones([dim], requiresGrad: true)
+        self.eps = eps
+    }
+
+    /// Normalises `x` along its last axis.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        x.rmsNorm(weight: weight, eps: eps)
+    }
+}
+
 /// Zeroes activations with probability `p` while training.
 public final class Dropout: Module {
     /// Drop probability.

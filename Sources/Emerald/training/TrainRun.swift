@@ -4,7 +4,7 @@ import Foundation
 /// continues the same run — same model kind, corpus and settings — with no other flag.
 /// The model's shape is in the checkpoint's `config.json`.
 public struct TrainRun: Codable, Equatable {
-    /// `gpt` or `bigram`.
+    /// The family trained: `gpt`, `llama` or `bigram`.
     public var model: String
     /// The corpus as an absolute path; nil for the shipped book.
     public var data: String?

@@ -63,6 +63,11 @@ public protocol Backend: AnyObject, Sendable {
                     into y: UnsafeMutablePointer<Float>, count: Int)
     /// y = x·keep, keep 0 with probability p else 1/(1−p), from a hash of (seed, offset + i).
     func dropout(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, p: Float, seed: UInt32, offset: Int)
+    /// SwiGLU: y = silu(gate)·up, elementwise.
+    func swigluForward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int)
+    /// Its backward: dGate = g·up·silu′(gate), dUp = g·silu(gate) (each when wanted).
+    func swigluBackward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, g: UnsafePointer<Float>,
+                        dGate: UnsafeMutablePointer<Float>?, dUp: UnsafeMutablePointer<Float>?, count: Int)
     /// Rotary embedding (`Tensor.rotaryEmbedding`): channel pairs of each head turned by
     /// (cos, sign·sin) of their row's position (tables of time × half).
     func rotary(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, time: Int, heads: Int, half: Int,
@@ -103,6 +108,13 @@ public protocol Backend: AnyObject, Sendable {
     func layerNormBackward(_ x: UnsafePointer<Float>, g: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                            stats: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>,
                            db: UnsafeMutablePointer<Float>, rows: Int, c: Int)
+    /// RMSNorm of rows of c: y = x·rstd·w with rstd = 1/√(mean(x²) + eps), kept per row in `rstd`.
+    func rmsNormForward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                        rstd: UnsafeMutablePointer<Float>, rows: Int, c: Int, eps: Float)
+    /// Its backward: dx (when wanted) and a fresh dw.
+    func rmsNormBackward(_ x: UnsafePointer<Float>, g: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         rstd: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>,
+                         rows: Int, c: Int)
     /// Row softmax (rows of n).
     func softmax(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, n: Int)
     /// dx = y ⊙ (g − Σ g⊙y) per row.
