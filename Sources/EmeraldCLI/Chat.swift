@@ -74,7 +74,7 @@ struct Chat: ParsableCommand {
                 if let template {
                     if noContext { messages = [] }
                     messages.append(ChatMessage(role: "user", content: line))
-                    do { context = try rendered(messages: &messages, template, tokenizer, room: window - min(maxNewTokens, window / 2)) } catch let e as EmeraldError {
+                    do { context = try template.prompt(fitting: &messages, tokenizer: tokenizer, room: window - min(maxNewTokens, window / 2)) } catch let e as EmeraldError {
                         note("error: \(e.description)")
                         messages.removeLast()
                         continue
@@ -113,25 +113,6 @@ struct Chat: ParsableCommand {
                 }
                 if verbose { note(speed.summary) }
             }
-        }
-    }
-
-    /// The conversation rendered by `template` as ids, its oldest turns dropped (a system
-    /// message kept) until it fits `room` tokens.
-    private func rendered(messages: inout [ChatMessage], _ template: ChatTemplate, _ tokenizer: any Tokenizer,
-                          room: Int) throws -> [Int32] {
-        while true {
-            let ids = try tokenizer.encodeReadingSpecialTokens(try template.render(messages: messages))
-            let first = messages.first?.role == "system" ? 1 : 0
-            if ids.count <= room || messages.count - first <= 1 {
-                guard ids.count <= room else {
-                    throw EmeraldError.invalidArgument("the prompt is \(ids.count) tokens; the model's context leaves room for \(room)")
-                }
-                return ids
-            }
-            // Drop the oldest user turn and its answer, so roles still alternate.
-            messages.remove(at: first)
-            if messages.count > first && messages[first].role == "assistant" { messages.remove(at: first) }
         }
     }
 }

@@ -68,4 +68,31 @@ final class ChatTemplateTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("must alternate"), "\($0)")
         }
     }
+
+    /// With a Hugging Face tokenizer (the SmolLM2-configured fixture): the end-of-turn and
+    /// end-of-text tokens stop an answer, the rendered turns' markers are read as special
+    /// tokens, and a conversation too long for the room drops its oldest turns first.
+    func testStopTokensSpecialTokensAndFittingTheContext() throws {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: "smollm2", withExtension: "json", subdirectory: "Fixtures/llama_tokenizers"))
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let tokenizer = try XCTUnwrap(try loadTokenizer(json: json, path: "smollm2.json") as? HuggingFaceBPETokenizer)
+        let template = ChatTemplate(kind: .chatML)
+        let imEnd = try XCTUnwrap(tokenizer.addedTokens["<|im_end|>"]), imStart = try XCTUnwrap(tokenizer.addedTokens["<|im_start|>"])
+        XCTAssertEqual(template.stopTokens(for: tokenizer), [imEnd, try XCTUnwrap(tokenizer.addedTokens["<|endoftext|>"])])
+        XCTAssertNil(template.stopString(for: tokenizer))
+        XCTAssertEqual(ChatTemplate.plain.stopString(for: tokenizer), "\nUser:")
+        var messages = [ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Who is Dorothy?"),
+                        ChatMessage(role: "assistant", content: "A girl from Kansas."), ChatMessage(role: "user", content: "And Toto?")]
+        let all = try template.prompt(fitting: &messages, tokenizer: tokenizer, room: 10_000)
+        XCTAssertEqual(messages.count, 4)
+        XCTAssertEqual(all.filter { $0 == imStart }.count, 5, "four turns and the assistant's opening")
+        // Room for the system message and the last question only: the first exchange goes.
+        var short = messages
+        let lastTwo = try tokenizer.encodeReadingSpecialTokens(try template.render(messages: [messages[0], messages[3]]))
+        let fitted = try template.prompt(fitting: &short, tokenizer: tokenizer, room: lastTwo.count)
+        XCTAssertEqual(short, [messages[0], messages[3]])
+        XCTAssertEqual(fitted, lastTwo)
+        var tooLong = messages
+        XCTAssertThrowsError(try template.prompt(fitting: &tooLong, tokenizer: tokenizer, room: 3))
+    }
 }

@@ -26,6 +26,12 @@ extension ByteLevelBPETokenizer: EndOfTextToken {
     public var endOfTextID: Int32? { specialTokens["<|endoftext|>"] }
 }
 
+extension HuggingFaceBPETokenizer: EndOfTextToken {
+    /// The file's end-of-text token: `<|endoftext|>` (SmolLM2, Qwen2), `<|end_of_text|>`
+    /// (Llama 3) or `</s>` (Llama 2, TinyLlama).
+    public var endOfTextID: Int32? { ["<|endoftext|>", "<|end_of_text|>", "</s>"].lazy.compactMap { addedTokens[$0] }.first }
+}
+
 /// Settings of `emerald prepare` (the CLI flags of the same names).
 public struct PrepareOptions {
     /// Files or folders (walked recursively).

@@ -202,3 +202,21 @@ extension ChatTemplate {
         tokenizer.specialTokenID(endOfTurn) == nil ? endOfTurn : nil
     }
 }
+
+extension ChatTemplate {
+    /// The conversation rendered as ids, its oldest turns dropped (a leading system message
+    /// kept; a user turn with its answer, so roles still alternate) until it fits `room` tokens.
+    /// - Throws: `EmeraldError.invalidArgument` when the last message alone does not fit.
+    public func prompt(fitting messages: inout [ChatMessage], tokenizer: any Tokenizer, room: Int) throws -> [Int32] {
+        while true {
+            let ids = try tokenizer.encodeReadingSpecialTokens(try render(messages: messages))
+            let first = messages.first?.role == "system" ? 1 : 0
+            if ids.count <= room { return ids }
+            guard messages.count - first > 1 else {
+                throw EmeraldError.invalidArgument("the prompt is \(ids.count) tokens; the model's context leaves room for \(room)")
+            }
+            messages.remove(at: first)
+            if messages.count - first > 1 && messages[first].role == "assistant" { messages.remove(at: first) }
+        }
+    }
+}
