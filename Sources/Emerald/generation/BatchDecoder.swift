@@ -225,20 +225,27 @@ public final class BatchDecoder: @unchecked Sendable {
             let cancelled = active.filter { $0.ticket.cancelled.load(ordering: .relaxed) }
             active.removeAll { job in cancelled.contains { $0 === job } }
             stats.active = active.count
-            // One new sequence per step: its prompt is read between two decode steps.
-            let admitted = active.count < maxBatch && !waiting.isEmpty ? waiting.removeFirst() : nil
+            // New sequences: prompts that fit beside the decode rows in one row-invariant forward
+            // are read in it (each computed as it would be alone); the first that does not fit
+            // is read in a forward of its own.
+            var joining: [Job] = [], alone: Job?
+            var rows = active.count
+            while active.count + joining.count + (alone == nil ? 0 : 1) < maxBatch, let next = waiting.first {
+                if rows + next.ids.count <= Tensor.rowInvariantRows {
+                    joining.append(waiting.removeFirst())
+                    rows += next.ids.count
+                } else if alone == nil {
+                    alone = waiting.removeFirst()
+                } else {
+                    break
+                }
+            }
             stats.queued = waiting.count
             condition.unlock()
             for job in cancelled { release(job, .finished(.cancelled)) }
             var produced = 0
-            if let job = admitted {
-                if job.ticket.cancelled.load(ordering: .relaxed) {
-                    job.finish(.finished(.cancelled))
-                } else {
-                    produced += prefill(job)
-                }
-            }
-            produced += decodeStep()
+            if let job = alone { produced += prefill(job) }
+            produced += step(joining: joining)
             condition.lock()
             stats.active = active.count
             let now = Self.now()
@@ -248,13 +255,25 @@ public final class BatchDecoder: @unchecked Sendable {
         }
     }
 
-    /// Reads `job`'s prompt into a cache and draws its first token; returns 1 if one was drawn.
-    private func prefill(_ job: Job) -> Int {
+    /// Gives `job` a cache (nil for a model without one) and counts its prompt; false if it was
+    /// cancelled while it waited (then it is finished).
+    private func start(_ job: Job) -> Bool {
+        guard !job.ticket.cancelled.load(ordering: .relaxed) else {
+            job.finish(.finished(.cancelled))
+            return false
+        }
         condition.lock()
         stats.promptTokens += job.ids.count
         condition.unlock()
         job.cache = spareCaches.popLast() ?? model.makeCache(capacity: context)
         job.cache?.reset()
+        return true
+    }
+
+    /// Reads `job`'s prompt in a forward of its own and draws its first token; returns the
+    /// tokens drawn (0 or 1).
+    private func prefill(_ job: Job) -> Int {
+        guard start(job) else { return 0 }
         let logits = withNoGrad {
             if let cache = job.cache { return model(job.ids, caches: [cache], counts: [job.ids.count]) }
             return uncached(job)
@@ -263,22 +282,31 @@ public final class BatchDecoder: @unchecked Sendable {
         return deliver(logits, to: [job])
     }
 
-    /// One forward over every active sequence's last token; returns the tokens drawn.
-    private func decodeStep() -> Int {
-        let jobs = active.filter { $0.drawn > 0 }
-        guard !jobs.isEmpty else { return 0 }
-        let cached = jobs.filter { $0.cache != nil }, plain = jobs.filter { $0.cache == nil }
+    /// One forward over every active sequence's last token and the prompts of `joining`;
+    /// returns the tokens drawn.
+    private func step(joining: [Job]) -> Int {
+        let decoding = active.filter { $0.drawn > 0 }
+        let joined = joining.filter { start($0) }
         var produced = 0
-        if !cached.isEmpty {
-            let logits = withNoGrad {
-                model(cached.map { $0.ids.last! }, caches: cached.map { $0.cache! }, counts: Array(repeating: 1, count: cached.count))
-            }
-            produced += deliver(logits, to: cached)
+        // Models without a cache: one sequence at a time.
+        for job in joined where job.cache == nil {
+            active.append(job)
+            produced += deliver(withNoGrad { uncached(job) }, to: [job])
         }
-        for job in plain { produced += deliver(withNoGrad { uncached(job) }, to: [job]) }
+        for job in decoding where job.cache == nil { produced += deliver(withNoGrad { uncached(job) }, to: [job]) }
+        let jobs = decoding.filter { $0.cache != nil } + joined.filter { $0.cache != nil }
+        if !jobs.isEmpty {
+            let newcomers = jobs.count - decoding.filter { $0.cache != nil }.count
+            let ids = jobs.flatMap { $0.drawn > 0 ? [$0.ids.last!] : $0.ids }
+            let counts = jobs.map { $0.drawn > 0 ? 1 : $0.ids.count }
+            let logits = withNoGrad { model(ids, caches: jobs.map { $0.cache! }, counts: counts) }
+            active.append(contentsOf: jobs.suffix(newcomers))
+            produced += deliver(logits, to: jobs)
+        }
+        guard !decoding.isEmpty || !joined.isEmpty else { return produced }
         condition.lock()
         stats.steps += 1
-        stats.lastBatchSize = jobs.count
+        stats.lastBatchSize = decoding.count + joined.count
         condition.unlock()
         return produced
     }
