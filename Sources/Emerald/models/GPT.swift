@@ -46,12 +46,7 @@ public final class GPT: Module, LanguageModel {
 
     /// Logits for rows (N, C) of hidden states, or for the last row of each run of `lastOf`.
     private func head(_ x: Tensor, lastOf counts: [Int]?) -> Tensor {
-        var x = x
-        if let counts, counts.contains(where: { $0 != 1 }) {
-            var ends: [Int32] = [], row = 0
-            for n in counts { row += n; ends.append(Int32(row - 1)) }
-            x = x.indexSelect(ends, shape: [ends.count])
-        }
+        let x = x.lastRows(ofRuns: counts)
         return lm_head?(x) ?? transformer.wte.asLinear(x)
     }
 

@@ -52,3 +52,15 @@ extension LanguageModel {
             .crossEntropy(targets: batch.targets)
     }
 }
+
+extension Tensor {
+    /// The last row of each run of `counts` consecutive rows of (N, C): (runs, C) — each
+    /// sequence's last position in a multi-sequence forward; the rows themselves when `counts`
+    /// is nil or every run is one row.
+    func lastRows(ofRuns counts: [Int]?) -> Tensor {
+        guard let counts, counts.contains(where: { $0 != 1 }) else { return self }
+        var ends: [Int32] = [], row = 0
+        for n in counts { row += n; ends.append(Int32(row - 1)) }
+        return indexSelect(ends, shape: [ends.count])
+    }
+}

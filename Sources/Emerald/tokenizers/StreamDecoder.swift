@@ -8,26 +8,18 @@
 public struct BPEStreamDecoder {
     /// The tokenizer whose ids are decoded.
     public let tokenizer: ByteLevelBPETokenizer
-    private var pending: [UInt8] = []
+    private var stream: TextStream
 
-    public init(_ tokenizer: ByteLevelBPETokenizer) { self.tokenizer = tokenizer }
+    public init(_ tokenizer: ByteLevelBPETokenizer) {
+        self.tokenizer = tokenizer
+        stream = TextStream(tokenizer)
+    }
 
     /// Text completed by `id` (possibly empty while a character is still incomplete).
-    public mutating func push(_ id: Int32) -> String {
-        pending += tokenizer.decodeBytes([id])
-        let keep = BPEStreamDecoder.incompleteTail(pending)
-        let ready = pending.count - keep
-        guard ready > 0 else { return "" }
-        let text = String(decoding: pending[..<ready], as: UTF8.self)
-        pending.removeFirst(ready)
-        return text
-    }
+    public mutating func push(_ id: Int32) -> String { stream.push(id) }
 
     /// Whatever is still held back (an incomplete character becomes U+FFFD).
-    public mutating func finish() -> String {
-        defer { pending.removeAll() }
-        return String(decoding: pending, as: UTF8.self)
-    }
+    public mutating func finish() -> String { stream.finish() }
 
     /// Length of a trailing, so-far-valid but unfinished UTF-8 sequence (0…3).
     static func incompleteTail(_ b: [UInt8]) -> Int {
