@@ -46,6 +46,14 @@ static inline __attribute__((always_inline)) emerald_float8 emerald_widen_i8x8(c
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+// Sums of four byte products into each 32-bit lane. With AVX-512 VNNI, vpdpbusd in one
+// instruction; else vpmaddubsw + vpmaddwd. The same integers either way (no pair sum
+// saturates), so every machine computes the same logits.
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define EMERALD_Q8_PAIRS(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
+#else
+#define EMERALD_Q8_PAIRS(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), ones)
+#endif
 #endif
 
 /// out[r] = Σ_b xd[b]·d(r, b)·Σ_i xq[32b + i]·q(r, b, i) for r < 4, where row r's blocks start at
@@ -67,7 +75,7 @@ static inline __attribute__((always_inline)) void emerald_q8_dot4(const signed c
             float d;                                                                              \
             __builtin_memcpy(&d, blk, 4);                                                         \
             const __m256i qw = _mm256_loadu_si256((const __m256i *)(blk + 4));                    \
-            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qw, qx)), ones); \
+            const __m256i p = EMERALD_Q8_PAIRS(ax, _mm256_sign_epi8(qw, qx));                      \
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), _mm256_cvtepi32_ps(p), acc);            \
         }
         EMERALD_Q8_ROW(0, a0) EMERALD_Q8_ROW(1, a1) EMERALD_Q8_ROW(2, a2) EMERALD_Q8_ROW(3, a3)
