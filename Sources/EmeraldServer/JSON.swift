@@ -1,4 +1,5 @@
 import Foundation
+import Emerald
 
 /// A JSON value. Requests are read into it by a strict parser (so a wrong type is reported by
 /// name), and responses are written from it with keys in the order given.
@@ -62,7 +63,7 @@ public enum JSON: Sendable, Equatable {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .number(let x): out += Self.number(x)
-        case .string(let s): Self.quote(s, into: &out)
+        case .string(let s): out += JSONText.string(s)
         case .array(let items):
             out += "["
             for (i, v) in items.enumerated() { if i > 0 { out += "," }; v.write(to: &out) }
@@ -71,7 +72,7 @@ public enum JSON: Sendable, Equatable {
             out += "{"
             for (i, (k, v)) in pairs.enumerated() {
                 if i > 0 { out += "," }
-                Self.quote(k, into: &out); out += ":"; v.write(to: &out)
+                out += JSONText.string(k) + ":"; v.write(to: &out)
             }
             out += "}"
         }
@@ -83,22 +84,6 @@ public enum JSON: Sendable, Equatable {
         guard x.isFinite else { return "null" }
         if x == x.rounded(), abs(x) < 1e15 { return String(Int64(x)) }
         return "\(x)"
-    }
-
-    static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        out += "\""
     }
 }
 

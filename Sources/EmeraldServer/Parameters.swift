@@ -103,7 +103,7 @@ struct GenerationParameters {
         if top != nil && !logprobs { throw APIError.invalid("`top_logprobs` needs `logprobs: true`", param: "top_logprobs") }
         let prompt = try model.encode(text, specials: true)
         // An end of turn that is text, not a token (the plain template's "\nUser:"), is a stop string.
-        let extra = model.specialToken(template.endOfTurn) == nil ? [template.endOfTurn] : []
+        let extra = template.stopString(for: model.tokenizer).map { [$0] } ?? []
         return try GenerationParameters(f, prompt: prompt, model: model, logprobs: logprobs ? (top ?? 0) : nil, extraStop: extra)
     }
 

@@ -294,13 +294,13 @@ public final class BatchDecoder: @unchecked Sendable {
             produced += deliver(withNoGrad { uncached(job) }, to: [job])
         }
         for job in decoding where job.cache == nil { produced += deliver(withNoGrad { uncached(job) }, to: [job]) }
-        let jobs = decoding.filter { $0.cache != nil } + joined.filter { $0.cache != nil }
+        let newcomers = joined.filter { $0.cache != nil }
+        let jobs = decoding.filter { $0.cache != nil } + newcomers
         if !jobs.isEmpty {
-            let newcomers = jobs.count - decoding.filter { $0.cache != nil }.count
             let ids = jobs.flatMap { $0.drawn > 0 ? [$0.ids.last!] : $0.ids }
             let counts = jobs.map { $0.drawn > 0 ? 1 : $0.ids.count }
             let logits = withNoGrad { model(ids, caches: jobs.map { $0.cache! }, counts: counts) }
-            active.append(contentsOf: jobs.suffix(newcomers))
+            active.append(contentsOf: newcomers)
             produced += deliver(logits, to: jobs)
         }
         guard !decoding.isEmpty || !joined.isEmpty else { return produced }

@@ -46,7 +46,11 @@ public struct Attention: Sendable {
     /// as `callAsFunction(q:k:v:cache:)` gives them alone.
     public func callAsFunction(q: Columns, k: Columns, v: Columns, caches: [LayerKVCache], counts: [Int]) -> Tensor {
         var (q, k) = (q, k)
-        if let rope {
+        if let rope, caches.count == 1 {
+            // One sequence (a prompt, or decoding alone): its rows as they are.
+            q = rope(q.materialized, heads: heads, start: caches[0].length).allColumns
+            k = rope(k.materialized, heads: kvHeads, start: caches[0].length).allColumns
+        } else if let rope {
             // Each sequence's rows from its own position.
             var row = 0
             var qs: [Tensor] = [], ks: [Tensor] = []
@@ -56,8 +60,8 @@ public struct Attention: Sendable {
                 ks.append(rope(k.materialized.slice(axis: 0, rows), heads: kvHeads, start: cache.length))
                 row += n
             }
-            q = (qs.count == 1 ? qs[0] : .concat(qs, axis: 0)).allColumns
-            k = (ks.count == 1 ? ks[0] : .concat(ks, axis: 0)).allColumns
+            q = Tensor.concat(qs, axis: 0).allColumns
+            k = Tensor.concat(ks, axis: 0).allColumns
         }
         return LayerKVCache.attend(caches, counts: counts, q: q, k: k, v: v, heads: heads)
     }

@@ -298,65 +298,11 @@ public struct ByteLevelBPETokenizer: Tokenizer {
     }
 
     /// The same merges in O(n log n) for long pieces (runs of spaces, symbols, digits…):
-    /// a linked list of symbols and a min-heap of (rank, position) with lazy deletion.
+    /// `BPEMerger`'s linked list and min-heap of (rank, position) with lazy deletion.
     private func mergeLongPiece(_ p: UnsafePointer<UInt8>, _ n: Int, byteIds: UnsafeBufferPointer<Int32>, into out: inout [Int32]) {
         var ids = (0..<n).map { byteIds[Int(p[$0])] }
-        var next = (0..<n).map { $0 + 1 }       // n = none
-        var prev = (0..<n).map { $0 - 1 }       // -1 = none
-        var heap: [(value: UInt64, pos: Int)] = []
-        func below(_ a: (value: UInt64, pos: Int), _ b: (value: UInt64, pos: Int)) -> Bool {
-            let ra = a.value >> 32, rb = b.value >> 32
-            return ra != rb ? ra < rb : a.pos < b.pos
-        }
-        func push(_ x: (value: UInt64, pos: Int)) {
-            heap.append(x)
-            var i = heap.count - 1
-            while i > 0 {
-                let parent = (i - 1) / 2
-                if !below(heap[i], heap[parent]) { break }
-                heap.swapAt(i, parent); i = parent
-            }
-        }
-        func pop() -> (value: UInt64, pos: Int)? {
-            guard let top = heap.first else { return nil }
-            let last = heap.removeLast()
-            if !heap.isEmpty {
-                heap[0] = last
-                var i = 0
-                while true {
-                    let l = 2 * i + 1, r = l + 1
-                    var m = i
-                    if l < heap.count && below(heap[l], heap[m]) { m = l }
-                    if r < heap.count && below(heap[r], heap[m]) { m = r }
-                    if m == i { break }
-                    heap.swapAt(i, m); i = m
-                }
-            }
-            return top
-        }
-        for k in 0..<(n - 1) {
-            let v = pairs.lookup(ids[k], ids[k + 1])
-            if v != UInt64.max { push((v, k)) }
-        }
-        while let top = pop() {
-            let left = top.pos, right = next[left]
-            // Stale entries: the left symbol was merged away, or either side changed.
-            guard ids[left] >= 0, right < n, pairs.lookup(ids[left], ids[right]) == top.value else { continue }
-            ids[left] = Int32(truncatingIfNeeded: top.value & 0xFFFF_FFFF)
-            ids[right] = -1
-            next[left] = next[right]
-            if next[right] < n { prev[next[right]] = left }
-            if prev[left] >= 0 {
-                let v = pairs.lookup(ids[prev[left]], ids[left])
-                if v != UInt64.max { push((v, prev[left])) }
-            }
-            if next[left] < n {
-                let v = pairs.lookup(ids[left], ids[next[left]])
-                if v != UInt64.max { push((v, left)) }
-            }
-        }
-        var k = 0
-        while k < n { out.append(ids[k]); k = next[k] }
+        BPEMerger.merge(&ids, pairs)
+        out.append(contentsOf: ids)
     }
 
     // MARK: - Decoding

@@ -291,8 +291,9 @@ extension ByteLevelBPETokenizer {
 }
 
 /// A minimal JSON writer for the values `tokenizerJSON()` holds (compact, keys sorted).
-enum JSONText {
-    static func string(_ s: String) -> String {
+public enum JSONText {
+    /// `s` as a JSON string literal: quotes, backslashes and control characters escaped.
+    public static func string(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
