@@ -31,7 +31,7 @@ final class BF16Tests: XCTestCase {
         let w = Tensor(values, shape: [3, cols])
         let q = Q8Matrix(w)
         XCTAssertEqual(q.blocksPerRow, 3)
-        XCTAssertEqual(q.byteCount, 3 * 3 * 36)
+        XCTAssertEqual(q.byteCount, 3 * 16 * 36, "one panel of 16 rows")
         for row in 0..<3 {
             for b in 0..<3 {
                 let range = (b * 32)..<min(cols, b * 32 + 32)
@@ -65,21 +65,23 @@ final class BF16Tests: XCTestCase {
         XCTAssertFalse(scales[1].isNaN)
     }
 
-    /// The integer q8 dot products were compiled with their AVX2 path where the CPU has it
-    /// (the build targets the CPU it runs on).
-    func testQ8DotsAreVectorized() throws {
+    /// The integer q8 products were compiled with the best path the CPU has (the build targets
+    /// the CPU it runs on): AVX-512 VNNI, else AVX2. `scripts/q8-paths` checks that every path
+    /// gives the same floats.
+    func testQ8ProductsUseTheCPUsPath() throws {
         #if arch(x86_64) && os(Linux)
         let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        let flags = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
-        guard flags.split(separator: " ").contains("avx2") else { throw XCTSkip("no AVX2 on this CPU") }
-        XCTAssertEqual(emerald_q8_dot4_is_vectorized(), 1)
+        let flags = Set((cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? "").split(separator: " "))
+        guard flags.contains("avx2") else { throw XCTSkip("no AVX2 on this CPU") }
+        XCTAssertEqual(emerald_q8_path(), flags.isSuperset(of: ["avx512f", "avx512bw", "avx512_vnni"]) ? 2 : 1)
         #else
         throw XCTSkip("x86-64 Linux only")
         #endif
     }
 
     /// `linear` equals x·Wᵀ (+ bias) computed in fp64 on the weights the copy holds (bf16-rounded
-    /// or q8-dequantized) and, for int8's integer products, on x as q8_0 too; for 1–4 rows,
+    /// or q8-dequantized) and, for int8's integer products, on x as q8_0 too, and each row of x
+    /// gets, to the bit, what it gets alone; for 1–4, 7, 8 and 15 rows (int8's groups of 8, 4, 2, 1),
     /// widths around the 128-row chunks and depths around the 16- and 32-wide inner loops, on 1
     /// and 2 threads. int8 with float activations is checked against fp32 x.
     func testLinearMatchesRoundedFP32() {
@@ -93,7 +95,7 @@ final class BF16Tests: XCTestCase {
         for threads in [1, 2] {
             GEMMBenchmark.usePool(threads: threads)
             for (n, k) in [(1, 1), (5, 7), (127, 16), (128, 17), (129, 33), (300, 64), (1000, 96), (700, 100), (256, 32)] {
-                for m in 1...4 {
+                for m in [1, 2, 3, 4, 7, 8, 15] {
                     let w = Tensor((0..<(n * k)).map { _ in rand() }, shape: [n, k])
                     let x = (0..<(m * k)).map { _ in rand() }, bias = (0..<n).map { _ in rand() }
                     let q8 = Q8Matrix(w)
@@ -110,11 +112,20 @@ final class BF16Tests: XCTestCase {
                         ("int8", q8, xq, { j, p in q8.value(row: j, col: p) }),
                     ]
                     for (name, copy, xSeen, weight) in copies {
-                        var got = [Float](repeating: .nan, count: m * n)
-                        x.withUnsafeBufferPointer { xp in
-                            bias.withUnsafeBufferPointer { bp in
-                                got.withUnsafeMutableBufferPointer { copy.linear(xp.baseAddress!, rows: m, bias: m % 2 == 0 ? bp.baseAddress : nil, into: $0.baseAddress!) }
+                        func product(_ x: ArraySlice<Float>) -> [Float] {
+                            let rows = x.count / k
+                            var got = [Float](repeating: .nan, count: rows * n)
+                            x.withUnsafeBufferPointer { xp in
+                                bias.withUnsafeBufferPointer { bp in
+                                    got.withUnsafeMutableBufferPointer { copy.linear(xp.baseAddress!, rows: rows, bias: m % 2 == 0 ? bp.baseAddress : nil, into: $0.baseAddress!) }
+                                }
                             }
+                            return got
+                        }
+                        let got = product(x[...])
+                        for i in [0, m - 1] where m > 1 {
+                            XCTAssertEqual(Array(got[(i * n)..<(i * n + n)]), product(x[(i * k)..<(i * k + k)]),
+                                           "\(name) row \(i) of \(m) = that row alone, n \(n) k \(k) threads \(threads)")
                         }
                         for i in 0..<m {
                             for j in 0..<n {
