@@ -68,6 +68,7 @@ public final class HostTwinBackend: Backend, @unchecked Sendable {
     public func attentionForward(_ g: AttentionGeometry, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) { record("attentionForward"); cpu.attentionForward(g, q: q, k: k, v: v, out: out, lse: lse) }
     public func attentionBackward(_ g: AttentionGeometry, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>, dout: UnsafePointer<Float>, dq: (UnsafeMutablePointer<Float>, Bool), dk: (UnsafeMutablePointer<Float>, Bool), dv: (UnsafeMutablePointer<Float>, Bool)) { record("attentionBackward"); cpu.attentionBackward(g, q: q, k: k, v: v, out: out, lse: lse, dout: dout, dq: dq, dk: dk, dv: dv) }
     public func cachedAttention(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, rowStride: Int, headStride: Int, start: Int, n: Int, heads: Int, kvHeads: Int, headSize: Int, out: UnsafeMutablePointer<Float>) { record("cachedAttention"); cpu.cachedAttention(q: q, qStride: qStride, k: k, v: v, rowStride: rowStride, headStride: headStride, start: start, n: n, heads: heads, kvHeads: kvHeads, headSize: headSize, out: out) }
+    public func cachedAttention(q: UnsafePointer<Float>, qStride: Int, sequences: [CachedSequence], rowStride: Int, heads: Int, kvHeads: Int, headSize: Int, out: UnsafeMutablePointer<Float>) { record("cachedAttention"); cpu.cachedAttention(q: q, qStride: qStride, sequences: sequences, rowStride: rowStride, heads: heads, kvHeads: kvHeads, headSize: headSize, out: out) }
     public func softmaxCrossEntropy(logits: UnsafePointer<Float>, probabilities: UnsafeMutablePointer<Float>, rows: Int, columns v: Int, targets: [Int32]) -> [Float] { record("softmaxCrossEntropy"); return cpu.softmaxCrossEntropy(logits: logits, probabilities: probabilities, rows: rows, columns: v, targets: targets) }
     public func adamW(_ slots: [AdamWSlot], _ step: AdamWStep) { record("adamW"); cpu.adamW(slots, step) }
     public func sumOfSquares(_ buffers: [(UnsafePointer<Float>, Int)]) -> Double { record("sumOfSquares"); return cpu.sumOfSquares(buffers) }
@@ -130,6 +131,18 @@ public enum BackendConformance {
         let v0 = v.slice(axis: 0, 0..<1).to(backend.device)
         close(cache.attend(q: q0.allColumns, k: k0.allColumns, v: v0.allColumns, heads: 4).scalars,
               Array(aWant[0][0..<72]), "cached attention")
+        // Two sequences in one call, caches of different capacities: sequence 1 takes batch 1's
+        // first 5 positions as a prompt, then its sixth beside sequence 0's last position.
+        let rows = { (t: [Float], b: Int, r: Range<Int>, c: Int) in Array(t[(b * 9 + r.lowerBound) * c..<(b * 9 + r.upperBound) * c]) }
+        let c0 = LayerKVCache(kvHeads: 2, headSize: 2, capacity: 9, on: backend), c1 = LayerKVCache(kvHeads: 2, headSize: 2, capacity: 6, on: backend)
+        func both(_ parts: [(Int, Range<Int>)], into caches: [LayerKVCache]) -> [Float] {
+            let n = parts.map(\.1.count).reduce(0, +)
+            let t = { (x: Tensor, c: Int) in Tensor(parts.flatMap { rows(x.scalars, $0.0, $0.1, c) }, shape: [n, c]).to(backend.device).allColumns }
+            return LayerKVCache.attend(caches, counts: parts.map(\.1.count), q: t(q, 8), k: t(k, 4), v: t(v, 4), heads: 4).scalars
+        }
+        let first = both([(0, 0..<8), (1, 0..<5)], into: [c0, c1]), next = both([(0, 8..<9), (1, 5..<6)], into: [c0, c1])
+        close(first + next, rows(aWant[0], 0, 0..<8, 8) + rows(aWant[0], 1, 0..<5, 8) + rows(aWant[0], 0, 8..<9, 8) + rows(aWant[0], 1, 5..<6, 8),
+              "cached attention, two sequences")
         // Loss, optimizer, sampling, quantized copies.
         let logits = host([4, 33])
         close([logits.to(backend.device).crossEntropy(targets: [1, 5, 32, 0]).item], [logits.crossEntropy(targets: [1, 5, 32, 0]).item], "cross-entropy")

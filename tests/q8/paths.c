@@ -29,6 +29,19 @@ int main(void) {
     for (int b = 0; b < 3; b++) { unsigned u; memcpy(&u, &xd[b], 4); printf(" %08x %d", u, xs[b]); }
     for (int i = 0; i < 96; i++) printf(" %d", x[i]);
     printf("\n");
+    // 40 blocks of magnitudes from 1e-38 to 1e30, one with an infinity, one of zeros.
+    for (int i = 0; i < 40 * 32; i++) {
+        const int b = i / 32;
+        float scale = 1.0f;
+        for (int e = 0; e < b % 14; e++) scale *= b % 2 ? 1e-3f : 1e3f;
+        xf[i] = b == 7 ? 0.0f : rndf() * scale;
+    }
+    xf[32 * 9 + 5] = -__builtin_inff();
+    emerald_q8_quantize(xf, 40 * 32, xd, x, xs);
+    printf("quantize wide:");
+    for (int b = 0; b < 40; b++) { unsigned u; memcpy(&u, &xd[b], 4); printf(" %08x %d", u, xs[b]); }
+    for (int i = 0; i < 40 * 32; i++) printf(" %d", x[i]);
+    printf("\n");
     for (int blocks = 1; blocks <= maxBlocks; blocks++) {
         for (int b = 0; b < blocks; b++) {
             for (int r = 0; r < 16; r++) {

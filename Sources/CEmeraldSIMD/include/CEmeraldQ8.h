@@ -35,7 +35,38 @@ static inline int emerald_q8_path(void) { return EMERALD_Q8_PATH; }
 /// 128·Σ bytes per block too (what the VNNI products take back out). Weights and activations
 /// are quantized alike.
 static inline void emerald_q8_quantize(const float *x, long count, float *scales, signed char *bytes, int *sums) {
-    for (long b = 0; b * 32 < count; b++) {
+    long b = 0;
+#if EMERALD_Q8_PATH == 2
+    // Whole blocks 16 lanes at a time; round half away from zero as roundf: the truncation plus
+    // one step away where the (exact) remainder is at least a half.
+    for (; 32 * b + 32 <= count; b++) {
+        const long lo = 32 * b;
+        const __m512 v0 = _mm512_loadu_ps(x + lo), v1 = _mm512_loadu_ps(x + lo + 16);
+        const __m512 a0 = _mm512_abs_ps(v0), a1 = _mm512_abs_ps(v1), big = _mm512_set1_ps(__FLT_MAX__);
+        const int finite = (_mm512_cmp_ps_mask(a0, big, _CMP_LE_OQ) & _mm512_cmp_ps_mask(a1, big, _CMP_LE_OQ)) == 0xFFFF;
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+        const float inv = finite && amax > 0 ? 127.0f / amax : 0.0f;
+        scales[b] = finite ? amax / 127.0f : __builtin_nanf("");
+        if (inv == 0) {
+            __builtin_memset(bytes + lo, 0, 32);
+            if (sums) sums[b] = 0;
+            continue;
+        }
+        __m512i q[2];
+        const __m512 vs[2] = {v0, v1};
+        for (int h = 0; h < 2; h++) {
+            const __m512 t = _mm512_mul_ps(vs[h], _mm512_set1_ps(inv));
+            const __m512 whole = _mm512_roundscale_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __mmask16 away = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(t, whole)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+            const __m512 one = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_set1_ps(1.0f),
+                                                    _mm512_set1_ps(-1.0f));
+            q[h] = _mm512_cvttps_epi32(_mm512_mask_add_ps(whole, away, whole, one));
+            _mm_storeu_si128((__m128i *)(bytes + lo + 16 * h), _mm512_cvtepi32_epi8(q[h]));
+        }
+        if (sums) sums[b] = 128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
+    }
+#endif
+    for (; b * 32 < count; b++) {
         const long lo = 32 * b, n = count - lo < 32 ? count - lo : 32;
         float amax = 0;
         int finite = 1;

@@ -149,6 +149,10 @@ public protocol Backend: AnyObject, Sendable {
     func cachedAttention(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                          rowStride: Int, headStride: Int, start: Int, n: Int, heads: Int, kvHeads: Int, headSize: Int,
                          out: UnsafeMutablePointer<Float>)
+    /// Several sequences' new queries, each against its own cache, in one call (see
+    /// `CachedAttention.forward(q:qStride:sequences:rowStride:heads:kvHeads:headSize:out:)`).
+    func cachedAttention(q: UnsafePointer<Float>, qStride: Int, sequences: [CachedSequence], rowStride: Int, heads: Int,
+                         kvHeads: Int, headSize: Int, out: UnsafeMutablePointer<Float>)
 
     // MARK: Loss
 
@@ -197,7 +201,29 @@ public enum Backends {
     }
 }
 
+/// One sequence's part of a batched cached attention: its query rows `row ..< row + n` (of q
+/// and out) at positions `start ..< start + n`, and its cache (`CachedAttention.forward`'s k, v
+/// and headStride).
+public struct CachedSequence {
+    public var row: Int, n: Int, start: Int
+    public var k: UnsafePointer<Float>, v: UnsafePointer<Float>, headStride: Int
+
+    public init(row: Int, n: Int, start: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, headStride: Int) {
+        self.row = row; self.n = n; self.start = start; self.k = k; self.v = v; self.headStride = headStride
+    }
+}
+
 extension Backend {
+    /// One `cachedAttention` per sequence: what a backend without a batched kernel does.
+    public func cachedAttention(q: UnsafePointer<Float>, qStride: Int, sequences: [CachedSequence], rowStride: Int, heads: Int,
+                                kvHeads: Int, headSize: Int, out: UnsafeMutablePointer<Float>) {
+        for s in sequences {
+            cachedAttention(q: q + s.row * qStride, qStride: qStride, k: s.k, v: s.v, rowStride: rowStride, headStride: s.headStride,
+                            start: s.start, n: s.n, heads: heads, kvHeads: kvHeads, headSize: headSize,
+                            out: out + s.row * heads * headSize)
+        }
+    }
+
     /// `gemm` with `GEMM.sgemm`'s labels.
     @inline(__always)
     func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,

@@ -44,19 +44,20 @@ public final class LayerKVCache {
         precondition(k.range.count == kvHeads * hs && v.range.count == kvHeads * hs, "cached attention: keys/values need \(kvHeads)×\(hs) channels")
         precondition(k.tensor.count / k.rowStride == rows && v.tensor.count / v.rowStride == rows, "cached attention: q, k and v differ in positions")
         let out = Tensor(uninitialized: [rows, heads * hs], on: first.keys.backend)
-        var row = 0
+        var row = 0, sequences: [CachedSequence] = []
+        sequences.reserveCapacity(caches.count)
         for (cache, n) in zip(caches, counts) {
             precondition(cache.kvHeads == kvHeads && cache.headSize == hs, "cached attention: caches of one layer differ in shape")
             precondition(cache.length + n <= cache.capacity, "cache of \(cache.capacity) cannot take \(cache.length + n) positions")
+            precondition(cache.keys.backend === first.keys.backend, "cached attention: caches of one layer on different backends")
             cache.store(k: k, v: v, rows: row..<(row + n))
-            let backend = cache.keys.backend
-            backend.cachedAttention(q: q.tensor.data + q.range.lowerBound + row * q.rowStride, qStride: q.rowStride,
-                                    k: cache.keys.data, v: cache.values.data, rowStride: hs, headStride: cache.capacity * hs,
-                                    start: cache.length, n: n, heads: heads, kvHeads: kvHeads, headSize: hs,
-                                    out: out.data + row * heads * hs)
+            sequences.append(CachedSequence(row: row, n: n, start: cache.length, k: cache.keys.data, v: cache.values.data,
+                                            headStride: cache.capacity * hs))
             cache.length += n
             row += n
         }
+        first.keys.backend.cachedAttention(q: q.tensor.data + q.range.lowerBound, qStride: q.rowStride, sequences: sequences,
+                                           rowStride: hs, heads: heads, kvHeads: kvHeads, headSize: hs, out: out.data)
         return out
     }
 

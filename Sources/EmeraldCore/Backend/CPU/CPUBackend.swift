@@ -44,6 +44,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                                 n: n, heads: heads, kvHeads: kvHeads, headSize: headSize, out: out)
     }
 
+    public func cachedAttention(q: UnsafePointer<Float>, qStride: Int, sequences: [CachedSequence], rowStride: Int, heads: Int,
+                                kvHeads: Int, headSize: Int, out: UnsafeMutablePointer<Float>) {
+        CachedAttention.forward(q: q, qStride: qStride, sequences: sequences, rowStride: rowStride, heads: heads, kvHeads: kvHeads,
+                                headSize: headSize, out: out)
+    }
+
     public func softmaxCrossEntropy(logits x: UnsafePointer<Float>, probabilities p: UnsafeMutablePointer<Float>, rows: Int,
                                     columns v: Int, targets: [Int32]) -> [Float] {
         var losses = [Float](repeating: 0, count: rows)

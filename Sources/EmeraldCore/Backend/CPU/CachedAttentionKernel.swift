@@ -15,20 +15,38 @@ public enum CachedAttention {
                                rowStride: Int, headStride: Int,
                                start: Int, n: Int, heads: Int, kvHeads: Int? = nil, headSize hs: Int,
                                out: UnsafeMutablePointer<Float>) {
+        forward(q: q, qStride: qStride, sequences: [CachedSequence(row: 0, n: n, start: start, k: k, v: v, headStride: headStride)],
+                rowStride: rowStride, heads: heads, kvHeads: kvHeads, headSize: hs, out: out)
+    }
+
+    /// `forward` for several sequences in one hand-off to the threads (a batched decode step
+    /// had one per sequence and layer): sequence s's rows of q and out are
+    /// `s.row ..< s.row + s.n`, its cache `s.k`, `s.v`. Each (sequence, row, head) is computed
+    /// as `forward` computes it alone.
+    public static func forward(q: UnsafePointer<Float>, qStride: Int, sequences: [CachedSequence], rowStride: Int, heads: Int,
+                               kvHeads: Int? = nil, headSize hs: Int, out: UnsafeMutablePointer<Float>) {
         let c = heads * hs, group = heads / (kvHeads ?? heads)
         let scale = 1 / Float(hs).squareRoot()
-        let total = start + n
-        parallelFor(heads * n) { range in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: total) { buf in
-                let p = buf.baseAddress!
-                for work in range {
-                    let h = work % heads, i = work / heads
-                    let visible = start + i + 1
-                    let m = scores(q + i * qStride + h * hs, k + h / group * headStride, stride: rowStride, hs: hs,
-                                   count: visible, scale: scale, into: p)
-                    let inv = 1 / Kernels.expShiftSum8(p, visible, minus: m)
-                    weightedSum(p, v + h / group * headStride, stride: rowStride, hs: hs, count: visible, scale: inv,
-                                into: out + i * c + h * hs)
+        // Work items before each sequence: heads·n of them per sequence.
+        var firsts = [0]
+        for s in sequences { firsts.append(firsts.last! + heads * s.n) }
+        let longest = sequences.map { $0.start + $0.n }.max() ?? 0
+        firsts.withUnsafeBufferPointer { firsts in
+            parallelFor(firsts.last!) { range in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: longest) { buf in
+                    let p = buf.baseAddress!
+                    var s = 0
+                    for work in range {
+                        while work >= firsts[s + 1] { s += 1 }
+                        let seq = sequences[s], local = work - firsts[s]
+                        let h = local % heads, i = local / heads, row = seq.row + i
+                        let visible = seq.start + i + 1
+                        let m = scores(q + row * qStride + h * hs, seq.k + h / group * seq.headStride, stride: rowStride, hs: hs,
+                                       count: visible, scale: scale, into: p)
+                        let inv = 1 / Kernels.expShiftSum8(p, visible, minus: m)
+                        weightedSum(p, seq.v + h / group * seq.headStride, stride: rowStride, hs: hs, count: visible, scale: inv,
+                                    into: out + row * c + h * hs)
+                    }
                 }
             }
         }
