@@ -70,7 +70,38 @@ final class BatchDecoderTests: XCTestCase {
             XCTAssertEqual(stats.requests, 16)
             XCTAssertEqual(stats.generatedTokens, requests.reduce(0) { $0 + $1.maxNewTokens })
             XCTAssertGreaterThan(stats.lastBatchSize, 0)
+            XCTAssertLessThanOrEqual(stats.widestStep, Tensor.rowInvariantRows)
         }
+    }
+
+    /// Four 16-token prompts fill a step's 64 rows; a fifth must not be read alone before it
+    /// (its first decode row made the step 65 rows, computed by the blocked fp32 product, not
+    /// the int8 copies). A blocker request holds the model until all five wait.
+    func testAStepNeverReadsMoreRowsThanRowInvariant() async throws {
+        let cfg = configs[0]
+        let inner = model(cfg)
+        inner.setDecodePrecision(.int8)
+        defer { inner.setDecodePrecision(.fp32) }
+        let gated = GatedModel(inner)
+        let decoder = try BatchDecoder(model: gated, maxBatch: 8, maxQueue: 8, context: cfg.blockSize)
+        defer { decoder.shutdown(); for _ in 0..<100 { gated.gate.signal() } }
+        let blocker = try decoder.submit(GenerationRequest(prompt: [1], maxNewTokens: 1))
+        gated.entered.wait()  // the blocker's forward has begun: the five below all wait
+        let requests = (0..<5).map { i in
+            GenerationRequest(prompt: TestSupport.ids(16, vocab: cfg.vocabSize, seed: UInt64(40 + i)), maxNewTokens: 4,
+                              sampling: SamplingOptions(temperature: 0))
+        }
+        let tickets = try requests.map { try decoder.submit($0) }
+        for _ in 0..<100 { gated.gate.signal() }
+        _ = try await collect(blocker)
+        for (i, ticket) in tickets.enumerated() {
+            let got = try await collect(ticket)
+            var rng = RandomGenerator(seed: 0)
+            let alone = try Generator.generate(model: inner, prompt: requests[i].prompt, maxNewTokens: 4, options: requests[i].sampling,
+                                               rng: &rng)
+            XCTAssertEqual(got.ids, alone, "request \(i)")
+        }
+        XCTAssertEqual(decoder.statistics.widestStep, Tensor.rowInvariantRows, "four prompts filled one step, and no more")
     }
 
     /// A cancelled request frees its slot: the one waiting behind it then runs. The model
@@ -157,15 +188,19 @@ final class BatchDecoderTests: XCTestCase {
 private final class GatedModel: Module, LanguageModel, @unchecked Sendable {
     let inner: GPT
     let gate = DispatchSemaphore(value: 0)
+    /// Signalled as each forward starts (before it waits at the gate).
+    let entered = DispatchSemaphore(value: 0)
     init(_ inner: GPT) { self.inner = inner }
     var config: ModelConfig { inner.config }
     var contextLength: Int? { inner.contextLength }
     func callAsFunction(_ ids: [Int32], batch: Int, time: Int, cache: KVCache?, lastOnly: Bool,
                         rng: inout RandomGenerator) -> Tensor {
+        entered.signal()
         gate.wait()
         return inner(ids, batch: batch, time: time, cache: cache, lastOnly: lastOnly, rng: &rng)
     }
     func callAsFunction(_ ids: [Int32], caches: [KVCache], counts: [Int]) -> Tensor {
+        entered.signal()
         gate.wait()
         return inner(ids, caches: caches, counts: counts)
     }

@@ -106,6 +106,9 @@ public struct BatchDecoderStatistics: Sendable {
     public var requests = 0, promptTokens = 0, generatedTokens = 0, steps = 0
     /// Sequences in the last decode step.
     public var lastBatchSize = 0
+    /// The most positions one decode step has read (decode rows and joining prompts): at
+    /// most `Tensor.rowInvariantRows`, so that each sequence gets what it gets alone.
+    public var widestStep = 0
     /// Tokens generated per second over the last 10 seconds.
     public var tokensPerSecond = 0.0
 }
@@ -234,8 +237,10 @@ public final class BatchDecoder: @unchecked Sendable {
                 if rows + next.ids.count <= Tensor.rowInvariantRows {
                     joining.append(waiting.removeFirst())
                     rows += next.ids.count
-                } else if alone == nil {
+                } else if alone == nil && rows + 1 <= Tensor.rowInvariantRows {
+                    // Its prompt now, then its first decode row rides this step beside the others.
                     alone = waiting.removeFirst()
+                    rows += 1
                 } else {
                     break
                 }
@@ -299,6 +304,9 @@ public final class BatchDecoder: @unchecked Sendable {
         if !jobs.isEmpty {
             let ids = jobs.flatMap { $0.drawn > 0 ? [$0.ids.last!] : $0.ids }
             let counts = jobs.map { $0.drawn > 0 ? 1 : $0.ids.count }
+            condition.lock()
+            stats.widestStep = Swift.max(stats.widestStep, ids.count)
+            condition.unlock()
             let logits = withNoGrad { model(ids, caches: jobs.map { $0.cache! }, counts: counts) }
             active.append(contentsOf: newcomers)
             produced += deliver(logits, to: jobs)
