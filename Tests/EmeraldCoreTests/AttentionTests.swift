@@ -95,6 +95,27 @@ final class AttentionTests: XCTestCase {
         XCTAssertLessThan(TestSupportCore.maxAbsDiff(got, full.scalars), 1e-5)
     }
 
+    /// A bf16 cache gives full causal attention over bf16-rounded keys and values (fp32
+    /// otherwise), for head sizes through every loop of the kernel: 64-wide, 8-wide, a tail.
+    func testBF16CacheIsAttentionOverRoundedKeysAndValues() {
+        var g = Inputs(65)
+        for (hs, kvHeads) in [(72, 1), (13, 2)] {
+            let (t, heads) = (9, 2)
+            let q = g.normal([1, t, heads * hs]), k = g.normal([1, t, kvHeads * hs]), v = g.normal([1, t, kvHeads * hs])
+            let round = { (x: Tensor) in Tensor(x.scalars.map { BF16Matrix.widen(BF16Matrix.round($0)) }, shape: x.shape) }
+            let full = withNoGrad {
+                Tensor.causalAttention(q: q.allColumns, k: round(k).allColumns, v: round(v).allColumns, heads: heads, kvHeads: kvHeads)
+            }
+            let cache = LayerKVCache(kvHeads: kvHeads, headSize: hs, capacity: 12, storage: .bf16)
+            func rows(_ x: Tensor, _ r: Range<Int>) -> Columns { x.slice(axis: 1, r).allColumns }
+            var got = cache.attend(q: rows(q, 0..<5), k: rows(k, 0..<5), v: rows(v, 0..<5), heads: heads).scalars
+            for i in 5..<t { got += cache.attend(q: rows(q, i..<(i + 1)), k: rows(k, i..<(i + 1)), v: rows(v, i..<(i + 1)), heads: heads).scalars }
+            XCTAssertLessThan(TestSupportCore.maxAbsDiff(got, full.scalars), 1e-5, "head size \(hs)")
+            let unrounded = withNoGrad { Tensor.causalAttention(q: q.allColumns, k: k.allColumns, v: v.allColumns, heads: heads, kvHeads: kvHeads) }
+            XCTAssertGreaterThan(TestSupportCore.maxAbsDiff(got, unrounded.scalars), 1e-4, "the entries were rounded, head size \(hs)")
+        }
+    }
+
     func testRotaryEmbeddingMatchesFormula() {
         var g = Inputs(65)
         let (t, heads, hs, start) = (3, 2, 6, 5)

@@ -8,9 +8,19 @@ public final class KVCache {
     public let layers: [LayerKVCache]
 
     /// `count` layers' caches of `kvHeads` heads of `headSize` channels, `capacity` positions,
-    /// on `backend`'s device (the model's).
-    public init(layers count: Int, kvHeads: Int, headSize: Int, capacity: Int, on backend: any Backend = Backends.cpu) {
-        layers = (0..<count).map { _ in LayerKVCache(kvHeads: kvHeads, headSize: headSize, capacity: capacity, on: backend) }
+    /// in `storage`, on `backend`'s device (the model's).
+    public init(layers count: Int, kvHeads: Int, headSize: Int, capacity: Int, storage: KVStorage = .fp32,
+                on backend: any Backend = Backends.cpu) {
+        layers = (0..<count).map { _ in
+            LayerKVCache(kvHeads: kvHeads, headSize: headSize, capacity: capacity, storage: storage, on: backend)
+        }
+    }
+
+    /// The storage a model decoding with `precision` on `backend` keeps keys and values in:
+    /// bf16 beside int8 weights on the CPU (half the bytes; int8 decoding is approximate
+    /// anyway), else fp32, so fp32 and bf16 decoding stay as exact as they were.
+    public static func storage(for precision: DecodePrecision, on backend: any Backend) -> KVStorage {
+        precision == .int8 && backend.device == .cpu ? .bf16 : .fp32
     }
 
     /// Positions the cache can hold (the model's context).

@@ -56,13 +56,19 @@ public final class GPT: Module, LanguageModel {
         let capacity = capacity ?? cfg.blockSize
         precondition(capacity > 0 && capacity <= cfg.blockSize, "a cache of \(capacity) positions for a context of \(cfg.blockSize)")
         return KVCache(layers: cfg.nLayer, kvHeads: cfg.nHead, headSize: cfg.nEmbd / cfg.nHead, capacity: capacity,
+                       storage: KVCache.storage(for: decodePrecision, on: transformer.wte.weight.backend),
                        on: transformer.wte.weight.backend)
     }
+
+    /// The precision of the weight copies (`setDecodePrecision`); caches made after it keep
+    /// keys and values as `KVCache.storage(for:on:)` says.
+    public private(set) var decodePrecision = DecodePrecision.fp32
 
     /// Gives every Linear a weight copy in `precision` for generation, and the token
     /// embedding too when it doubles as the LM head.
     public override func setDecodePrecision(_ precision: DecodePrecision) {
         super.setDecodePrecision(precision)
+        decodePrecision = precision
         if lm_head == nil { transformer.wte.setDecodePrecision(asHead: precision) }
     }
 

@@ -60,13 +60,19 @@ public final class Llama: Module, LanguageModel {
         precondition(capacity > 0 && capacity <= cfg.maxPositionEmbeddings,
                      "a cache of \(capacity) positions for a context of \(cfg.maxPositionEmbeddings)")
         return KVCache(layers: cfg.numHiddenLayers, kvHeads: cfg.numKeyValueHeads, headSize: cfg.headDim, capacity: capacity,
+                       storage: KVCache.storage(for: decodePrecision, on: model.embed_tokens.weight.backend),
                        on: model.embed_tokens.weight.backend)
     }
+
+    /// The precision of the weight copies (`setDecodePrecision`); caches made after it keep
+    /// keys and values as `KVCache.storage(for:on:)` says.
+    public private(set) var decodePrecision = DecodePrecision.fp32
 
     /// Gives every Linear a weight copy in `precision` for generation, and the token
     /// embedding too when it doubles as the LM head.
     public override func setDecodePrecision(_ precision: DecodePrecision) {
         super.setDecodePrecision(precision)
+        decodePrecision = precision
         if lm_head == nil { model.embed_tokens.setDecodePrecision(asHead: precision) }
     }
 

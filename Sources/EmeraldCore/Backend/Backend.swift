@@ -203,13 +203,16 @@ public enum Backends {
 
 /// One sequence's part of a batched cached attention: its query rows `row ..< row + n` (of q
 /// and out) at positions `start ..< start + n`, and its cache (`CachedAttention.forward`'s k, v
-/// and headStride).
+/// and headStride, in entries of `storage`: bf16 entries are UInt16 bit patterns at k and v).
 public struct CachedSequence {
     public var row: Int, n: Int, start: Int
     public var k: UnsafePointer<Float>, v: UnsafePointer<Float>, headStride: Int
+    public var storage: KVStorage
 
-    public init(row: Int, n: Int, start: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, headStride: Int) {
+    public init(row: Int, n: Int, start: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, headStride: Int,
+                storage: KVStorage = .fp32) {
         self.row = row; self.n = n; self.start = start; self.k = k; self.v = v; self.headStride = headStride
+        self.storage = storage
     }
 }
 
@@ -218,6 +221,7 @@ extension Backend {
     public func cachedAttention(q: UnsafePointer<Float>, qStride: Int, sequences: [CachedSequence], rowStride: Int, heads: Int,
                                 kvHeads: Int, headSize: Int, out: UnsafeMutablePointer<Float>) {
         for s in sequences {
+            precondition(s.storage == .fp32, "\(device): no bf16 key/value caches")
             cachedAttention(q: q + s.row * qStride, qStride: qStride, k: s.k, v: s.v, rowStride: rowStride, headStride: s.headStride,
                             start: s.start, n: s.n, heads: heads, kvHeads: kvHeads, headSize: headSize,
                             out: out + s.row * heads * headSize)

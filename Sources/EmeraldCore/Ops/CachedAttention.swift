@@ -1,3 +1,12 @@
+/// How a key/value cache stores its entries.
+public enum KVStorage: Sendable {
+    /// fp32: attention as the uncached forward computes it.
+    case fp32
+    /// bfloat16 (round to nearest even), widened to fp32 as attention reads them: half the
+    /// bytes, which batched int8 decoding reads as much of as a tenth of its weights.
+    case bf16
+}
+
 /// One attention layer's keys and values for the positions seen so far, so each new token
 /// costs one position of work instead of the whole context (inference only).
 public final class LayerKVCache {
@@ -9,17 +18,22 @@ public final class LayerKVCache {
     public let capacity: Int
     /// Positions filled.
     public private(set) var length = 0
+    /// How keys and values are stored.
+    public let storage: KVStorage
     /// (kvHeads, capacity, hs) each: a head's positions are contiguous, so decoding reads each
-    /// head's keys and values as one stream, not 64 floats of every 3 KiB row.
+    /// head's keys and values as one stream, not 64 floats of every 3 KiB row. bf16 entries
+    /// pack two to a float of the tensor.
     private let keys: Tensor, values: Tensor
 
     /// An empty cache on `backend`'s device (its memory is allocated now: decoding allocates
-    /// nothing per token).
-    public init(kvHeads: Int, headSize: Int, capacity: Int, on backend: any Backend = Backends.cpu) {
+    /// nothing per token). `.bf16` storage is on the CPU only.
+    public init(kvHeads: Int, headSize: Int, capacity: Int, storage: KVStorage = .fp32, on backend: any Backend = Backends.cpu) {
         precondition(kvHeads > 0 && headSize > 0 && capacity > 0, "a cache needs heads, channels and positions")
-        self.kvHeads = kvHeads; self.headSize = headSize; self.capacity = capacity
-        keys = Tensor(uninitialized: [kvHeads, capacity, headSize], on: backend)
-        values = Tensor(uninitialized: [kvHeads, capacity, headSize], on: backend)
+        precondition(storage == .fp32 || backend.device == .cpu, "bf16 key/value caches are on the CPU only")
+        self.kvHeads = kvHeads; self.headSize = headSize; self.capacity = capacity; self.storage = storage
+        let shape = storage == .fp32 ? [kvHeads, capacity, headSize] : [(kvHeads * capacity * headSize + 1) / 2]
+        keys = Tensor(uninitialized: shape, on: backend)
+        values = Tensor(uninitialized: shape, on: backend)
     }
 
     /// Forgets every position.
@@ -51,8 +65,9 @@ public final class LayerKVCache {
             precondition(cache.length + n <= cache.capacity, "cache of \(cache.capacity) cannot take \(cache.length + n) positions")
             precondition(cache.keys.backend === first.keys.backend, "cached attention: caches of one layer on different backends")
             cache.store(k: k, v: v, rows: row..<(row + n))
+            precondition(cache.storage == first.storage, "cached attention: caches of one layer differ in storage")
             sequences.append(CachedSequence(row: row, n: n, start: cache.length, k: cache.keys.data, v: cache.values.data,
-                                            headStride: cache.capacity * hs))
+                                            headStride: cache.capacity * hs, storage: cache.storage))
             cache.length += n
             row += n
         }
@@ -69,8 +84,18 @@ public final class LayerKVCache {
         for (i, r) in rows.enumerated() {
             for h in 0..<kvHeads {
                 let at = h * headStride + (length + i) * hs
-                keys.backend.copy(kp + r * k.rowStride + h * hs, to: kc + at, count: hs)
-                keys.backend.copy(vp + r * v.rowStride + h * hs, to: vc + at, count: hs)
+                switch storage {
+                case .fp32:
+                    keys.backend.copy(kp + r * k.rowStride + h * hs, to: kc + at, count: hs)
+                    keys.backend.copy(vp + r * v.rowStride + h * hs, to: vc + at, count: hs)
+                case .bf16:
+                    let kb = UnsafeMutableRawPointer(kc).assumingMemoryBound(to: UInt16.self) + at
+                    let vb = UnsafeMutableRawPointer(vc).assumingMemoryBound(to: UInt16.self) + at
+                    for d in 0..<hs {
+                        kb[d] = BF16Matrix.round(kp[r * k.rowStride + h * hs + d])
+                        vb[d] = BF16Matrix.round(vp[r * v.rowStride + h * hs + d])
+                    }
+                }
             }
         }
     }
