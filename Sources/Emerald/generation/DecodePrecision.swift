@@ -10,7 +10,8 @@ public enum DecodePrecision: String, CaseIterable, Sendable {
     /// 8-bit copies (q8_0: 32 signed bytes and one scale per 32 weights): 1.125 bytes per
     /// weight; each weight is within half a step (max|w|/254 of its block) of its value.
     /// As in llama.cpp, each product quantizes its input row the same way and multiplies
-    /// bytes by bytes, with one fp32 multiply-add per 32 weights.
+    /// bytes by bytes, with one fp32 multiply-add per 32 weights. Caches made while it is set
+    /// keep keys and values in bf16 (`KVCache.storage(for:on:)`).
     case int8
 }
 
