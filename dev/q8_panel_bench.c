@@ -1,7 +1,7 @@
 // The int8 panel kernel alone (CEmeraldQ8.h), one thread: weights read per second with M rows
 // of x at once, from memory (a GPT-2-sized 113M-weight matrix) and from cache (1,024 rows).
 // A development probe, not part of the build:
-//   clang -O2 -march=native -I Sources/CEmeraldSIMD/include dev/q8_panel_bench.c -o /tmp/q8b && /tmp/q8b
+//   clang -O2 -march=native -I Sources/CEmeraldSIMD/include dev/q8_panel_bench.c -o .build/q8_panel_bench && .build/q8_panel_bench
 // (-mavx2 -mfma for the AVX2 path). Best of 5 runs per figure.
 #include <stdio.h>
 #include <stdlib.h>

@@ -301,12 +301,11 @@ public final class BatchDecoder: @unchecked Sendable {
         for job in decoding where job.cache == nil { produced += deliver(withNoGrad { uncached(job) }, to: [job]) }
         let newcomers = joined.filter { $0.cache != nil }
         let jobs = decoding.filter { $0.cache != nil } + newcomers
+        var rows = 0
         if !jobs.isEmpty {
             let ids = jobs.flatMap { $0.drawn > 0 ? [$0.ids.last!] : $0.ids }
             let counts = jobs.map { $0.drawn > 0 ? 1 : $0.ids.count }
-            condition.lock()
-            stats.widestStep = Swift.max(stats.widestStep, ids.count)
-            condition.unlock()
+            rows = ids.count
             let logits = withNoGrad { model(ids, caches: jobs.map { $0.cache! }, counts: counts) }
             active.append(contentsOf: newcomers)
             produced += deliver(logits, to: jobs)
@@ -315,6 +314,7 @@ public final class BatchDecoder: @unchecked Sendable {
         condition.lock()
         stats.steps += 1
         stats.lastBatchSize = decoding.count + joined.count
+        stats.widestStep = Swift.max(stats.widestStep, rows)
         condition.unlock()
         return produced
     }

@@ -29,10 +29,13 @@ public enum CachedAttention {
                                kvHeads: Int? = nil, headSize hs: Int, out: UnsafeMutablePointer<Float>) {
         let c = heads * hs, group = heads / (kvHeads ?? heads)
         let scale = 1 / Float(hs).squareRoot()
-        // Work items before each sequence: heads·n of them per sequence.
-        var firsts = [0]
-        for s in sequences { firsts.append(firsts.last! + heads * s.n) }
-        let longest = sequences.map { $0.start + $0.n }.max() ?? 0
+        // Work items before each sequence (heads·n of them per sequence), and the longest
+        // sequence's positions (the scores' scratch).
+        var firsts = [0], longest = 0
+        for s in sequences {
+            firsts.append(firsts.last! + heads * s.n)
+            longest = Swift.max(longest, s.start + s.n)
+        }
         firsts.withUnsafeBufferPointer { firsts in
             parallelFor(firsts.last!) { range in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: longest) { buf in
