@@ -104,6 +104,33 @@ final class BatchDecoderTests: XCTestCase {
         XCTAssertEqual(decoder.statistics.widestStep, Tensor.rowInvariantRows, "four prompts filled one step, and no more")
     }
 
+    /// The decoder's thread and the pool's workers carry names the kernel shows (`top -H`,
+    /// perf, /proc), and `nameCurrentThread` keeps Linux's 15 bytes.
+    func testComputeThreadsAreNamed() throws {
+        #if os(Linux)
+        func names() -> [String] {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            return tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+                .map { $0.trimmingCharacters(in: .newlines) }
+        }
+        let pool = ThreadPool(threads: 2)
+        defer { pool.shutdown() }
+        let decoder = try BatchDecoder(model: model(configs[0]), maxBatch: 1, maxQueue: 1, context: 8)
+        defer { decoder.shutdown() }
+        let deadline = Date().addingTimeInterval(10)
+        while !(names().contains("emerald-decode") && names().contains("emerald-worker")) && Date() < deadline { usleep(10_000) }
+        XCTAssertTrue(names().contains("emerald-decode"), "\(names())")
+        XCTAssertTrue(names().contains("emerald-worker"), "\(names())")
+        let named = Thread {
+            nameCurrentThread("emerald-a-name-longer-than-linux-keeps")
+            XCTAssertEqual(try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8), "emerald-a-name-\n")
+        }
+        named.start()
+        while !named.isFinished && Date() < deadline { usleep(1_000) }
+        XCTAssertTrue(named.isFinished)
+        #endif
+    }
+
     /// A cancelled request frees its slot: the one waiting behind it then runs. The model
     /// takes one forward per permit, so the test decides when steps happen.
     func testCancelFreesTheSlotAndAFullQueueRefuses() async throws {

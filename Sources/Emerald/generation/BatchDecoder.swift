@@ -151,8 +151,7 @@ public final class BatchDecoder: @unchecked Sendable {
         }
         self.model = model; self.maxBatch = maxBatch; self.maxQueue = maxQueue; self.context = context
         model.eval()
-        let thread = Thread { [unowned self] in self.run() }
-        thread.name = "emerald-decode"
+        let thread = Thread { [unowned self] in nameCurrentThread("emerald-decode"); self.run() }
         thread.stackSize = 8 << 20
         thread.start()
     }

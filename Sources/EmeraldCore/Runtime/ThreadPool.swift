@@ -54,7 +54,7 @@ public final class ThreadPool: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&cond, nil)
         for w in 1..<threadCount {
-            let t = Thread { self.workerLoop(w) }
+            let t = Thread { nameCurrentThread("emerald-worker"); self.workerLoop(w) }
             t.stackSize = 8 << 20
             t.start()
         }
