@@ -118,13 +118,16 @@ struct Routes: HTTPResponder {
         let model = self.model
         guard p.stream else {
             var text = "", tokens: [TokenInfo] = []
-            let outcome = try await withTaskCancellationHandler {
-                try await Generation.consume(ticket, p, model: model) { text += $0.text; tokens += $0.tokens }
-            } onCancel: { ticket.cancel() }
+            let outcome = try await withTaskExecutorPreference(EventLoopExecutor(channel.eventLoop)) {
+                try await withTaskCancellationHandler {
+                    try await Generation.consume(ticket, p, model: model) { text += $0.text; tokens += $0.tokens }
+                } onCancel: { ticket.cancel() }
+            }
             return json(shape.complete(text: text, tokens: tokens, outcome: outcome, promptTokens: promptTokens))
         }
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        let executor = EventLoopExecutor(channel.eventLoop)
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in try await withTaskExecutorPreference(executor) {
             func send(_ line: String) async throws { try await writer.write(ByteBuffer(string: "data: " + line + "\n\n")) }
             do {
                 var first = chat
@@ -140,6 +143,6 @@ struct Routes: HTTPResponder {
             }
             try await send("[DONE]")
             try await writer.finish(nil)
-        })
+        } })
     }
 }
