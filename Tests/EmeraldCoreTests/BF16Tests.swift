@@ -22,6 +22,22 @@ final class BF16Tests: XCTestCase {
         }
     }
 
+    /// The 16-wide rounding gives `round`'s bits for every kind of float, tail included.
+    func testRoundingManyEqualsOneAtATime() {
+        var rng = SystemRandomNumberGenerator()
+        var xs: [Float] = [1, -2, .infinity, -.infinity, .nan, -.nan, .greatestFiniteMagnitude, -.leastNonzeroMagnitude,
+                           .leastNormalMagnitude, Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000),
+                           Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC0_1234), Float(bitPattern: 0x7F7F_FFFF), 0, -0.0]
+        for _ in 0..<2_000 { xs.append(Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng))) }
+        for count in [xs.count, 15, 16, 17, 35] {
+            var out = [UInt16](repeating: 0, count: count)
+            BF16Matrix.round(xs, into: &out, count: count)
+            for i in 0..<count where out[i] != BF16Matrix.round(xs[i]) {
+                return XCTFail("\(count) floats: \(String(xs[i].bitPattern, radix: 16)) → \(String(out[i], radix: 16)), one at a time \(String(BF16Matrix.round(xs[i]), radix: 16))")
+            }
+        }
+    }
+
     /// q8_0: every weight within half a step (max|w|/254 of its 32-weight block) of its value,
     /// an all-zero block stays zero, and a row's padding past `cols` reads as nothing.
     func testQ8Quantization() {

@@ -669,6 +669,27 @@ final class OpTests: XCTestCase {
         XCTAssertEqual(Sampling.multinomial([0, 0, 5], using: &rng), 2)
     }
 
+    /// Greedy's token: the first index of the largest value, as a scalar scan finds it, at
+    /// every position relative to the 16-wide blocks (ties, ±0, infinities, a row of NaN).
+    func testArgmaxIsTheFirstLargest() {
+        var rng = RandomGenerator(seed: 29)
+        for n in [1, 7, 15, 16, 17, 33, 50_257] {
+            for _ in 0..<20 {
+                var row = (0..<n).map { _ in Float(rng.nextInt(below: 9)) - 4 }  // many ties
+                if n > 3 && rng.nextInt(below: 2) == 0 { row[rng.nextInt(below: n)] = 4 }
+                let first = row.indices.first { row[$0] == row.max()! }!
+                XCTAssertEqual(Sampling.argmax(row, n), first, "n \(n)")
+                var r = RandomGenerator(seed: 1)
+                XCTAssertEqual(Sampling.pick(row, rule: SamplingRule(temperature: 0), rng: &r), first)
+            }
+        }
+        XCTAssertEqual(Sampling.argmax([-0.0, 0, 1, .infinity, 3, .infinity], 6), 3)
+        XCTAssertEqual(Sampling.argmax([0, -0.0], 2), 0)
+        XCTAssertEqual(Sampling.argmax([-.infinity, -.infinity], 2), 0)
+        XCTAssertEqual(Sampling.argmax([.nan, .nan], 2), 0)
+        XCTAssertEqual(Sampling.argmax(Array(repeating: 1, count: 40) + [2] + Array(repeating: 2, count: 9), 50), 40)
+    }
+
     func testTopK() {
         let row: [Float] = [0.1, 0.5, -1, 0.5, 2, 0.3]
         let top = Sampling.topK(row, 3)

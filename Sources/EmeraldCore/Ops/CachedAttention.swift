@@ -91,10 +91,8 @@ public final class LayerKVCache {
                 case .bf16:
                     let kb = UnsafeMutableRawPointer(kc).assumingMemoryBound(to: UInt16.self) + at
                     let vb = UnsafeMutableRawPointer(vc).assumingMemoryBound(to: UInt16.self) + at
-                    for d in 0..<hs {
-                        kb[d] = BF16Matrix.round(kp[r * k.rowStride + h * hs + d])
-                        vb[d] = BF16Matrix.round(vp[r * v.rowStride + h * hs + d])
-                    }
+                    BF16Matrix.round(kp + r * k.rowStride + h * hs, into: kb, count: hs)
+                    BF16Matrix.round(vp + r * v.rowStride + h * hs, into: vb, count: hs)
                 }
             }
         }

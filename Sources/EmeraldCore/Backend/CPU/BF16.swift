@@ -15,7 +15,7 @@ public final class BF16Matrix: DecodeWeights {
         data = .allocate(capacity: Swift.max(rows * cols, 1))
         let src = weight.data, dst = data, n = rows * cols
         parallelFor(n, grain: 1 << 16) { r in
-            for i in r { dst[i] = BF16Matrix.round(src[i]) }
+            BF16Matrix.round(src + r.lowerBound, into: dst + r.lowerBound, count: r.count)
         }
     }
 
@@ -27,6 +27,21 @@ public final class BF16Matrix: DecodeWeights {
         let b = x.bitPattern
         if x.isNaN { return UInt16(truncatingIfNeeded: b >> 16) | 0x40 }
         return UInt16(truncatingIfNeeded: (b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16)
+    }
+
+    /// `round` of `count` floats, 16 at a time: a KV cache's new rows (scalar 2-byte stores to
+    /// cold cache lines kept few misses in flight: 3% of a batched int8 step).
+    public static func round(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, count: Int) {
+        var i = 0
+        while i + 16 <= count {
+            let b = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<UInt32>.self)
+            let rounded = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16
+            let nan = (b & 0x7FFF_FFFF) .> 0x7F80_0000
+            let bits = rounded.replacing(with: (b &>> 16) | 0x40, where: nan)
+            UnsafeMutableRawPointer(out + i).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: bits), as: SIMD16<UInt16>.self)
+            i += 16
+        }
+        while i < count { out[i] = round(x[i]); i += 1 }
     }
 
     /// bfloat16 bits → fp32 (exact).

@@ -104,7 +104,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
 
     public func sample(_ logits: UnsafePointer<Float>, count: Int, rule: SamplingRule, rng: inout RandomGenerator) -> Int {
-        Sampling.pick(Array(UnsafeBufferPointer(start: logits, count: count)), rule: rule, rng: &rng)
+        rule.temperature == 0 ? Sampling.argmax(logits, count)  // no copy of the row
+            : Sampling.pick(Array(UnsafeBufferPointer(start: logits, count: count)), rule: rule, rng: &rng)
     }
 
     public func quantize(_ weight: Tensor, to format: WeightFormat) -> any DecodeWeights {

@@ -5,7 +5,7 @@ public enum Sampling {
     /// softmax(logits / T) cut to the k most likely and to the nucleus p.
     public static func pick(_ logits: [Float], rule: SamplingRule, rng: inout RandomGenerator) -> Int {
         let temperature = rule.temperature
-        if temperature == 0 { return logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }! }
+        if temperature == 0 { return logits.withUnsafeBufferPointer { argmax($0.baseAddress!, $0.count) } }
         let scaled = logits.map { $0 / temperature }
         // Candidates: the k best (largest first) or, with ids nil, every id in order.
         let ids = rule.topK.flatMap { $0 < scaled.count ? topK(scaled, $0).map(\.index) : nil }
@@ -19,6 +19,17 @@ public enum Sampling {
         if let p = rule.topP, p < 1 { probs = nucleus(probs, p) }
         let drawn = multinomial(probs, using: &rng)
         return ids?[drawn] ?? drawn
+    }
+
+    /// The first index of the largest of x[0..<n] (finite values; 0 when none compares, e.g.
+    /// all NaN): greedy decoding's token. A vector maximum, then a vector search for it — a
+    /// scalar scan of GPT-2's 50,257 logits was 2% of a batched int8 step.
+    public static func argmax(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
+        let m = SoftmaxKernel.maxValue(x, n), mv = SIMD16<Float>(repeating: m)
+        var i = 0
+        while i + 16 <= n && !any(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) .== mv) { i += 16 }
+        while i < n && x[i] != m { i += 1 }
+        return i < n ? i : 0
     }
 
     /// p[i] = e^{p[i] − m} in place, eight lanes at a time (`exp8`: within 4e-7 relative of
