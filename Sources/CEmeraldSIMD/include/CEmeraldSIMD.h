@@ -31,6 +31,9 @@ static inline __attribute__((always_inline)) emerald_float8 emerald_widen_bf16x8
     return f;
 }
 
+/// Asks for the cache line at `p` for writing, without waiting for it.
+static inline __attribute__((always_inline)) void emerald_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
+
 /// 8 signed bytes at `p` as fp32.
 static inline __attribute__((always_inline)) emerald_float8 emerald_widen_i8x8(const signed char *p) {
     emerald_char8 q;

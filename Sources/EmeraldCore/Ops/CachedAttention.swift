@@ -1,3 +1,5 @@
+import CEmeraldSIMD
+
 /// How a key/value cache stores its entries.
 public enum KVStorage: Sendable {
     /// fp32: attention as the uncached forward computes it.
@@ -60,6 +62,9 @@ public final class LayerKVCache {
         let out = Tensor(uninitialized: [rows, heads * hs], on: first.keys.backend)
         var row = 0, sequences: [CachedSequence] = []
         sequences.reserveCapacity(caches.count)
+        // Every new row goes to cold lines on a page of its own per head (a head's positions
+        // are contiguous): asked for all at once, their misses overlap instead of queueing.
+        for (cache, n) in zip(caches, counts) { cache.prefetchStore(count: n) }
         for (cache, n) in zip(caches, counts) {
             precondition(cache.kvHeads == kvHeads && cache.headSize == hs, "cached attention: caches of one layer differ in shape")
             precondition(cache.length + n <= cache.capacity, "cache of \(cache.capacity) cannot take \(cache.length + n) positions")
@@ -74,6 +79,19 @@ public final class LayerKVCache {
         first.keys.backend.cachedAttention(q: q.tensor.data + q.range.lowerBound, qStride: q.rowStride, sequences: sequences,
                                            rowStride: hs, heads: heads, kvHeads: kvHeads, headSize: hs, out: out.data)
         return out
+    }
+
+    /// Prefetches, for writing, where `store` puts the next `count` positions.
+    private func prefetchStore(count: Int) {
+        let bytesPerEntry = storage == .bf16 ? 2 : 4, rowBytes = headSize * bytesPerEntry
+        let headBytes = capacity * rowBytes, kc = UnsafeRawPointer(keys.data), vc = UnsafeRawPointer(values.data)
+        for h in 0..<kvHeads {
+            let first = h * headBytes + length * rowBytes
+            for offset in stride(from: first & ~63, to: first + count * rowBytes, by: 64) {
+                emerald_prefetch_write(kc + offset)
+                emerald_prefetch_write(vc + offset)
+            }
+        }
     }
 
     /// Copies rows `rows` of `k` and `v` into the positions after `length` (length unchanged).
