@@ -36,14 +36,13 @@ public enum CachedAttention {
             firsts.append(firsts.last! + heads * s.n)
             longest = Swift.max(longest, s.start + s.n)
         }
-        // Items are claimed a few at a time rather than split in halves: their costs differ
-        // (positions per sequence), and a worker that starts late (preempted, or its share
-        // revoked) still takes what is left instead of leaving it all to the caller.
-        let total = firsts.last!, counter = GEMMScratch.current  // its counter: a line of its own
-        // A few items at a time: ~32 claims a thread for a prompt's rows (their costs grow with
-        // position), 4 for a step's sequences; one even share each when there are few items (a
-        // claim moves a cache line between cores: at one stream, 12 claims cost 3%).
-        let threads = ThreadPool.shared.availableThreads
+        // Threads claim items a few at a time instead of taking halves: costs differ per
+        // sequence and grow with a prompt's positions, and a worker that starts late still takes
+        // what is left. ~32 claims a thread for a prompt, 4 items a claim for a step's
+        // sequences, one even share each when there are few items (a claim moves a cache line
+        // between cores: 12 of them at one stream cost 3%). The counter is the calling thread's
+        // GEMM one, on a line of its own (one on the caller's stack made this 6% slower).
+        let total = firsts.last!, counter = GEMMScratch.current, threads = ThreadPool.shared.availableThreads
         let claim = total < 16 * threads ? (total + threads - 1) / threads : Swift.max(4, total / (32 * threads))
         counter.nextTask.store(0, ordering: .relaxed)
         firsts.withUnsafeBufferPointer { firsts in
