@@ -115,10 +115,10 @@ struct Routes: HTTPResponder {
         channel.closeFuture.whenComplete { [weak ticket] _ in ticket?.cancel() }
         let shape = ResponseShape(chat: chat, model: model.id, promptLength: p.promptLength, logprobs: p.request.topLogprobs != nil)
         let promptTokens = p.request.prompt.count
-        let model = self.model
+        let model = self.model, executor = EventLoopExecutor(channel.eventLoop)
         guard p.stream else {
             var text = "", tokens: [TokenInfo] = []
-            let outcome = try await withTaskExecutorPreference(EventLoopExecutor(channel.eventLoop)) {
+            let outcome = try await withTaskExecutorPreference(executor) {
                 try await withTaskCancellationHandler {
                     try await Generation.consume(ticket, p, model: model) { text += $0.text; tokens += $0.tokens }
                 } onCancel: { ticket.cancel() }
@@ -126,7 +126,6 @@ struct Routes: HTTPResponder {
             return json(shape.complete(text: text, tokens: tokens, outcome: outcome, promptTokens: promptTokens))
         }
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
-        let executor = EventLoopExecutor(channel.eventLoop)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in try await withTaskExecutorPreference(executor) {
             func send(_ line: String) async throws { try await writer.write(ByteBuffer(string: "data: " + line + "\n\n")) }
             do {

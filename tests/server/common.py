@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import selectors
 import shutil
 import socket
 import subprocess
@@ -193,6 +194,48 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+# --- Streams for benchmarks: many at once, one thread ------------------------------------------
+
+FIRST_TEXT = re.compile(rb'"text":"(?!")')  # an event carrying text: the first one is the time to first token
+
+
+def stream_completions(server: Server, bodies: list[dict], timeout: float = 600) -> list[tuple[float, float, bytes]]:
+    """POSTs every body to /v1/completions at once, each on its own connection, and reads all the
+    streams in this one thread over non-blocking sockets (epoll: a decode step's events wake it
+    once, where a thread per stream would wake once each; the client shares the server's cores).
+    Events are scanned, not decoded. Returns per body (seconds to its first event with text,
+    seconds to its end, the raw response), counted from the first connect."""
+    sel = selectors.DefaultSelector()
+    out: list = [None] * len(bodies)
+    t0 = time.perf_counter()
+    for i, body in enumerate(bodies):
+        payload = json.dumps(body).encode()
+        s = socket.create_connection((server.host, server.port), timeout=timeout)
+        s.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: {server.host}\r\nConnection: close\r\n"
+                   f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode() + payload)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, [i, bytearray(), None])
+    while sel.get_map():
+        ready = sel.select(timeout=timeout)
+        check(bool(ready), f"no stream said anything for {timeout:.0f} s")
+        for key, _ in ready:
+            i, buf, first = key.data
+            data = key.fileobj.recv(1 << 16)
+            if data:
+                seen = len(buf)
+                buf += data
+                if first is None and FIRST_TEXT.search(buf, max(0, seen - 8)):
+                    key.data[2] = time.perf_counter()
+                continue
+            end = time.perf_counter()
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+            status = bytes(buf[:buf.find(b"\r\n")])
+            check(b" 200 " in status and b"data: [DONE]" in buf, f"stream {i}: {status!r} … {bytes(buf[-200:])!r}")
+            out[i] = ((first or end) - t0, end - t0, bytes(buf))
+    return out
 
 
 # --- A small HTTP/1.1 client over asyncio streams -------------------------------------------

@@ -69,8 +69,8 @@ public final class LayerKVCache {
             precondition(cache.kvHeads == kvHeads && cache.headSize == hs, "cached attention: caches of one layer differ in shape")
             precondition(cache.length + n <= cache.capacity, "cache of \(cache.capacity) cannot take \(cache.length + n) positions")
             precondition(cache.keys.backend === first.keys.backend, "cached attention: caches of one layer on different backends")
-            cache.store(k: k, v: v, rows: row..<(row + n))
             precondition(cache.storage == first.storage, "cached attention: caches of one layer differ in storage")
+            cache.store(k: k, v: v, rows: row..<(row + n))
             sequences.append(CachedSequence(row: row, n: n, start: cache.length, k: cache.keys.data, v: cache.values.data,
                                             headStride: cache.capacity * hs, storage: cache.storage))
             cache.length += n
@@ -83,6 +83,7 @@ public final class LayerKVCache {
 
     /// Prefetches, for writing, where `store` puts the next `count` positions.
     private func prefetchStore(count: Int) {
+        guard keys.backend.device == .cpu else { return }  // a device's memory is not the CPU's to prefetch
         let bytesPerEntry = storage == .bf16 ? 2 : 4, rowBytes = headSize * bytesPerEntry
         let headBytes = capacity * rowBytes, kc = UnsafeRawPointer(keys.data), vc = UnsafeRawPointer(values.data)
         for h in 0..<kvHeads {
